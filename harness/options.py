@@ -1,0 +1,25 @@
+"""The command-line choices of one run, as one frozen object the core receives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Options:
+    """Choices from the command line (pytest flags or ``distill run``).
+
+    ``cache_dir`` None means the prediction cache is off (``--distill-no-cache``).
+    """
+
+    cache_dir: Path | None = Path(".distill-cache")
+    strict: bool = False
+    allow_remote_code: bool = False
+    device: str | None = None
+    update_baselines: bool = False
+    report_path: Path | None = None
+    markdown_path: Path | None = None
+    annotations: bool = False
+    progress: bool = False
+    seed: int = 0
