@@ -1,0 +1,214 @@
+"""Result dataclasses shared by the core modules and the reporters.
+
+Field names follow the report JSON of DESIGN.md; ``to_dict`` gives exactly that shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+VERDICTS = ("pass", "fail", "inconclusive", "warn", "error")
+
+
+@dataclass(frozen=True)
+class Predicate:
+    """One condition of a slice: ``feature op value`` with the ops of ``where``."""
+
+    feature: str
+    op: str  # eq, ne, in, lt, lte, gt, gte
+    value: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"feature": self.feature, "op": self.op, "value": self.value}
+
+
+@dataclass(frozen=True)
+class Check:
+    """One criterion evaluated over one slice: a test item and a report ``checks`` entry."""
+
+    id: str
+    criterion: str
+    scope: str
+    slice: str
+    metric: str
+    compare: str
+    value: float | None
+    ci: tuple[float, float] | None
+    n: int
+    threshold: dict[str, float]
+    verdict: str
+    message: str
+    p_value: float | None = None
+    q_value: float | None = None
+    examples: tuple[str, ...] = ()
+    severity: str = "fail"
+    decision: str = "significant"
+    test: str | None = None  # the statistical test used, e.g. "exact McNemar (margin 0)"
+    teacher: float | None = None
+    student: float | None = None
+    reference: float | None = None  # teacher or baseline value the student is compared with
+    needed: int | None = None  # examples that would decide an inconclusive check
+    criterion_index: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "id": self.id,
+            "criterion": self.criterion,
+            "scope": self.scope,
+            "slice": self.slice,
+            "metric": self.metric,
+            "compare": self.compare,
+            "value": self.value,
+            "ci": list(self.ci) if self.ci is not None else None,
+            "n": self.n,
+            "threshold": dict(self.threshold),
+            "p_value": self.p_value,
+            "q_value": self.q_value,
+            "verdict": self.verdict,
+            "message": self.message,
+            "examples": list(self.examples),
+            "severity": self.severity,
+            "decision": self.decision,
+            "test": self.test,
+            "teacher": self.teacher,
+            "student": self.student,
+            "reference": self.reference,
+            "needed": self.needed,
+        }
+        d.update(self.extra)
+        return d
+
+
+@dataclass(frozen=True)
+class Pocket:
+    """A discovered slice where the student falls behind the teacher."""
+
+    slice: str
+    predicates: tuple[Predicate, ...]
+    n: int
+    teacher: float
+    student: float
+    delta: float
+    p_value: float | None
+    q_value: float | None
+    confirmed: bool
+    ids: tuple[str, ...] = ()  # a few example ids of the pocket
+    criterion: str | None = None
+    metric: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "slice": self.slice,
+            "predicates": [p.to_dict() for p in self.predicates],
+            "n": self.n,
+            "teacher": self.teacher,
+            "student": self.student,
+            "delta": self.delta,
+            "p_value": self.p_value,
+            "q_value": self.q_value,
+            "confirmed": self.confirmed,
+            "examples": list(self.ids),
+            "criterion": self.criterion,
+            "metric": self.metric,
+        }
+
+
+@dataclass(frozen=True)
+class CoverageGap:
+    """A place the data cannot vouch for.
+
+    ``kind``: ``support`` (too few examples to decide a margin), ``distillation`` (present
+    in the eval set, absent or rare in the distillation data), ``embedding`` (a cluster of
+    eval examples far from every distillation example).
+    """
+
+    kind: str
+    slice: str
+    n: int
+    detail: str
+    needed: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "kind": self.kind,
+            "slice": self.slice,
+            "n": self.n,
+            "needed": self.needed,
+            "detail": self.detail,
+        }
+        d.update(self.extra)
+        return d
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    role: str
+    fingerprint: str
+    params: int | None
+    bytes: int | None
+    type: str
+    cached: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "fingerprint": self.fingerprint,
+            "params": self.params,
+            "bytes": self.bytes,
+            "type": self.type,
+            "cached": self.cached,
+        }
+
+
+@dataclass
+class SuiteResult:
+    """Everything one suite run found; the ``suites[]`` entry of the report."""
+
+    name: str
+    version: str
+    task: str
+    path: str
+    n: int
+    data_sha256: str
+    rubric: dict[str, Any]
+    teacher: ModelInfo
+    student: ModelInfo
+    checks: list[Check] = field(default_factory=list)
+    slices: list[dict[str, Any]] = field(default_factory=list)  # per-slice metric table
+    pockets: list[Pocket] = field(default_factory=list)
+    coverage_gaps: list[CoverageGap] = field(default_factory=list)
+    coverage: dict[str, Any] = field(default_factory=dict)
+    teacher_audit: dict[str, Any] = field(default_factory=dict)
+    economics: dict[str, Any] = field(default_factory=dict)
+    baseline: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> str:
+        """``fail`` when any check fails or errors, else ``pass``."""
+        return "fail" if any(c.verdict in ("fail", "error") for c in self.checks) else "pass"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "task": self.task,
+            "path": self.path,
+            "n": self.n,
+            "data_sha256": self.data_sha256,
+            "rubric": dict(self.rubric),
+            "teacher": self.teacher.to_dict(),
+            "student": self.student.to_dict(),
+            "verdict": self.verdict,
+            "checks": [c.to_dict() for c in self.checks],
+            "slices": list(self.slices),
+            "pockets": [p.to_dict() for p in self.pockets],
+            "coverage_gaps": [g.to_dict() for g in self.coverage_gaps],
+            "coverage": dict(self.coverage),
+            "teacher_audit": dict(self.teacher_audit),
+            "economics": dict(self.economics),
+            "baseline": dict(self.baseline),
+            "notes": list(self.notes),
+        }
