@@ -2,6 +2,17 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from harness.metrics import EvalContext, Metric, Outputs, get_metric
+from harness.results import Check, Pocket
+from harness.spec_types import Criterion, RubricSpec
+
 
 def breaches(value: float, *, min: float | None = None, max: float | None = None) -> bool:
     """Whether ``value`` is outside the bounds ``[min, max]`` (either may be None)."""
@@ -46,3 +57,324 @@ def decide(
     if p is not None and p < alpha:
         return "fail"
     return "fail" if strict else "inconclusive"
+
+
+# --------------------------------------------------------------------------- checks
+
+SCOPE_SLICES = {"overall": ("overall",), "slices": ("slices",), "all": ("overall", "slices"),
+                "discovered": ("discovered",)}
+MAX_EXAMPLES = 5
+
+
+@dataclass(frozen=True)
+class PlannedCheck:
+    """A check known before any model runs: its id, criterion and slice."""
+
+    id: str
+    criterion: Criterion
+    slice: str
+
+
+def check_id(suite: str, criterion: str, slice_name: str) -> str:
+    return f"{suite}::{criterion}[{slice_name}]"
+
+
+def plan_checks(suite: str, rubric: RubricSpec, slice_names: Sequence[str]) -> list[PlannedCheck]:
+    """One planned check per (criterion, slice in its scope), in rubric order.
+
+    ``overall`` is the whole data set; ``slices`` are the declared ones; a ``discovered``
+    criterion is one check over every pocket it finds.
+    """
+    declared = [s for s in slice_names if s != "overall"]
+    plan: list[PlannedCheck] = []
+    for c in rubric.criteria:
+        targets: list[str] = []
+        if c.scope == "discovered":
+            targets = ["discovered"]
+        else:
+            if c.scope in ("overall", "all"):
+                targets.append("overall")
+            if c.scope in ("slices", "all"):
+                targets.extend(declared)
+        plan.extend(PlannedCheck(check_id(suite, c.name, s), c, s) for s in targets)
+    return plan
+
+
+@dataclass
+class GateInputs:
+    """Everything the gate needs, aligned by example."""
+
+    ctx: EvalContext
+    student: Outputs
+    slices: Mapping[str, np.ndarray]
+    ids: Sequence[str]
+    baseline: Outputs | None = None
+    baseline_error: str | None = None
+    suite_metrics: Mapping[str, float] | None = None
+    suite_metric_errors: Mapping[str, str] | None = None
+    features: Mapping[str, np.ndarray] | None = None
+    discovery: Any = None
+    seed: int = 0
+    strict: bool = False
+
+
+def _fmt(x: float | None, digits: int = 4) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    return f"{x:.{digits}g}" if abs(x) >= 1e4 or (x != 0 and abs(x) < 1e-3) else f"{x:.{digits}f}"
+
+
+def _bound(c: Criterion, value: float | None) -> tuple[str, float]:
+    if c.min is not None and (c.max is None or value is None or value < c.min):
+        return "min", c.min
+    assert c.max is not None
+    return "max", c.max
+
+
+def _threshold(c: Criterion) -> dict[str, float]:
+    out: dict[str, float] = {}
+    if c.min is not None:
+        out["min"] = c.min
+    if c.max is not None:
+        out["max"] = c.max
+    return out
+
+
+def _error_check(p: PlannedCheck, n: int, message: str) -> Check:
+    c = p.criterion
+    return Check(id=p.id, criterion=c.name, scope=c.scope, slice=p.slice, metric=c.metric,
+                 compare=c.compare, value=None, ci=None, n=n, threshold=_threshold(c),
+                 verdict="error", message=message, severity=c.severity, decision=c.decision,
+                 criterion_index=c.index)
+
+
+def _reference(p: PlannedCheck, inputs: GateInputs) -> tuple[Outputs | None, str | None]:
+    compare = p.criterion.compare
+    if compare.startswith("teacher"):
+        return inputs.ctx.teacher, None
+    if compare.startswith("baseline"):
+        if inputs.baseline is None:
+            return None, inputs.baseline_error or ("no baseline: run with --distill-update-baselines "
+                                                   "to write one")
+        return inputs.baseline, None
+    return None, None
+
+
+def _bad_examples(metric: Metric, s: np.ndarray, r: np.ndarray | None, ids: Sequence[str],
+                  index: np.ndarray) -> tuple[str, ...]:
+    """A few ids that pull the value the wrong way: reference better than student first."""
+    sign = 1.0 if metric.higher_is_better else -1.0
+    if r is not None:
+        worse = np.flatnonzero(sign * (s - r) < 0)
+        order = worse[np.argsort(sign * (s[worse] - r[worse]), kind="stable")]
+    else:
+        order = np.argsort(sign * s, kind="stable")[:MAX_EXAMPLES]
+        order = order[sign * s[order] < (sign * s).max()] if len(order) else order
+    return tuple(ids[int(index[i])] for i in order[:MAX_EXAMPLES])
+
+
+def evaluate_check(p: PlannedCheck, inputs: GateInputs) -> Check:
+    """The check's value, CI and one-sided p-value (verdict decided later, after BH)."""
+    from harness import stats
+
+    c = p.criterion
+    metric = get_metric(c.metric)
+    if metric.kind == "suite":
+        return _suite_check(p, inputs)
+    index = inputs.slices[p.slice]
+    n = len(index)
+    ref, err = _reference(p, inputs)
+    if err:
+        return _error_check(p, n, err)
+    try:
+        if metric.per_example_fn is not None:
+            s_all = metric.per_example(inputs.ctx, inputs.student)
+            r_all = metric.per_example(inputs.ctx, ref) if ref is not None else None
+            s = s_all[index]
+            r = r_all[index] if r_all is not None else None
+            statistic = None
+        else:
+            s = np.arange(n, dtype=float)
+            r = np.arange(n, dtype=float) if ref is not None else None
+            ref_out = ref
+
+            def statistic(rows: np.ndarray, _i: np.ndarray = index) -> tuple[float, float | None]:
+                sub = _i[rows]
+                sv = metric.value(inputs.ctx, inputs.student, sub)
+                rv = metric.value(inputs.ctx, ref_out, sub) if ref_out is not None else None
+                return sv, rv
+    except Exception as exc:  # a metric that cannot be computed on these outputs
+        return _error_check(p, n, f"{c.metric} cannot be computed: {exc}")
+    if n == 0:
+        return _error_check(p, 0, f"slice {p.slice!r} has no examples")
+    point = _point(metric, inputs, index, ref, c.compare)
+    bound, threshold = _bound(c, point)
+    test = stats.compare_test(student=s, reference=r, compare=c.compare, bound=bound,
+                              threshold=threshold, binary=metric.binary and statistic is None,
+                              statistic=statistic, confidence=c.confidence, seed=inputs.seed)
+    needed = None
+    if breaches(test.value, min=c.min, max=c.max) and statistic is None:
+        needed = stats.needed_examples(student=s, reference=r, compare=c.compare, bound=bound,
+                                       threshold=threshold, binary=metric.binary, alpha=c.alpha)
+    s_val = metric.value(inputs.ctx, inputs.student, index)
+    r_val = metric.value(inputs.ctx, ref, index) if ref is not None else None
+    examples = _bad_examples(metric, s, r, inputs.ids, index) if statistic is None else ()
+    return Check(
+        id=p.id, criterion=c.name, scope=c.scope, slice=p.slice, metric=c.metric,
+        compare=c.compare, value=float(test.value), ci=(float(test.ci[0]), float(test.ci[1])),
+        n=n, threshold=_threshold(c), verdict="pending", message="", p_value=test.p_value,
+        examples=examples, severity=c.severity, decision=c.decision, test=test.method,
+        teacher=metric.value(inputs.ctx, inputs.ctx.teacher, index),
+        student=s_val, reference=r_val, needed=needed, criterion_index=c.index,
+        extra={"testable": test.testable},
+    )
+
+
+def _point(metric: Metric, inputs: GateInputs, index: np.ndarray, ref: Outputs | None,
+           compare: str) -> float:
+    s = metric.value(inputs.ctx, inputs.student, index)
+    if ref is None:
+        return s
+    r = metric.value(inputs.ctx, ref, index)
+    if compare.endswith("delta"):
+        return s - r
+    return s / r if r else float("nan")
+
+
+def _suite_check(p: PlannedCheck, inputs: GateInputs) -> Check:
+    c = p.criterion
+    values = inputs.suite_metrics or {}
+    n = len(inputs.ids)
+    if c.metric not in values:
+        why = (inputs.suite_metric_errors or {}).get(c.metric, "not measured in this run")
+        return _error_check(p, n, f"{c.metric} could not be computed: {why}")
+    v = float(values[c.metric])
+    return Check(id=p.id, criterion=c.name, scope=c.scope, slice=p.slice, metric=c.metric,
+                 compare=c.compare, value=v, ci=None, n=n, threshold=_threshold(c),
+                 verdict="pending", message="", severity=c.severity, decision=c.decision,
+                 test="point value (a run-level figure)", student=v, criterion_index=c.index,
+                 extra={"testable": False})
+
+
+def discovered_check(p: PlannedCheck, inputs: GateInputs) -> tuple[Check, list[Pocket]]:
+    """Search pockets for a ``discovered`` criterion; the check fails on a confirmed breach."""
+    from harness import pockets as pockets_mod
+
+    c = p.criterion
+    metric = get_metric(c.metric)
+    ref, err = _reference(p, inputs)
+    n = len(inputs.ids)
+    if err:
+        return _error_check(p, n, err), []
+    if ref is None:
+        return _error_check(p, n, "scope: discovered compares the student with the teacher or "
+                            "the baseline (compare: teacher_delta / teacher_ratio)"), []
+    s = metric.per_example(inputs.ctx, inputs.student)
+    r = metric.per_example(inputs.ctx, ref)
+    disc = inputs.discovery
+    feats = dict(inputs.features or {})
+    if not feats:
+        return _error_check(p, n, "no discovery features: declare data.features or "
+                            "discovery.features"), []
+    bound, threshold = _bound(c, None)
+    found = pockets_mod.find_pockets(
+        feats, s, r, threshold=threshold, bound=bound,
+        compare="teacher_ratio" if c.compare.endswith("ratio") else "teacher_delta",
+        max_predicates=disc.max_predicates if disc else 2,
+        min_support=disc.min_support if disc else c.min_support,
+        alpha=c.alpha, binary=metric.binary, seed=inputs.seed, ids=list(inputs.ids),
+        criterion=c.name, metric=c.metric)
+    confirmed = [pk for pk in found if pk.confirmed]
+    if confirmed:
+        worst = confirmed[0]
+        value = worst.delta if c.compare.endswith("delta") else (
+            worst.student / worst.teacher if worst.teacher else float("nan"))
+        check = Check(
+            id=p.id, criterion=c.name, scope=c.scope, slice="discovered", metric=c.metric,
+            compare=c.compare, value=float(value), ci=None, n=worst.n, threshold=_threshold(c),
+            verdict="warn" if c.severity == "warn" else "fail", message="",
+            p_value=worst.p_value, q_value=worst.q_value, examples=worst.ids[:MAX_EXAMPLES],
+            severity=c.severity, decision=c.decision,
+            test="pocket search (discover on one half, confirm on the other, BH)",
+            criterion_index=c.index, extra={"pockets": [pk.slice for pk in confirmed]})
+    else:
+        overall = inputs.slices["overall"]
+        value = _point(metric, inputs, overall, ref, c.compare)
+        check = Check(
+            id=p.id, criterion=c.name, scope=c.scope, slice="discovered", metric=c.metric,
+            compare=c.compare, value=float(value), ci=None, n=n, threshold=_threshold(c),
+            verdict="pass", message="", severity=c.severity, decision=c.decision,
+            test="pocket search (discover on one half, confirm on the other, BH)",
+            criterion_index=c.index, extra={"pockets": []})
+    return check, found
+
+
+def finalize(checks: list[Check], criteria: Mapping[str, Criterion], *, strict: bool) -> list[Check]:
+    """BH across per-slice checks, then each check's verdict and message."""
+    from harness import stats
+
+    family = [i for i, ch in enumerate(checks)
+              if ch.verdict == "pending" and ch.slice != "overall" and ch.p_value is not None]
+    qs = stats.bh_adjust([checks[i].p_value for i in family])
+    qmap = dict(zip(family, qs, strict=True))
+    out: list[Check] = []
+    for i, ch in enumerate(checks):
+        c = criteria[ch.criterion]
+        if ch.verdict == "pending":
+            q = qmap.get(i)
+            testable = bool(ch.extra.get("testable", True)) and ch.p_value is not None
+            verdict = decide(value=ch.value, min=c.min, max=c.max, n=ch.n,
+                             min_support=c.min_support, severity=c.severity, decision=c.decision,
+                             alpha=c.alpha, p_value=ch.p_value, q_value=q, testable=testable,
+                             strict=strict)
+            lenient = decide(value=ch.value, min=c.min, max=c.max, n=ch.n,
+                             min_support=c.min_support, severity=c.severity, decision=c.decision,
+                             alpha=c.alpha, p_value=ch.p_value, q_value=q, testable=testable)
+            # "needed" belongs to checks the data could not decide (also under --distill-strict).
+            ch = replace(ch, q_value=q, verdict=verdict,
+                         needed=ch.needed if lenient == "inconclusive" else None)
+        extra = {k: v for k, v in ch.extra.items() if k != "testable"}
+        ch = replace(ch, message=ch.message or explain(ch, c), extra=extra)
+        out.append(ch)
+    return out
+
+
+def explain(ch: Check, c: Criterion) -> str:
+    """The one-paragraph explanation a failing item prints."""
+    bounds = " and ".join(f"{k} {_fmt(v)}" for k, v in ch.threshold.items())
+    what = {"value": "", "teacher_delta": " (student - teacher)", "teacher_ratio":
+            " (student / teacher)", "baseline_delta": " (student - baseline)",
+            "baseline_ratio": " (student / baseline)"}[ch.compare]
+    parts = [f"{ch.metric}{what} = {_fmt(ch.value)}"]
+    if ch.ci is not None:
+        parts.append(f"{c.confidence:.0%} CI [{_fmt(ch.ci[0])}, {_fmt(ch.ci[1])}]")
+    parts.append(f"n={ch.n}")
+    head = ", ".join(parts) + f"; threshold {bounds}"
+    if ch.student is not None and ch.reference is not None:
+        head += f"; student {_fmt(ch.student)} vs {ch.compare.split('_')[0]} {_fmt(ch.reference)}"
+    if ch.test:
+        head += f"; test: {ch.test}"
+    if ch.p_value is not None:
+        head += f"; p={_fmt(ch.p_value)}"
+    if ch.q_value is not None:
+        head += f", q={_fmt(ch.q_value)} (BH)"
+    verdict = ch.verdict
+    if verdict == "pass":
+        tail = "meets the threshold"
+    elif verdict == "fail":
+        if ch.decision == "point" or ch.p_value is None:
+            tail = "breaches the threshold"
+        else:
+            tail = f"breaches the threshold significantly (alpha {c.alpha})"
+    elif verdict == "inconclusive":
+        if ch.n < c.min_support:
+            tail = f"breaches the threshold but n={ch.n} is below min_support {c.min_support}"
+        else:
+            tail = f"breaches the threshold but not significantly at alpha {c.alpha}"
+        if ch.needed:
+            tail += f"; about {ch.needed} examples would decide it"
+    elif verdict == "warn":
+        tail = "breaches the threshold (severity: warn)"
+    else:
+        return ch.message
+    return f"{head} -> {tail}"

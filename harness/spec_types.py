@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ class ModelSpec:
     dtype: str = "auto"
     trust_remote_code: bool = False
     allow_pickle: bool = False
-    metadata: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ class RubricSpec:
     version: int | str
     criteria: tuple[Criterion, ...]
     teacher_floor: float | None = None
-    raw: dict[str, Any] = field(default_factory=dict)
+    raw: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -106,10 +107,10 @@ class SuiteSpec:
     rubric: RubricSpec
     baseline_path: Path
     slices: tuple[SliceSpec | dict[str, Any], ...] = ()
-    discovery: DiscoverySpec = field(default_factory=DiscoverySpec)
+    discovery: DiscoverySpec = dataclasses.field(default_factory=DiscoverySpec)
     distillation_data: DataSpec | None = None
-    economics: dict[str, Any] = field(default_factory=dict)
-    raw: dict[str, Any] = field(default_factory=dict)
+    economics: dict[str, Any] = dataclasses.field(default_factory=dict)
+    raw: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def student(self) -> ModelSpec:

@@ -1,0 +1,245 @@
+"""The prediction cache: a model's outputs over a data set, kept between runs.
+
+An entry is keyed by everything that determines it: the model's fingerprint, the data
+set's sha256, the suite's label order (the columns of ``scores``) and
+:data:`harness.OUTPUT_FORMAT_VERSION`. A pull request that changes only the student finds the
+teacher's outputs here and runs the teacher zero times.
+
+Layout: ``<root>/predictions/<key>.json`` where ``key`` is the sha256 of the key fields. Each
+file is two parts, plain JSON (never pickle):
+
+- line 1, the header: ``{"format": "distill-harness-predictions", "version": 1,
+  "checksum": "<sha256 of the bytes after this line>"}``
+- the rest, the payload: ``{"key": {...}, "ids": [...], "labels": [...] | null,
+  "scores": [[...], ...] | null, "scores_dtype": "float64" | null, "outputs": [...] | null}``
+
+Entries are written atomically (a temporary file in the same folder, then ``os.replace``).
+An entry that is truncated, corrupt or no longer matches the data set is ignored, counted in
+:attr:`PredictionCache.recomputed` and overwritten by the fresh outputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness import OUTPUT_FORMAT_VERSION
+from harness.data import Dataset
+from harness.models.base import Model, Predictions, Progress
+
+log = logging.getLogger(__name__)
+
+FILE_FORMAT = "distill-harness-predictions"
+FILE_VERSION = 1
+DEFAULT_ROOT = Path(".distill-cache")
+
+
+class CorruptEntry(Exception):
+    """A cache file that cannot be trusted (internal: it is recomputed, never raised out)."""
+
+
+def cache_key(
+    fingerprint: str,
+    data_sha256: str,
+    labels: Sequence[str] = (),
+    format_version: int = OUTPUT_FORMAT_VERSION,
+) -> dict[str, Any]:
+    """The fields an entry is keyed by, as stored in the entry."""
+    return {
+        "fingerprint": fingerprint,
+        "data_sha256": data_sha256,
+        "labels": list(labels),
+        "output_format_version": format_version,
+    }
+
+
+def key_digest(key: dict[str, Any]) -> str:
+    """The file name stem of the entry with ``key``: sha256 of its canonical JSON."""
+    blob = json.dumps(key, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+def encode_entry(key: dict[str, Any], predictions: Predictions) -> bytes:
+    """The bytes of a cache file holding ``predictions`` under ``key``."""
+    scores = predictions.scores
+    payload = {
+        "key": key,
+        "ids": list(predictions.ids),
+        "labels": list(predictions.labels) if predictions.labels is not None else None,
+        "scores": np.asarray(scores, dtype=np.float64).tolist() if scores is not None else None,
+        "scores_dtype": str(np.asarray(scores).dtype) if scores is not None else None,
+        "outputs": list(predictions.outputs) if predictions.outputs is not None else None,
+    }
+    body = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    header = {
+        "format": FILE_FORMAT,
+        "version": FILE_VERSION,
+        "checksum": hashlib.sha256(body).hexdigest(),
+    }
+    return json.dumps(header, sort_keys=True).encode() + b"\n" + body
+
+
+def decode_entry(raw: bytes, key: dict[str, Any], data: Dataset) -> Predictions:
+    """The predictions in a cache file's bytes; :class:`CorruptEntry` if they cannot be trusted."""
+    head, sep, body = raw.partition(b"\n")
+    if not sep:
+        raise CorruptEntry("no header line")
+    try:
+        header = json.loads(head)
+    except ValueError as exc:
+        raise CorruptEntry(f"bad header: {exc}") from None
+    if not isinstance(header, dict) or header.get("format") != FILE_FORMAT:
+        raise CorruptEntry("not a prediction cache file")
+    if header.get("version") != FILE_VERSION:
+        raise CorruptEntry(f"file version {header.get('version')!r}")
+    if header.get("checksum") != hashlib.sha256(body).hexdigest():
+        raise CorruptEntry("checksum mismatch")
+    try:
+        payload = json.loads(body)
+    except ValueError as exc:
+        raise CorruptEntry(f"bad payload: {exc}") from None
+    if payload.get("key") != key:
+        raise CorruptEntry("key mismatch")
+    ids = tuple(payload["ids"])
+    if ids != tuple(data.ids):
+        raise CorruptEntry("example ids differ from the data set")
+    n = len(ids)
+    labels = payload.get("labels")
+    if labels is not None and len(labels) != n:
+        raise CorruptEntry("labels length differs from ids")
+    scores = None
+    if payload.get("scores") is not None:
+        scores = np.asarray(payload["scores"], dtype=np.float64)
+        width = len(key["labels"]) if key["labels"] else (scores.shape[1] if scores.ndim == 2 else 0)
+        if scores.shape != (n, width):
+            raise CorruptEntry(f"scores shape {scores.shape}, expected {(n, width)}")
+        scores = scores.astype(np.dtype(payload.get("scores_dtype") or "float64"))
+    outputs = payload.get("outputs")
+    if outputs is not None and len(outputs) != n:
+        raise CorruptEntry("outputs length differs from ids")
+    return Predictions(
+        ids=ids,
+        labels=tuple(str(x) for x in labels) if labels is not None else None,
+        scores=scores,
+        outputs=tuple(str(x) for x in outputs) if outputs is not None else None,
+    )
+
+
+def write_atomic(path: Path, content: bytes) -> None:
+    """Write ``content`` to ``path`` so that readers see the old file or the new, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(content)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+class PredictionCache:
+    """Model outputs on disk under ``root`` (``None``: caching off, every lookup misses).
+
+    ``recomputed`` lists the entries found corrupt or stale during this run (they were
+    ignored and are overwritten by the next :meth:`store`), so a report can say so.
+    """
+
+    def __init__(self, root: Path | None = DEFAULT_ROOT):
+        self.root = Path(root) if root is not None else None
+        self.recomputed: list[Path] = []
+
+    def path(self, fingerprint: str, data: Dataset, labels: Sequence[str] = ()) -> Path | None:
+        """The file of the entry for this model, data set and label order (None when off)."""
+        if self.root is None:
+            return None
+        digest = key_digest(cache_key(fingerprint, data.sha256, labels))
+        return self.root / "predictions" / f"{digest}.json"
+
+    def load(
+        self, fingerprint: str, data: Dataset, labels: Sequence[str] = ()
+    ) -> Predictions | None:
+        """The cached predictions of the model with ``fingerprint`` over ``data``, or None.
+
+        A missing entry is None; a corrupt one is None too and is recorded in ``recomputed``.
+        """
+        path = self.path(fingerprint, data, labels)
+        if path is None:
+            return None
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            log.info("prediction cache entry %s unreadable (%s); recomputing", path, exc)
+            self.recomputed.append(path)
+            return None
+        try:
+            return decode_entry(raw, cache_key(fingerprint, data.sha256, labels), data)
+        except (CorruptEntry, KeyError, TypeError, ValueError) as exc:
+            log.info("prediction cache entry %s is corrupt (%s); recomputing", path, exc)
+            self.recomputed.append(path)
+            return None
+
+    def store(
+        self,
+        fingerprint: str,
+        data: Dataset,
+        predictions: Predictions,
+        labels: Sequence[str] = (),
+    ) -> None:
+        """Keep ``predictions`` for the model with ``fingerprint`` over ``data`` (atomically)."""
+        path = self.path(fingerprint, data, labels)
+        if path is None:
+            return
+        assert self.root is not None
+        self._init_root(self.root)
+        write_atomic(path, encode_entry(cache_key(fingerprint, data.sha256, labels), predictions))
+
+    @staticmethod
+    def _init_root(root: Path) -> None:
+        # Like .pytest_cache: the folder ignores itself, so it never lands in a commit.
+        root.mkdir(parents=True, exist_ok=True)
+        ignore = root / ".gitignore"
+        if not ignore.exists():
+            try:
+                ignore.write_text("# created by distill-harness\n*\n", encoding="utf-8")
+            except OSError:
+                pass
+
+
+def predict_cached(
+    model: Model,
+    data: Dataset,
+    labels: Sequence[str],
+    cache: PredictionCache | None,
+    progress: Progress | None = None,
+) -> tuple[Predictions, bool]:
+    """``model``'s predictions over ``data``, from ``cache`` when they are there.
+
+    Returns the predictions and whether they were served from the cache. Fresh predictions
+    are stored (when their ids are the data set's, in order) for the next run.
+    """
+    if cache is None or cache.root is None:
+        return model.predict(data, labels, progress), False
+    fingerprint = model.fingerprint()
+    hit = cache.load(fingerprint, data, labels)
+    if hit is not None:
+        return hit, True
+    predictions = model.predict(data, labels, progress)
+    if tuple(predictions.ids) == tuple(data.ids):
+        cache.store(fingerprint, data, predictions, labels)
+    return predictions, False

@@ -1,0 +1,670 @@
+"""Coverage gaps: the places the data cannot vouch for.
+
+Three kinds, as :class:`harness.results.CoverageGap` names them:
+
+- ``support`` — a check the evaluation data is too small to decide
+  (:func:`support_gaps`);
+- ``distillation`` — a feature value, numeric range or declared slice that is present in the
+  evaluation set but absent or rare in the data the student was distilled on
+  (:func:`distillation_gaps`);
+- ``embedding`` — a group of evaluation examples far from every distillation example in a
+  vector space, TF-IDF by default (:func:`embedding_coverage`).
+
+Everything here is plain numpy / scipy / scikit-learn; nothing reads pytest or a spec.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
+
+from harness.naming import format_value, predicate_name
+from harness.results import Check, CoverageGap, Predicate
+
+__all__ = [
+    "EmbeddingCoverage",
+    "distillation_gaps",
+    "embedding_coverage",
+    "support_gaps",
+]
+
+# --------------------------------------------------------------------------- support gaps
+
+
+def _min_support_of(check: Check, min_support: int | Mapping[str, int] | None) -> int | None:
+    own = check.extra.get("min_support")
+    if isinstance(own, int) and not isinstance(own, bool):
+        return own
+    if isinstance(min_support, Mapping):
+        return min_support.get(check.criterion)
+    return min_support
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else format(x, ".3g")
+
+
+def _threshold_text(threshold: Mapping[str, float]) -> str:
+    return ", ".join(f"{k} {_fmt(v)}" for k, v in sorted(threshold.items())) or "no threshold"
+
+
+def support_gaps(
+    checks: Sequence[Check], *, min_support: int | Mapping[str, int] | None = None
+) -> list[CoverageGap]:
+    """One ``support`` gap per slice whose data cannot decide one or more checks.
+
+    A check counts when its verdict is ``inconclusive``, or when its support ``n`` is below
+    its minimum support (``check.extra["min_support"]``, else ``min_support`` — one number,
+    or a mapping criterion name → number) and its verdict is not ``error``. Checks on the same
+    slice merge into one gap: ``n`` is the slice's support, ``needed`` the largest number of
+    examples any of its checks needs (``check.needed``, at least the minimum support when
+    that is what was missing), and ``detail`` names each undecided criterion and its margin.
+    ``extra["criteria"]`` lists the criteria. Gaps come in the order their slices first
+    appear in ``checks``.
+    """
+    order: list[str] = []
+    by_slice: dict[str, list[tuple[Check, int | None, bool]]] = {}
+    for check in checks:
+        if check.verdict == "error":
+            continue
+        floor = _min_support_of(check, min_support)
+        short = floor is not None and check.n < floor
+        if check.verdict != "inconclusive" and not short:
+            continue
+        needed = check.needed
+        if short and floor is not None:
+            needed = floor if needed is None else max(needed, floor)
+        if check.slice not in by_slice:
+            order.append(check.slice)
+            by_slice[check.slice] = []
+        by_slice[check.slice].append((check, needed, short))
+
+    gaps: list[CoverageGap] = []
+    for name in order:
+        entries = by_slice[name]
+        n = max(c.n for c, _, _ in entries)
+        known = [nd for _, nd, _ in entries if nd is not None]
+        needed_max = max(known) if known else None
+        parts: list[str] = []
+        criteria: list[str] = []
+        for check, needed, short in entries:
+            if check.criterion not in criteria:
+                criteria.append(check.criterion)
+            what = f"{check.criterion} ({check.metric} {check.compare}, {_threshold_text(check.threshold)})"
+            if check.value is not None:
+                what += f": {_fmt(check.value)}"
+                if check.ci is not None:
+                    what += f" [{_fmt(check.ci[0])}, {_fmt(check.ci[1])}]"
+            reason = "below the minimum support" if short else "cannot tell the breach from noise"
+            tail = f"about {needed} examples would decide it" if needed is not None else (
+                "no sample size would be enough at this effect"
+            )
+            parts.append(f"{what} — {reason}; {tail}")
+        detail = f"{n} examples cannot decide " + "; ".join(parts)
+        gaps.append(
+            CoverageGap(
+                kind="support",
+                slice=name,
+                n=int(n),
+                needed=None if needed_max is None else int(needed_max),
+                detail=detail,
+                extra={"criteria": criteria},
+            )
+        )
+    return gaps
+
+
+# ---------------------------------------------------------------------- distillation gaps
+
+
+def _is_missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def _numeric_column(col: np.ndarray) -> np.ndarray | None:
+    """The column as floats (NaN for missing) when it is numeric, else None."""
+    arr = np.asarray(col)
+    if arr.dtype.kind in "iuf":
+        return arr.astype(float)
+    if arr.dtype.kind != "O":
+        return None
+    out = np.empty(len(arr), dtype=float)
+    seen = False
+    for i, v in enumerate(arr):
+        if _is_missing(v):
+            out[i] = np.nan
+        elif isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(
+            v, (bool, np.bool_)
+        ):
+            out[i] = float(v)
+            seen = True
+        else:
+            return None
+    return out if seen else None
+
+
+def _key(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _value_counts(col: np.ndarray) -> dict[Any, int]:
+    counts: dict[Any, int] = {}
+    for v in np.asarray(col, dtype=object):
+        v = _key(v)
+        if _is_missing(v):
+            continue
+        try:
+            counts[v] = counts.get(v, 0) + 1
+        except TypeError:  # an unhashable value (a list) is not a category
+            continue
+    return counts
+
+
+def _sort_key(v: Any) -> tuple[str, str]:
+    return (type(v).__name__, format_value(v))
+
+
+def _as_mask(selection: np.ndarray, n: int | None) -> np.ndarray:
+    sel = np.asarray(selection)
+    if sel.dtype == bool:
+        return sel
+    if n is None:
+        raise ValueError("an index-array slice needs the set size; pass a feature or a mask")
+    mask = np.zeros(n, dtype=bool)
+    mask[sel.astype(int)] = True
+    return mask
+
+
+def _set_size(features: Mapping[str, np.ndarray], slices: Mapping[str, np.ndarray]) -> int | None:
+    for col in features.values():
+        return len(col)
+    for sel in slices.values():
+        arr = np.asarray(sel)
+        if arr.dtype == bool:
+            return len(arr)
+    return None
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _distillation_gap(
+    name: str, eval_n: int, eval_total: int, distill_n: int, distill_total: int, what: str,
+    extra: Mapping[str, Any] | None = None,
+) -> CoverageGap:
+    eval_share = eval_n / eval_total if eval_total else 0.0
+    distill_share = distill_n / distill_total if distill_total else 0.0
+    if distill_n == 0:
+        seen = "none in the distillation data"
+    else:
+        seen = f"only {distill_n} ({_pct(distill_share)}) in the distillation data"
+    detail = (
+        f"{what}: {eval_n} eval examples ({_pct(eval_share)}) but {seen}; "
+        "the student was barely taught this part of the eval set"
+    )
+    ext: dict[str, Any] = {
+        "distill_n": int(distill_n),
+        "eval_share": float(eval_share),
+        "distill_share": float(distill_share),
+    }
+    if extra:
+        ext.update(extra)
+    return CoverageGap(kind="distillation", slice=name, n=int(eval_n), detail=detail, extra=ext)
+
+
+def _is_rare(eval_share: float, distill_share: float, rare_share: float) -> bool:
+    return distill_share < rare_share * eval_share
+
+
+def _numeric_gaps(
+    feature: str, ev: np.ndarray, dv: np.ndarray, *, rare_share: float, min_eval: int, bins: int
+) -> list[CoverageGap]:
+    ev = ev[np.isfinite(ev)]
+    dv = dv[np.isfinite(dv)]
+    n_e, n_d = len(ev), len(dv)
+    if n_e == 0:
+        return []
+    gaps: list[CoverageGap] = []
+    if n_d == 0:
+        name = f"{feature} (any value)"
+        if n_e >= min_eval:
+            gaps.append(_distillation_gap(name, n_e, n_e, 0, 0, f"{feature} has values"))
+        return gaps
+    lo, hi = float(dv.min()), float(dv.max())
+    drange = {"distill_range": [lo, hi]}
+    below = int(np.count_nonzero(ev < lo))
+    above = int(np.count_nonzero(ev > hi))
+    if below >= min_eval:
+        name = predicate_name([Predicate(feature, "lt", lo)])
+        gaps.append(_distillation_gap(name, below, n_e, 0, n_d, f"{name} (below the distillation range)", drange))
+    if above >= min_eval:
+        name = predicate_name([Predicate(feature, "gt", hi)])
+        gaps.append(_distillation_gap(name, above, n_e, 0, n_d, f"{name} (above the distillation range)", drange))
+
+    # Inside the distillation range: eval quantile bins that the distillation data thins out.
+    inside = ev[(ev >= lo) & (ev <= hi)]
+    if len(inside) < min_eval:
+        return gaps
+    edges = np.unique(np.quantile(inside, np.linspace(0.0, 1.0, bins + 1)))
+    if len(edges) < 2:
+        return gaps
+    e_idx = np.clip(np.searchsorted(edges, inside, side="right") - 1, 0, len(edges) - 2)
+    d_in = dv[(dv >= edges[0]) & (dv <= edges[-1])]
+    d_idx = np.clip(np.searchsorted(edges, d_in, side="right") - 1, 0, len(edges) - 2)
+    e_counts = np.bincount(e_idx, minlength=len(edges) - 1)
+    d_counts = np.bincount(d_idx, minlength=len(edges) - 1)
+    rare = [
+        _is_rare(e_counts[i] / n_e, d_counts[i] / n_d, rare_share) for i in range(len(edges) - 1)
+    ]
+    i = 0
+    while i < len(rare):
+        if not rare[i]:
+            i += 1
+            continue
+        j = i
+        while j + 1 < len(rare) and rare[j + 1]:
+            j += 1
+        e_n, d_n = int(e_counts[i : j + 1].sum()), int(d_counts[i : j + 1].sum())
+        if e_n >= min_eval and _is_rare(e_n / n_e, d_n / n_d, rare_share):
+            last = j == len(rare) - 1
+            preds = [
+                Predicate(feature, "gte", float(edges[i])),
+                Predicate(feature, "lte" if last else "lt", float(edges[j + 1])),
+            ]
+            name = predicate_name(preds)
+            gaps.append(_distillation_gap(name, e_n, n_e, d_n, n_d, name, drange))
+        i = j + 1
+    return gaps
+
+
+def distillation_gaps(
+    eval_features: Mapping[str, np.ndarray],
+    distill_features: Mapping[str, np.ndarray],
+    *,
+    eval_slices: Mapping[str, np.ndarray],
+    distill_slices: Mapping[str, np.ndarray],
+    rare_share: float = 0.2,
+    min_eval: int = 10,
+    numeric_bins: int = 10,
+) -> list[CoverageGap]:
+    """``distillation`` gaps: what the eval set has and the distillation data lacks.
+
+    - Categorical features (strings, booleans; a feature missing from
+      ``distill_features`` is skipped): each value with at least ``min_eval`` eval examples
+      whose distillation share is below ``rare_share`` × its eval share (absent included)
+      is a gap named ``feature=value``.
+    - Numeric features (int / float columns): eval examples below the distillation minimum
+      (``n_words<3``) or above its maximum (``n_words>80``), and, inside that range, runs of
+      eval quantile bins (``numeric_bins`` of them) the distillation data thins out the
+      same way (``10<=n_words<14``). ``extra["distill_range"]`` gives the range.
+    - Declared slices: a mask (or an index array) over each set, by name; a slice present in
+      ``eval_slices`` but not in ``distill_slices`` is skipped, and one whose name a feature
+      gap already took is not repeated.
+
+    Each gap has ``n`` = eval count and ``extra`` ``{"distill_n", "eval_share",
+    "distill_share"}``; shares are of the non-missing values of the feature (of the whole set
+    for slices). Order: features in mapping order, values sorted, then slices in order.
+    """
+    gaps: list[CoverageGap] = []
+    for feature, ecol in eval_features.items():
+        if feature not in distill_features:
+            continue
+        dcol = distill_features[feature]
+        ev, dv = _numeric_column(ecol), _numeric_column(dcol)
+        if ev is not None and (dv is not None or len(dcol) == 0):
+            dnum = dv if dv is not None else np.empty(0)
+            gaps.extend(
+                _numeric_gaps(
+                    feature, ev, dnum, rare_share=rare_share, min_eval=min_eval, bins=numeric_bins
+                )
+            )
+            continue
+        e_counts, d_counts = _value_counts(ecol), _value_counts(dcol)
+        n_e, n_d = sum(e_counts.values()), sum(d_counts.values())
+        for value in sorted(e_counts, key=_sort_key):
+            e_n = e_counts[value]
+            d_n = d_counts.get(value, 0)
+            if e_n < min_eval:
+                continue
+            if not _is_rare(e_n / n_e, d_n / n_d if n_d else 0.0, rare_share):
+                continue
+            name = predicate_name([Predicate(feature, "eq", value)])
+            gaps.append(_distillation_gap(name, e_n, n_e, d_n, n_d, name))
+
+    taken = {g.slice for g in gaps}
+    n_eval = _set_size(eval_features, eval_slices)
+    n_distill = _set_size(distill_features, distill_slices)
+    for name, esel in eval_slices.items():
+        if name in taken or name not in distill_slices:
+            continue
+        emask = _as_mask(esel, n_eval)
+        dmask = _as_mask(distill_slices[name], n_distill)
+        e_n, d_n = int(emask.sum()), int(dmask.sum())
+        e_total, d_total = len(emask), len(dmask)
+        if e_n < min_eval or not e_total:
+            continue
+        if _is_rare(e_n / e_total, d_n / d_total if d_total else 0.0, rare_share):
+            gaps.append(_distillation_gap(name, e_n, e_total, d_n, d_total, f"slice {name}"))
+    return gaps
+
+
+# ------------------------------------------------------------------------- embedding coverage
+
+
+@dataclass(frozen=True)
+class EmbeddingCoverage:
+    """How much of the eval set lies near the distillation data, in one vector space.
+
+    ``threshold`` is the cosine distance beyond which an eval example is *uncovered*: the
+    ``quantile`` of the distillation examples' own nearest-neighbour distances. ``method``
+    is ``tfidf-cosine`` or ``vectors-cosine``. ``gap_uncovered`` / ``gap_covered`` are the
+    mean per-example student − teacher gap on each side (None without a gap, or when a side
+    is empty). ``clusters`` describe the groups of uncovered examples, largest first.
+    ``uncovered_mask`` is aligned with the eval examples.
+    """
+
+    uncovered_fraction: float
+    threshold: float
+    method: str
+    n_uncovered: int
+    gap_uncovered: float | None
+    gap_covered: float | None
+    clusters: list[dict[str, Any]]
+    uncovered_mask: np.ndarray = field(repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-able summary (everything but the mask)."""
+        return {
+            "uncovered_fraction": self.uncovered_fraction,
+            "threshold": self.threshold,
+            "method": self.method,
+            "n_uncovered": self.n_uncovered,
+            "gap_uncovered": self.gap_uncovered,
+            "gap_covered": self.gap_covered,
+            "clusters": [dict(c) for c in self.clusters],
+        }
+
+
+# Dense similarity blocks are kept under this many float32 cells (~128 MB).
+_BLOCK_CELLS = 32_000_000
+_LOO_SAMPLE = 5000
+_SAME = 1.0 - 1e-5  # cosine similarity of an exact copy, up to float32 rounding
+_CLUSTER_SAMPLE = 2000
+_LSA_DIMS = 50
+_LSA_MIN_ROWS = 200
+_MIN_SILHOUETTE = 0.1
+_MAX_IDS = 10
+_N_TERMS = 5
+
+
+def _normalize_rows(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+
+
+def _nearest_similarity(
+    queries: sp.csr_matrix | np.ndarray,
+    base: sp.csr_matrix | np.ndarray,
+    exclude: np.ndarray | None = None,
+) -> np.ndarray:
+    """Highest cosine similarity of each (L2-normalised) query row to any base row.
+
+    ``exclude[i]`` is a base row that query ``i`` may not match (itself: leave-one-out);
+    with ``exclude``, exact copies of the query do not count either, so that duplicated
+    distillation examples do not shrink the typical neighbour distance to zero.
+    """
+    n_q, n_b = queries.shape[0], base.shape[0]
+    out = np.zeros(n_q, dtype=np.float64)
+    if n_q == 0 or n_b == 0:
+        return out
+    step = max(1, _BLOCK_CELLS // n_b)
+    if sp.issparse(queries):
+        base_t = sp.csr_matrix(sp.csr_matrix(base).T)
+        for start in range(0, n_q, step):
+            stop = min(start + step, n_q)
+            block = sp.csr_matrix(queries[start:stop] @ base_t)
+            if exclude is not None:
+                rows = np.repeat(np.arange(stop - start), np.diff(block.indptr))
+                self_or_copy = block.indices == exclude[start:stop][rows]
+                self_or_copy |= block.data >= _SAME
+                block.data[self_or_copy] = 0.0
+            # TF-IDF similarities are never negative, so a row with no stored entry has max 0.
+            counts = np.diff(block.indptr)
+            filled = np.flatnonzero(counts)
+            if len(filled):
+                out[start + filled] = np.maximum.reduceat(block.data, block.indptr[filled])
+        return out
+    base_arr = np.asarray(base)
+    for start in range(0, n_q, step):
+        stop = min(start + step, n_q)
+        block = np.asarray(queries[start:stop]) @ base_arr.T
+        if exclude is not None:
+            block[np.arange(stop - start), exclude[start:stop]] = -np.inf
+            block[block >= _SAME] = -np.inf
+        out[start:stop] = block.max(axis=1)
+    return out
+
+
+def _distinct_rows(x: sp.csr_matrix | np.ndarray) -> int:
+    if sp.issparse(x):
+        m = sp.csr_matrix(x)
+        keys = {
+            (m.indices[a:b].tobytes(), m.data[a:b].tobytes())
+            for a, b in zip(m.indptr[:-1], m.indptr[1:], strict=True)
+        }
+        return len(keys)
+    return int(len(np.unique(np.asarray(x), axis=0)))
+
+
+def _cluster_space(x: sp.csr_matrix | np.ndarray, fit_idx: np.ndarray, seed: int) -> np.ndarray:
+    """Dense, normalised rows to cluster: sparse TF-IDF goes through a seeded LSA (SVD)
+    projection when it is large, which is both faster and kinder to KMeans than raw terms."""
+    if not sp.issparse(x):
+        return _normalize_rows(np.asarray(x))
+    n_components = min(_LSA_DIMS, x.shape[1] - 1, len(fit_idx) - 1)
+    if len(fit_idx) <= _LSA_MIN_ROWS or n_components < 2:
+        return _normalize_rows(sp.csr_matrix(x).toarray())
+    from sklearn.decomposition import TruncatedSVD
+
+    svd = TruncatedSVD(n_components=n_components, random_state=seed).fit(x[fit_idx])
+    return _normalize_rows(svd.transform(x))
+
+
+def _cluster(x: sp.csr_matrix | np.ndarray, *, max_clusters: int, seed: int) -> np.ndarray:
+    """Cluster labels for the rows of ``x`` (normalised vectors); k chosen by silhouette.
+
+    KMeans (seeded) is fit on a subsample of at most ``_CLUSTER_SAMPLE`` rows for each k in
+    2..max_clusters; the k with the best cosine silhouette wins if it reaches
+    ``_MIN_SILHOUETTE``, else k = 1: scattered outliers stay one group rather than noise
+    split k ways.
+    """
+    from sklearn.cluster import KMeans
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.metrics import silhouette_score
+
+    n = x.shape[0]
+    labels = np.zeros(n, dtype=int)
+    if n < 4 or max_clusters < 2:
+        return labels
+    rng = np.random.default_rng(seed)
+    if n > _CLUSTER_SAMPLE:
+        fit_idx = np.sort(rng.choice(n, _CLUSTER_SAMPLE, replace=False))
+    else:
+        fit_idx = np.arange(n)
+    z = _cluster_space(x, fit_idx, seed)
+    fit_z = z[fit_idx]
+    k_max = min(max_clusters, _distinct_rows(fit_z), len(fit_idx) - 1)
+    best: tuple[float, Any] | None = None
+    for k in range(2, k_max + 1):
+        with warnings.catch_warnings():
+            # Duplicate rows can leave fewer distinct clusters than asked; that k scores low.
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            km = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(fit_z)
+        fitted = km.labels_
+        if len(np.unique(fitted)) < 2:
+            continue
+        score = float(silhouette_score(fit_z, fitted, metric="cosine"))
+        if best is None or score > best[0] + 1e-12:
+            best = (score, km)
+    if best is None or best[0] < _MIN_SILHOUETTE:
+        return labels
+    return np.asarray(best[1].predict(z), dtype=int)
+
+
+def _mean(values: np.ndarray) -> float | None:
+    values = values[np.isfinite(values)]
+    return float(values.mean()) if len(values) else None
+
+
+def embedding_coverage(
+    eval_texts: Sequence[str],
+    distill_texts: Sequence[str],
+    *,
+    gap: np.ndarray | None = None,
+    ids: Sequence[str],
+    eval_vectors: np.ndarray | None = None,
+    distill_vectors: np.ndarray | None = None,
+    quantile: float = 0.95,
+    max_clusters: int = 5,
+    seed: int = 0,
+) -> tuple[EmbeddingCoverage, list[CoverageGap]]:
+    """Which eval examples lie far from all distillation examples, and how they group.
+
+    Vectors are TF-IDF (sublinear tf, fit on ``distill_texts``) unless both
+    ``eval_vectors`` and ``distill_vectors`` are given (teacher embeddings, say); distance is
+    cosine. The *typical neighbour distance* is the ``quantile`` of the distillation
+    examples' leave-one-out nearest-neighbour distances (on a seeded subsample of at most
+    5000); an eval example whose nearest distillation example is farther is uncovered. By
+    construction about ``1 - quantile`` of an eval set drawn like the distillation data is
+    uncovered, so read ``uncovered_fraction`` against that.
+
+    The uncovered examples are clustered (seeded KMeans, k ≤ ``max_clusters`` picked by
+    cosine silhouette, one cluster when no split is clear). Each cluster gives an
+    ``embedding`` gap: ``slice`` ``embedding cluster 1 (terms: …)`` (top TF-IDF terms of its
+    centroid, TF-IDF only), ``n``, ``extra["ids"]`` (up to 10, closest to the centroid
+    first) and ``extra["gap"]``, the mean of ``gap`` (per-example student − teacher value,
+    e.g. correctness) over the cluster.
+    """
+    n_eval = len(eval_texts) if eval_vectors is None else len(eval_vectors)
+    if len(ids) != n_eval:
+        raise ValueError(f"ids has {len(ids)} entries for {n_eval} eval examples")
+    if gap is not None:
+        gap = np.asarray(gap, dtype=float)
+        if gap.shape != (n_eval,):
+            raise ValueError(f"gap has shape {gap.shape}, expected ({n_eval},)")
+    if (eval_vectors is None) != (distill_vectors is None):
+        raise ValueError("give both eval_vectors and distill_vectors, or neither")
+    if not 0.0 < quantile <= 1.0:
+        raise ValueError(f"quantile must be in (0, 1], got {quantile}")
+
+    terms: np.ndarray | None = None
+    ev: sp.csr_matrix | np.ndarray
+    dv: sp.csr_matrix | np.ndarray
+    if eval_vectors is not None and distill_vectors is not None:
+        method = "vectors-cosine"
+        ev, dv = _normalize_rows(eval_vectors), _normalize_rows(distill_vectors)
+        if ev.shape[1] != dv.shape[1]:
+            raise ValueError(f"eval vectors have {ev.shape[1]} dimensions, distillation {dv.shape[1]}")
+    else:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        method = "tfidf-cosine"
+        vectorizer = TfidfVectorizer(sublinear_tf=True, stop_words="english", dtype=np.float32)
+        try:
+            dv = sp.csr_matrix(vectorizer.fit_transform(list(distill_texts)))
+        except ValueError:  # empty vocabulary: nothing in the distillation texts to match
+            vectorizer = TfidfVectorizer(sublinear_tf=True, dtype=np.float32)
+            dv = sp.csr_matrix(vectorizer.fit_transform(list(distill_texts)))
+        ev = sp.csr_matrix(vectorizer.transform(list(eval_texts)))
+        terms = vectorizer.get_feature_names_out()
+    n_distill = dv.shape[0]
+    if n_distill < 2:
+        raise ValueError("embedding coverage needs at least 2 distillation examples")
+
+    rng = np.random.default_rng(seed)
+    sample = np.sort(rng.choice(n_distill, min(n_distill, _LOO_SAMPLE), replace=False))
+    loo = 1.0 - _nearest_similarity(dv[sample], dv, exclude=sample)
+    threshold = float(np.quantile(np.clip(loo, 0.0, 2.0), quantile))
+    distance = np.clip(1.0 - _nearest_similarity(ev, dv), 0.0, 2.0)
+    uncovered = distance > threshold + 1e-9
+    n_unc = int(uncovered.sum())
+
+    gap_unc = _mean(gap[uncovered]) if gap is not None else None
+    gap_cov = _mean(gap[~uncovered]) if gap is not None else None
+
+    unc_idx = np.flatnonzero(uncovered)
+    clusters: list[dict[str, Any]] = []
+    gaps: list[CoverageGap] = []
+    if n_unc:
+        x_unc = ev[unc_idx]
+        # The clustering problems are small; BLAS/OpenMP threads only contend on them.
+        with threadpool_limits(limits=1):
+            labels = _cluster(x_unc, max_clusters=max_clusters, seed=seed)
+        groups = [np.flatnonzero(labels == c) for c in np.unique(labels)]
+        groups.sort(key=lambda g: (-len(g), int(g[0])))
+        for number, members in enumerate(groups, start=1):
+            rows = x_unc[members]
+            centroid = np.asarray(rows.mean(axis=0)).ravel()
+            sims = rows @ centroid if not sp.issparse(rows) else np.asarray(rows @ centroid).ravel()
+            order = np.lexsort((members, -np.asarray(sims, dtype=float)))
+            rep_ids = [str(ids[unc_idx[members[i]]]) for i in order[:_MAX_IDS]]
+            top_terms: list[str] = []
+            if terms is not None:
+                nz = np.flatnonzero(centroid > 0)
+                top = nz[np.lexsort((terms[nz], -centroid[nz]))][:_N_TERMS]
+                top_terms = [str(terms[t]) for t in top]
+            name = f"embedding cluster {number}"
+            if top_terms:
+                name += f" (terms: {', '.join(top_terms)})"
+            cluster_gap = _mean(gap[unc_idx[members]]) if gap is not None else None
+            mean_distance = float(distance[unc_idx[members]].mean())
+            clusters.append(
+                {
+                    "cluster": number,
+                    "slice": name,
+                    "n": int(len(members)),
+                    "ids": rep_ids,
+                    "terms": top_terms,
+                    "gap": cluster_gap,
+                    "mean_distance": mean_distance,
+                }
+            )
+            detail = (
+                f"{len(members)} eval examples whose nearest distillation example is at cosine "
+                f"distance {mean_distance:.3f} on average, beyond the typical {threshold:.3f} "
+                f"({method}, {quantile:g} quantile of the distillation set's own neighbours)"
+            )
+            if cluster_gap is not None:
+                detail += f"; student − teacher gap {cluster_gap:+.3f} here"
+                if gap_cov is not None:
+                    detail += f" vs {gap_cov:+.3f} on covered examples"
+            gaps.append(
+                CoverageGap(
+                    kind="embedding",
+                    slice=name,
+                    n=int(len(members)),
+                    detail=detail,
+                    extra={"ids": rep_ids, "gap": cluster_gap},
+                )
+            )
+
+    coverage = EmbeddingCoverage(
+        uncovered_fraction=float(n_unc / n_eval) if n_eval else 0.0,
+        threshold=threshold,
+        method=method,
+        n_uncovered=n_unc,
+        gap_uncovered=gap_unc,
+        gap_covered=gap_cov,
+        clusters=clusters,
+        uncovered_mask=uncovered,
+    )
+    return coverage, gaps

@@ -1,0 +1,140 @@
+"""``type: predictions`` — precomputed outputs in a JSONL file (an API teacher, a remote model)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from harness.data import Dataset, file_sha256
+from harness.errors import DataError
+from harness.models.base import Model, ModelFacts, Predictions, Progress
+from harness.spec import display_path
+
+#: Scores over the label set must sum to 1 within this tolerance.
+SUM_TOLERANCE = 1e-3
+
+
+class PredictionsModel(Model):
+    """Reads, checks and aligns a predictions file to the data set's example order.
+
+    Every id of the data set appears exactly once; labels are in the suite's label set; scores
+    (optional) are finite probabilities over exactly the suite's labels summing to 1. Any
+    breach is a :class:`~harness.errors.DataError` naming the file, line and id.
+    """
+
+    def __init__(self, spec: Any, role: str):
+        super().__init__(spec, role)
+        assert spec.local_path is not None
+        self.path = spec.local_path
+        self._fingerprint: str | None = None
+
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            import hashlib
+
+            h = hashlib.sha256(b"predictions\0")
+            h.update(file_sha256(self.path).encode())
+            self._fingerprint = h.hexdigest()
+        return self._fingerprint
+
+    def facts(self) -> ModelFacts:
+        meta = self.spec.metadata
+        params = meta.get("params")
+        size = meta.get("bytes")
+        return ModelFacts(params=int(params) if params is not None else None,
+                          bytes=int(size) if size is not None else None)
+
+    def predict(self, data: Dataset, labels: Sequence[str],
+                progress: Progress | None = None) -> Predictions:
+        shown = display_path(self.path)
+        wanted = {ex_id: i for i, ex_id in enumerate(data.ids)}
+        label_set = list(labels)
+        label_index = {lab: j for j, lab in enumerate(label_set)}
+        got_labels: list[str | None] = [None] * len(data)
+        outputs: list[str | None] = [None] * len(data)
+        scores = np.full((len(data), len(label_set)), np.nan) if label_set else None
+        has_scores: bool | None = None
+        seen: dict[str, int] = {}
+        if not self.path.exists():
+            raise DataError("predictions file not found", file=shown)
+        with self.path.open(encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                where = f"line {lineno}"
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise DataError(f"invalid JSON: {exc.msg}", file=shown, field=where) from None
+                if not isinstance(obj, dict) or "id" not in obj:
+                    raise DataError("expected an object with an 'id'", file=shown, field=where)
+                ex_id = str(obj["id"])
+                if ex_id in seen:
+                    raise DataError(f"duplicate id {ex_id!r} (first at line {seen[ex_id]})",
+                                    file=shown, field=where)
+                seen[ex_id] = lineno
+                if ex_id not in wanted:
+                    raise DataError(f"id {ex_id!r} is not in the data set "
+                                    f"{display_path(data.path)}", file=shown, field=where)
+                row = wanted[ex_id]
+                if label_set:
+                    label = obj.get("label")
+                    if not isinstance(label, str):
+                        raise DataError(f"id {ex_id!r}: missing label", file=shown, field=where)
+                    if label not in label_index:
+                        raise DataError(f"id {ex_id!r}: label {label!r} is not one of "
+                                        f"{', '.join(label_set)}", file=shown, field=where)
+                    got_labels[row] = label
+                    row_scores = obj.get("scores")
+                    if has_scores is None:
+                        has_scores = row_scores is not None
+                    if (row_scores is not None) != has_scores:
+                        raise DataError(f"id {ex_id!r}: scores must be given for every line or "
+                                        "none", file=shown, field=where)
+                    if row_scores is not None:
+                        assert scores is not None
+                        scores[row] = self._scores(row_scores, label_set, ex_id, shown, where)
+                else:
+                    out = obj.get("output")
+                    if not isinstance(out, str):
+                        raise DataError(f"id {ex_id!r}: missing output", file=shown, field=where)
+                    outputs[row] = out
+        missing = [ex_id for ex_id in data.ids if ex_id not in seen]
+        if missing:
+            more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+            raise DataError(f"{len(missing)} example id(s) have no prediction: "
+                            f"{', '.join(repr(m) for m in missing[:3])}{more}", file=shown)
+        if progress:
+            progress(len(data), len(data))
+        if label_set:
+            return Predictions(ids=data.ids, labels=tuple(str(x) for x in got_labels),
+                               scores=scores if has_scores else None)
+        return Predictions(ids=data.ids, outputs=tuple(str(x) for x in outputs))
+
+    @staticmethod
+    def _scores(raw: Any, labels: list[str], ex_id: str, shown: str, where: str) -> np.ndarray:
+        if not isinstance(raw, dict):
+            raise DataError(f"id {ex_id!r}: scores must map label -> probability", file=shown,
+                            field=where)
+        unknown = sorted(set(raw) - set(labels))
+        if unknown:
+            raise DataError(f"id {ex_id!r}: score for unknown label {unknown[0]!r}", file=shown,
+                            field=where)
+        row = np.zeros(len(labels))
+        for j, lab in enumerate(labels):
+            v = raw.get(lab, 0.0)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise DataError(f"id {ex_id!r}: score for {lab!r} is {v!r}, expected a finite "
+                                "number", file=shown, field=where)
+            if v < 0 or v > 1:
+                raise DataError(f"id {ex_id!r}: score for {lab!r} is {v}, outside [0, 1]",
+                                file=shown, field=where)
+            row[j] = float(v)
+        if abs(row.sum() - 1.0) > SUM_TOLERANCE:
+            raise DataError(f"id {ex_id!r}: scores sum to {row.sum():.6g}, expected 1",
+                            file=shown, field=where)
+        return row

@@ -1,0 +1,569 @@
+"""Hidden regression pockets: conjunctions of feature predicates where the student falls behind.
+
+The search looks at the *paired* per-example gap between student and teacher, never at one
+model's errors alone, and it is honest about selection: candidates are found on one half of
+the data (a seeded split) and tested on the other half, which the search never saw.
+
+How the search works (``find_pockets``):
+
+1. Every feature becomes small integer codes. A categorical column (str, object, bool) gets one
+   code per value with support >= ``min_support`` (rarer values and missing ones match
+   nothing); a numeric column is cut at its ``n_bins`` quantiles, and every contiguous run of
+   bins is a candidate predicate (``x<e``, ``x>=e``, ``e1<=x<e2``). NaN / None match nothing.
+2. On the discovery half, per-code sums of the paired gap come from one ``np.bincount`` per
+   feature (level 1) and per feature pair (level 2, exhaustive); a predicate's statistics are
+   sums over its codes. Level 3 expands only the most promising level-2 conjunctions (a beam
+   ranked by how far the conjunction falls below the data's own mean gap), after an
+   optimistic bound prunes parents whose children cannot score better than the candidates
+   already held: by Cauchy-Schwarz a child's score is at most ``sqrt(k)``, ``k`` being the
+   parent's examples whose gap is below the margin. A child's support never exceeds its
+   parent's, so parents too small to hold a child of ``min_support`` are not expanded.
+3. Candidates that breach on the discovery half are ranked by a one-sided score
+   ``(margin*n - sum g) / sqrt(sum (g - margin)^2 + 1)``. A greedy pass keeps at most
+   ``max_report`` of them: a child no worse than a breaching parent is dropped, identical
+   masks keep the shortest description, and a candidate mostly inside (or around) one already
+   kept is dropped unless it is worse; a kept candidate that a worse one fully explains (what
+   remains of it no longer breaches) is dropped in turn.
+4. The kept candidates are tested on the confirmation half with a one-sided test of "the true
+   value meets the threshold" (see ``paired_p_value``), and Benjamini-Hochberg over that
+   family gives ``q_value``; ``confirmed`` is ``q < alpha`` and a breach on the full data.
+
+Reported values: ``n``, ``teacher``, ``student`` and ``delta`` are point values on the FULL
+data; ``p_value`` and ``q_value`` come from the confirmation half only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from harness.errors import DataError
+from harness.naming import predicate_name
+from harness.results import Pocket, Predicate
+
+BOUNDS = ("min", "max")
+COMPARES = ("teacher_delta", "teacher_ratio")
+
+_BEAM = 256  # level-2 conjunctions expanded into level 3
+_EXAMINE_FACTOR = 10  # candidates examined per report slot in the greedy pass
+_OVERLAP = 0.5  # overlap coefficient above which two candidates describe the same pocket
+_N_EXAMPLES = 5
+_MAX_LEVELS = 8  # a gap with at most this many distinct values is histogrammed by level
+
+_Key = tuple[tuple[int, int], ...]  # ((feature index, predicate index), ...) by feature
+
+
+@dataclass
+class _Feature:
+    name: str
+    codes: np.ndarray  # int32 per row, n_codes - 1 is the "matches nothing" code
+    n_codes: int
+    preds: list[tuple[Predicate, ...]]  # one conjunction-element per candidate predicate
+    member: np.ndarray  # (n_preds, n_codes) float64 0/1: which codes a predicate selects
+    inset: np.ndarray  # (n_preds, n_codes) bool, same as member
+
+
+def find_pockets(
+    features: Mapping[str, np.ndarray],
+    student: np.ndarray,
+    teacher: np.ndarray,
+    *,
+    threshold: float,
+    bound: str = "min",
+    compare: str = "teacher_delta",
+    max_predicates: int = 2,
+    min_support: int = 30,
+    alpha: float = 0.05,
+    n_bins: int = 4,
+    binary: bool = True,
+    seed: int = 0,
+    ids: Sequence[str] | None = None,
+    max_report: int = 20,
+    criterion: str | None = None,
+    metric: str | None = None,
+) -> list[Pocket]:
+    """Find slices where the student breaches ``threshold`` against the teacher.
+
+    ``student`` and ``teacher`` are per-example metric values on the same examples (0/1
+    correctness when ``binary``). ``compare="teacher_delta"`` compares mean(student) -
+    mean(teacher) with ``threshold``; ``"teacher_ratio"`` compares mean(student) /
+    mean(teacher). ``bound="min"`` flags values below the threshold, ``"max"`` values above.
+
+    Returns at most ``max_report`` pockets: confirmed ones first (worst value first), then
+    tested-but-unconfirmed candidates whose full-data value breaches, each with its
+    confirmation-half ``p_value`` and BH ``q_value``. Every pocket has ``n >= min_support``
+    on the full data, predicates on distinct features (a range is two predicates on one
+    feature) and the slice name ``predicate_name`` gives. ``ids`` (one per example) fills
+    ``Pocket.ids`` with a few of the pocket's worst examples (teacher right, student wrong
+    first). The result is a deterministic function of the inputs and ``seed``.
+    """
+    if bound not in BOUNDS:
+        raise ValueError(f"bound must be one of {BOUNDS}, got {bound!r}")
+    if compare not in COMPARES:
+        raise ValueError(f"compare must be one of {COMPARES}, got {compare!r}")
+    if not 1 <= max_predicates <= 3:
+        raise ValueError(f"max_predicates must be 1..3, got {max_predicates}")
+    if n_bins < 2:
+        raise ValueError(f"n_bins must be at least 2, got {n_bins}")
+    s = np.asarray(student, dtype=np.float64)
+    t = np.asarray(teacher, dtype=np.float64)
+    n_all = s.shape[0]
+    if s.ndim != 1 or t.shape != s.shape:
+        raise DataError(f"student and teacher must be 1-d of one length, got {s.shape}, {t.shape}")
+    if not (np.isfinite(s).all() and np.isfinite(t).all()):
+        raise DataError("student and teacher values must be finite")
+    for name, col in features.items():
+        if len(col) != n_all:
+            raise DataError(f"feature {name!r} has {len(col)} values, expected {n_all}")
+    if ids is not None and len(ids) != n_all:
+        raise DataError(f"ids has {len(ids)} values, expected {n_all}")
+    if n_all < 2 or max_report <= 0:
+        return []
+
+    g, margin = _gap(s, t, threshold=threshold, bound=bound, compare=compare)
+    feats = [
+        f
+        for name in features
+        if (f := _encode(name, np.asarray(features[name]), min_support, n_bins)) is not None
+    ]
+    if not feats:
+        return []
+
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(n_all)
+    disc = np.sort(order[: n_all // 2])
+    is_conf = np.ones(n_all, dtype=bool)
+    is_conf[disc] = False
+    m_disc = max(1, math.floor(min_support * len(disc) / n_all / 1.5))
+
+    search = _Search(feats, g[disc], disc, margin, m_disc)
+    search.run(max_predicates, examine=_EXAMINE_FACTOR * max_report)
+    family = search.select(max_report)
+    if not family:
+        return []
+
+    discrete = binary and compare == "teacher_delta"
+    tested: list[tuple[_Key, np.ndarray, float]] = []
+    for key in family:
+        mask = _mask(feats, key)
+        conf = g[mask & is_conf]
+        tested.append((key, mask, paired_p_value(conf, margin, discrete=discrete)))
+    q_values = stats.false_discovery_control([p for _, _, p in tested], method="bh")
+
+    pockets: list[tuple[bool, float, float, Pocket]] = []
+    for (key, mask, p), q in zip(tested, q_values, strict=True):
+        n = int(mask.sum())
+        if n < min_support:
+            continue
+        value = _value(s[mask], t[mask], compare)
+        if not _breaches(value, threshold, bound):
+            continue
+        if _no_worse_than_a_parent(feats, key, s, t, value, threshold, bound, compare):
+            continue
+        preds = tuple(p_ for fi, pi in key for p_ in feats[fi].preds[pi])
+        confirmed = bool(q < alpha)
+        mean_s, mean_t = float(s[mask].mean()), float(t[mask].mean())
+        pocket = Pocket(
+            slice=predicate_name(preds),
+            predicates=preds,
+            n=n,
+            teacher=mean_t,
+            student=mean_s,
+            delta=mean_s - mean_t,
+            p_value=float(p),
+            q_value=float(q),
+            confirmed=confirmed,
+            ids=_examples(ids, mask, g),
+            criterion=criterion,
+            metric=metric,
+        )
+        worst_first = value if bound == "min" else -value
+        pockets.append((not confirmed, worst_first, float(q), pocket))
+    pockets.sort(key=lambda item: (item[0], item[1], item[2], item[3].slice))
+    return [item[3] for item in pockets[:max_report]]
+
+
+def paired_p_value(g: np.ndarray, margin: float, *, discrete: bool) -> float:
+    """One-sided p-value of "mean(g) >= margin" against "mean(g) < margin" on paired gaps.
+
+    ``discrete``: ``g`` is student − teacher correctness in {-1, 0, 1}. With ``margin == 0``
+    this is the exact McNemar test (binomial on the discordant pairs); otherwise Tango's score
+    test for a difference of paired proportions (restricted maximum likelihood variance,
+    continuity correction 1/2). Otherwise a one-sided t-test on ``g`` against ``margin``.
+    """
+    n = g.shape[0]
+    if n == 0:
+        return 1.0
+    if discrete:
+        a = int((g < 0).sum())  # student wrong, teacher right
+        b = int((g > 0).sum())  # student right, teacher wrong
+        if margin == 0:
+            if a + b == 0:
+                return 1.0
+            return float(stats.binomtest(a, a + b, 0.5, alternative="greater").pvalue)
+        return _tango_p(a, b, n, margin)
+    mean = float(g.mean())
+    if n < 2:
+        return 1.0
+    sd = float(g.std(ddof=1))
+    if sd == 0.0:
+        return 0.0 if mean < margin else 1.0
+    t_stat = (mean - margin) / (sd / math.sqrt(n))
+    return float(stats.t.cdf(t_stat, df=n - 1))
+
+
+def _tango_p(a: int, b: int, n: int, d0: float) -> float:
+    """Tango's score test p-value for H0: p_b - p_a >= d0 against p_b - p_a < d0."""
+    big_a = 2.0 * n
+    big_b = -(a + b) + d0 * (2.0 * n + a - b)
+    big_c = -a * d0 * (1.0 - d0)
+    disc = max(big_b * big_b - 4.0 * big_a * big_c, 0.0)
+    p_a = (-big_b + math.sqrt(disc)) / (2.0 * big_a)
+    p_a = min(max(p_a, max(0.0, -d0)), (1.0 - d0) / 2.0)
+    var = 2.0 * p_a + d0 - d0 * d0
+    if var <= 0.0:
+        return 0.0 if (b - a) / n < d0 else 1.0
+    z = (b - a - n * d0 + 0.5) / math.sqrt(n * var)
+    return float(stats.norm.cdf(z))
+
+
+def _gap(
+    s: np.ndarray, t: np.ndarray, *, threshold: float, bound: str, compare: str
+) -> tuple[np.ndarray, float]:
+    """Per-example ``g`` and margin ``m`` such that a slice breaches iff mean(g) < m."""
+    if compare == "teacher_delta":
+        g, m = s - t, float(threshold)
+    else:  # mean(s) / mean(t) < r  <=>  mean(s - r t) < 0 (teacher mean > 0)
+        g, m = s - threshold * t, 0.0
+    if bound == "max":
+        g, m = -g, -m
+    return g, m
+
+
+def _value(s: np.ndarray, t: np.ndarray, compare: str) -> float:
+    mean_s, mean_t = float(s.mean()), float(t.mean())
+    if compare == "teacher_delta":
+        return mean_s - mean_t
+    return mean_s / mean_t if mean_t != 0 else math.inf
+
+
+def _breaches(value: float, threshold: float, bound: str) -> bool:
+    return value < threshold if bound == "min" else value > threshold
+
+
+def _native(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+def _encode(name: str, col: np.ndarray, min_support: int, n_bins: int) -> _Feature | None:
+    """Integer codes and candidate predicates of one feature column (None: no candidates)."""
+    kind = col.dtype.kind
+    if kind in "iuf":
+        return _encode_numeric(name, col, min_support, n_bins)
+    if kind == "b":
+        values: np.ndarray = np.array([False, True])
+        inverse = col.astype(np.intp)
+        present = np.ones(col.shape[0], dtype=bool)
+    else:
+        if kind in "US":
+            present = np.ones(col.shape[0], dtype=bool)
+        else:
+            present = np.fromiter(
+                (not (v is None or (isinstance(v, float) and v != v)) for v in col),
+                dtype=bool,
+                count=col.shape[0],
+            )
+        try:
+            values, inv = np.unique(col[present], return_inverse=True)
+        except TypeError:  # mixed types: order values by their text
+            seen: dict[Any, int] = {}
+            raw = [seen.setdefault(v, len(seen)) for v in col[present]]
+            by_text = sorted(seen, key=lambda v: (type(v).__name__, str(v)))
+            rank = np.empty(len(by_text), dtype=np.intp)
+            for i, v in enumerate(by_text):
+                rank[seen[v]] = i
+            values = np.empty(len(by_text), dtype=object)
+            values[:] = by_text
+            inv = rank[np.asarray(raw, dtype=np.intp)]
+        inverse = np.zeros(col.shape[0], dtype=np.intp)
+        inverse[present] = inv.ravel()
+    counts = np.bincount(inverse[present], minlength=len(values))
+    kept = np.flatnonzero(counts >= min_support)
+    if kept.size == 0:
+        return None
+    n_codes = kept.size + 1
+    remap = np.full(len(values), kept.size, dtype=np.int32)
+    remap[kept] = np.arange(kept.size, dtype=np.int32)
+    codes = remap[inverse]
+    codes[~present] = kept.size
+    preds = [(Predicate(name, "eq", _native(values[k])),) for k in kept]
+    inset = np.zeros((kept.size, n_codes), dtype=bool)
+    inset[np.arange(kept.size), np.arange(kept.size)] = True
+    return _Feature(name, codes, n_codes, preds, inset.astype(np.float64), inset)
+
+
+def _encode_numeric(name: str, col: np.ndarray, min_support: int, n_bins: int) -> _Feature | None:
+    x = col.astype(np.float64)
+    present = ~np.isnan(x)
+    if not present.any():
+        return None
+    xs = x[present]
+    qs = np.quantile(xs, np.arange(1, n_bins) / n_bins, method="higher")
+    edges = np.unique(qs)
+    edges = edges[edges > xs.min()]
+    if edges.size == 0:
+        return None
+    as_int = col.dtype.kind in "iu" or bool(np.all(edges == np.round(edges)))
+    n_real = edges.size + 1
+    n_codes = n_real + 1
+    codes = np.full(x.shape[0], n_real, dtype=np.int32)
+    codes[present] = np.searchsorted(edges, xs, side="right").astype(np.int32)
+    support = np.bincount(codes, minlength=n_codes)[:n_real]
+    cum = np.concatenate([[0], np.cumsum(support)])
+
+    def edge(i: int) -> int | float:
+        return int(edges[i]) if as_int else float(edges[i])
+
+    preds: list[tuple[Predicate, ...]] = []
+    rows: list[tuple[int, int]] = []
+    for lo in range(n_real):
+        for hi in range(lo + 1, n_real + 1):
+            if (lo, hi) == (0, n_real) or cum[hi] - cum[lo] < min_support:
+                continue
+            if lo == 0:
+                preds.append((Predicate(name, "lt", edge(hi - 1)),))
+            elif hi == n_real:
+                preds.append((Predicate(name, "gte", edge(lo - 1)),))
+            else:
+                preds.append((Predicate(name, "gte", edge(lo - 1)), Predicate(name, "lt", edge(hi - 1))))
+            rows.append((lo, hi))
+    if not preds:
+        return None
+    inset = np.zeros((len(preds), n_codes), dtype=bool)
+    for i, (lo, hi) in enumerate(rows):
+        inset[i, lo:hi] = True
+    return _Feature(name, codes, n_codes, preds, inset.astype(np.float64), inset)
+
+
+def _mask(
+    feats: Sequence[_Feature], key: _Key, codes: Sequence[np.ndarray] | None = None
+) -> np.ndarray:
+    """Boolean mask of the conjunction ``key`` over all rows (or over rows coded ``codes``)."""
+    mask: np.ndarray | None = None
+    for fi, pi in key:
+        f = feats[fi]
+        m = f.inset[pi][f.codes if codes is None else codes[fi]]
+        mask = m if mask is None else mask & m
+    assert mask is not None
+    return mask
+
+
+def _no_worse_than_a_parent(
+    feats: Sequence[_Feature],
+    key: _Key,
+    s: np.ndarray,
+    t: np.ndarray,
+    value: float,
+    threshold: float,
+    bound: str,
+    compare: str,
+) -> bool:
+    """Whether a breaching parent (one predicate fewer) is at least as bad as ``value``."""
+    if len(key) < 2:
+        return False
+    for drop in range(len(key)):
+        parent = key[:drop] + key[drop + 1 :]
+        mask = _mask(feats, parent)
+        p_value = _value(s[mask], t[mask], compare)
+        if not _breaches(p_value, threshold, bound):
+            continue
+        if (bound == "min" and value >= p_value) or (bound == "max" and value <= p_value):
+            return True
+    return False
+
+
+def _examples(ids: Sequence[str] | None, mask: np.ndarray, g: np.ndarray) -> tuple[str, ...]:
+    if ids is None:
+        return ()
+    rows = np.flatnonzero(mask)
+    worst = rows[np.argsort(g[rows], kind="stable")[:_N_EXAMPLES]]
+    return tuple(str(ids[i]) for i in worst)
+
+
+def _score(st: np.ndarray, m: float) -> np.ndarray:
+    """One-sided score of a shortfall below ``m`` from stats (..., [n, sum g, sum g^2, k])."""
+    n, s1, s2 = st[..., 0], st[..., 1], st[..., 2]
+    spread = np.maximum(s2 - 2.0 * m * s1 + n * m * m, 0.0) + 1.0
+    return np.asarray((m * n - s1) / np.sqrt(spread))
+
+
+class _Search:
+    """Candidate generation and selection on the discovery half."""
+
+    def __init__(
+        self, feats: list[_Feature], g: np.ndarray, rows: np.ndarray, margin: float, m_disc: int
+    ):
+        self.feats = feats
+        self.g = g
+        self.rows = rows
+        self.margin = margin
+        self.m_disc = m_disc
+        self.codes = [f.codes[rows] for f in feats]
+        self.mean = float(g.mean())
+        levels = np.unique(g)
+        self.by_level = levels.size <= _MAX_LEVELS
+        if self.by_level:
+            self.n_levels = levels.size
+            o = np.searchsorted(levels, g).astype(np.int32)
+            self.value_matrix = np.stack(
+                [np.ones_like(levels), levels, levels * levels, (levels < margin).astype(float)],
+                axis=1,
+            )
+            self.co = [c * self.n_levels + o for c in self.codes]
+        else:
+            self.weights = [None, g, g * g, (g < margin).astype(np.float64)]
+        self.level1: list[np.ndarray] = []
+        self.level2: dict[tuple[int, int], np.ndarray] = {}
+        self.level3: dict[_Key, np.ndarray] = {}
+
+    # --- histograms -------------------------------------------------------------------------
+    def _hist(self, prefix: np.ndarray | None, n_prefix: int, h: int, rows: np.ndarray | None):
+        """(n_prefix, n_codes_h, 4) stats of rows grouped by (prefix code, code of feature h)."""
+        nc = self.feats[h].n_codes
+        if self.by_level:
+            co = self.co[h] if rows is None else self.co[h][rows]
+            keys = co if prefix is None else prefix * (nc * self.n_levels) + co
+            counts = np.bincount(keys, minlength=n_prefix * nc * self.n_levels)
+            hist = counts.reshape(n_prefix, nc, self.n_levels).astype(np.float64)
+            return hist @ self.value_matrix
+        codes = self.codes[h] if rows is None else self.codes[h][rows]
+        keys = codes if prefix is None else prefix * nc + codes
+        out = [
+            np.bincount(keys, weights=None if w is None else (w if rows is None else w[rows]),
+                        minlength=n_prefix * nc)
+            for w in self.weights
+        ]
+        return np.stack(out, axis=-1).astype(np.float64).reshape(n_prefix, nc, 4)
+
+    # --- search -----------------------------------------------------------------------------
+    def run(self, max_predicates: int, *, examine: int) -> None:
+        feats = self.feats
+        for h in range(len(feats)):
+            self.level1.append(feats[h].member @ self._hist(None, 1, h, None)[0])
+        if max_predicates < 2:
+            return
+        for f in range(len(feats)):
+            for h in range(f + 1, len(feats)):
+                hist = self._hist(self.codes[f], feats[f].n_codes, h, None)
+                self.level2[(f, h)] = np.einsum(
+                    "pa,abc,qb->pqc", feats[f].member, hist, feats[h].member, optimize=True
+                )
+        if max_predicates < 3:
+            return
+        self._expand(examine)
+
+    def _expand(self, examine: int) -> None:
+        """Level 3 under a beam of promising level-2 parents, pruned by an optimistic bound."""
+        m = self.margin
+        held = np.concatenate(
+            [_score(st, m)[st[..., 0] >= self.m_disc].ravel() for st in self.level2.values()]
+            + [_score(st, m)[st[..., 0] >= self.m_disc] for st in self.level1]
+        )
+        held = held[held > 0]
+        cut = float(np.sort(held)[-examine]) if held.size >= examine else 0.0
+        beam: list[tuple[float, int, int, int, int]] = []
+        for (f, h), st in self.level2.items():
+            rel = _score(st, self.mean)
+            # a child's score is at most sqrt(#rows with g < m) (Cauchy-Schwarz)
+            ok = (st[..., 0] > self.m_disc) & (np.sqrt(st[..., 3]) > cut) & (rel > 0)
+            if not ok.any():
+                continue
+            flat = np.flatnonzero(ok.ravel())
+            top = flat[np.argsort(-rel.ravel()[flat], kind="stable")[:_BEAM]]
+            for idx in top:
+                pf, ph = divmod(int(idx), st.shape[1])
+                beam.append((-float(rel[pf, ph]), f, pf, h, ph))
+        beam.sort()
+        for _, f, pf, h, ph in beam[:_BEAM]:
+            parent = ((f, pf), (h, ph))
+            rows = np.flatnonzero(_mask(self.feats, parent, self.codes))
+            for k in range(len(self.feats)):
+                if k in (f, h):
+                    continue
+                st = self.feats[k].member @ self._hist(None, 1, k, rows)[0]
+                for pk in np.flatnonzero(st[:, 0] >= self.m_disc):
+                    key = tuple(sorted(((f, pf), (h, ph), (k, int(pk)))))
+                    self.level3.setdefault(key, st[pk])
+
+    # --- selection --------------------------------------------------------------------------
+    def stats_of(self, key: _Key) -> np.ndarray:
+        if len(key) == 1:
+            (f, pf), = key
+            return self.level1[f][pf]
+        if len(key) == 2:
+            (f, pf), (h, ph) = key
+            return self.level2[(f, h)][pf, ph]
+        return self.level3[key]
+
+    def _candidates(self) -> list[tuple[float, _Key, np.ndarray]]:
+        m, out = self.margin, []
+        tables: list[tuple[_Key, np.ndarray]] = []
+        for f, st in enumerate(self.level1):
+            tables.extend((((f, p),), st[p]) for p in range(st.shape[0]))
+        for (f, h), st in self.level2.items():
+            z = _score(st, m)
+            ok = (st[..., 0] >= self.m_disc) & (st[..., 1] < m * st[..., 0]) & (z > 0)
+            for pf, ph in zip(*np.nonzero(ok), strict=True):
+                tables.append((((f, int(pf)), (h, int(ph))), st[pf, ph]))
+        tables.extend(self.level3.items())
+        for key, st in tables:
+            n = st[0]
+            if n < self.m_disc or st[1] >= m * n:
+                continue
+            out.append((float(_score(st, m)), key, st))
+        return out
+
+    def select(self, size: int) -> list[_Key]:
+        """The family to confirm: strongest distinct breaching candidates, at most ``size``."""
+        cands = self._candidates()
+        cands.sort(key=lambda c: (-c[0], len(c[1]), c[1]))
+        kept: list[tuple[_Key, np.ndarray, float]] = []  # key, disc mask, disc mean
+        for _, key, st in cands[: _EXAMINE_FACTOR * size]:
+            if len(kept) >= size:
+                break
+            mean = st[1] / st[0]
+            if self._no_worse_than_parent(key, mean):
+                continue
+            mask = _mask(self.feats, key, self.codes)
+            n = int(st[0])
+            redundant, explained = False, []
+            for j, (_, other, other_mean) in enumerate(kept):
+                inter = int(np.count_nonzero(mask & other))
+                if inter < _OVERLAP * min(n, int(other.sum())):
+                    continue
+                if mean >= other_mean:
+                    redundant = True
+                    break
+                rest = other & ~mask
+                if not rest.any() or self.g[rest].mean() >= self.margin:
+                    explained.append(j)
+            if redundant:
+                continue
+            kept = [k for j, k in enumerate(kept) if j not in explained]
+            kept.append((key, mask, mean))
+        return [k for k, _, _ in kept]
+
+    def _no_worse_than_parent(self, key: _Key, mean: float) -> bool:
+        if len(key) < 2:
+            return False
+        for drop in range(len(key)):
+            st = self.stats_of(key[:drop] + key[drop + 1 :])
+            parent_mean = st[1] / st[0] if st[0] else math.inf
+            if parent_mean < self.margin and mean >= parent_mean:
+                return True
+        return False

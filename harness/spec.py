@@ -1,0 +1,455 @@
+"""Loading suites and rubrics: YAML or JSON, validated against the JSON Schemas.
+
+Every error is a :class:`~harness.errors.SpecError` whose text names the file, the path of
+the field and what was expected, e.g.
+``rubrics/r.yaml: criteria[2].compare: 'teacher_ration' is not one of value, teacher_ratio, …``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.errors import SpecError
+from harness.spec_types import (
+    Criterion,
+    DataSpec,
+    DiscoverySpec,
+    ModelSpec,
+    RubricSpec,
+    SliceSpec,
+    SuiteSpec,
+)
+
+SCHEMA_NAMES = ("suite", "rubric", "predictions", "report", "baseline")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def display_path(path: Path | str) -> str:
+    """``path`` relative to the working directory when it lies below it, else absolute."""
+    p = Path(path)
+    try:
+        return str(p.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(p)
+
+
+def find_root(start: Path) -> Path:
+    """The repository root: the nearest folder at or above ``start`` with pyproject.toml or .git."""
+    here = start.resolve()
+    if here.is_file():
+        here = here.parent
+    for folder in (here, *here.parents):
+        if (folder / "pyproject.toml").exists() or (folder / ".git").exists():
+            return folder
+    return here
+
+
+@cache
+def load_schema(name: str) -> dict[str, Any]:
+    """The packaged JSON Schema ``harness/schemas/<name>.schema.json``."""
+    text = resources.files("harness").joinpath("schemas", f"{name}.schema.json").read_text("utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+def field_path(parts: Iterable[Any]) -> str:
+    """A JSON path as ``criteria[2].compare``."""
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _describe(error: Any) -> tuple[str, str]:
+    """(field path, what was expected) for one jsonschema ValidationError."""
+    path = list(error.absolute_path)
+    v = error.validator
+    if v == "enum":
+        options = ", ".join(str(o) for o in error.validator_value)
+        return field_path(path), f"{error.instance!r} is not one of {options}"
+    if v == "const":
+        return field_path(path), f"{error.instance!r} is not supported (expected {error.validator_value!r})"
+    if v == "required":
+        missing = re.findall(r"'([^']+)' is a required property", error.message)
+        name = missing[0] if missing else error.message
+        return field_path([*path, name]), "required field is missing"
+    if v == "additionalProperties":
+        extra = re.findall(r"'([^']+)'", error.message)
+        allowed = sorted(error.schema.get("properties", {}))
+        name = extra[0] if extra else "?"
+        hint = ""
+        close = difflib.get_close_matches(name, allowed, n=1)
+        if close:
+            hint = f" (did you mean {close[0]!r}?)"
+        return field_path([*path, name]), f"unknown field{hint}; expected one of {', '.join(allowed)}"
+    if v == "type":
+        t = error.validator_value
+        t = " or ".join(t) if isinstance(t, list) else t
+        return field_path(path), f"expected {t}, got {error.instance!r}"
+    if v == "pattern":
+        return field_path(path), f"{error.instance!r} does not match {error.validator_value}"
+    if v == "anyOf" and error.schema.get("anyOf") and all(
+        "required" in s for s in error.schema["anyOf"]
+    ):
+        keys = " or ".join(s["required"][0] for s in error.schema["anyOf"])
+        return field_path(path), f"needs {keys}"
+    return field_path(path), error.message
+
+
+def validate_document(doc: Any, schema_name: str, file: Path | str) -> None:
+    """Validate ``doc`` against a packaged schema; a SpecError names the first problem."""
+    import jsonschema
+
+    schema = load_schema(schema_name)
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = list(validator.iter_errors(doc))
+    if not errors:
+        return
+    error = jsonschema.exceptions.best_match(errors)
+    # For oneOf/anyOf, best_match may pick the umbrella error; descend to the most specific.
+    while error.context:
+        deeper = jsonschema.exceptions.best_match(error.context)
+        if deeper is None:
+            break
+        error = deeper
+    where, what = _describe(error)
+    raise SpecError(what, file=display_path(file), field=where or "(top level)")
+
+
+def read_document(path: Path) -> tuple[Any, str]:
+    """Parse a YAML or JSON file (``yaml.safe_load`` only). Returns (document, text)."""
+    shown = display_path(path)
+    if not path.exists():
+        raise SpecError("file not found", file=shown)
+    if path.is_dir():
+        raise SpecError("expected a file, found a folder", file=shown)
+    try:
+        text = path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"cannot read: {exc}", file=shown) from None
+    if path.suffix == ".json":
+        try:
+            return json.loads(text), text
+        except json.JSONDecodeError as exc:
+            raise SpecError(
+                f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}", file=shown
+            ) from None
+    try:
+        return yaml.safe_load(text), text
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise SpecError(f"invalid YAML{at}: {problem}", file=shown) from None
+
+
+def _item_lines(text: str, key: str) -> list[int]:
+    """1-based line of each item of the top-level list ``key`` (YAML or JSON text)."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return []
+    if not isinstance(node, yaml.MappingNode):
+        return []
+    for k, v in node.value:
+        if getattr(k, "value", None) == key and isinstance(v, yaml.SequenceNode):
+            return [item.start_mark.line + 1 for item in v.value]
+    return []
+
+
+def resolve_path(
+    value: str, *, source: Path, root: Path, field: str, must_exist: bool = True
+) -> Path:
+    """Resolve ``value`` against the folder of ``source``; refuse paths outside ``root``."""
+    p = Path(value)
+    target = (p if p.is_absolute() else source.parent / p).resolve()
+    root = root.resolve()
+    if target != root and root not in target.parents:
+        raise SpecError(
+            f"path {value!r} leaves the repository root {display_path(root)}",
+            file=display_path(source),
+            field=field,
+        )
+    if must_exist and not target.exists():
+        raise SpecError(f"{value!r} not found (resolved to {display_path(target)})",
+                        file=display_path(source), field=field)
+    return target
+
+
+def _data_spec(raw: Mapping[str, Any], *, source: Path, root: Path, field: str) -> DataSpec:
+    inp = raw.get("input", "text")
+    return DataSpec(
+        path=resolve_path(raw["path"], source=source, root=root, field=f"{field}.path"),
+        source=source,
+        field=field,
+        sha256=raw.get("sha256"),
+        id=raw.get("id", "id"),
+        input=(inp,) if isinstance(inp, str) else tuple(inp),
+        label=raw.get("label"),
+        features=tuple(raw.get("features", ())),
+    )
+
+
+def _model_spec(raw: Mapping[str, Any], *, source: Path, root: Path, field: str) -> ModelSpec:
+    mtype = raw["type"]
+    path = raw.get("path")
+    local: Path | None = None
+    if path is not None:
+        candidate = Path(path)
+        looks_like_hub = (
+            mtype == "transformers"
+            and not candidate.is_absolute()
+            and not path.startswith(".")
+            and _HUB_ID.match(path) is not None
+        )
+        resolved = resolve_path(path, source=source, root=root, field=f"{field}.path",
+                                must_exist=False)
+        if resolved.exists() or not looks_like_hub:
+            if not resolved.exists():
+                kind = "folder" if mtype == "transformers" else "file"
+                raise SpecError(
+                    f"{kind} {path!r} not found (resolved to {display_path(resolved)})",
+                    file=display_path(source), field=f"{field}.path")
+            local = resolved
+    if raw.get("trust_remote_code") and mtype != "transformers":
+        raise SpecError("trust_remote_code applies to transformers models only",
+                        file=display_path(source), field=f"{field}.trust_remote_code")
+    return ModelSpec(
+        type=mtype,
+        source=source,
+        field=field,
+        path=path,
+        local_path=local,
+        target=raw.get("target"),
+        revision=raw.get("revision"),
+        batch_size=int(raw.get("batch_size", 32)),
+        max_length=int(raw.get("max_length", 128)),
+        device=raw.get("device", "auto"),
+        dtype=raw.get("dtype", "auto"),
+        trust_remote_code=bool(raw.get("trust_remote_code", False)),
+        allow_pickle=bool(raw.get("allow_pickle", False)),
+        metadata=dict(raw.get("metadata") or {}),
+    )
+
+
+def load_rubric(path: Path, root: Path | None = None) -> RubricSpec:
+    """Load and validate a rubric file; every criterion's metric must be known."""
+    from harness import metrics
+
+    path = path.resolve()
+    doc, text = read_document(path)
+    validate_document(doc, "rubric", path)
+    shown = display_path(path)
+    defaults = dict(doc.get("defaults") or {})
+    lines = _item_lines(text, "criteria")
+    criteria: list[Criterion] = []
+    names: set[str] = set()
+    for i, raw in enumerate(doc["criteria"]):
+        field = f"criteria[{i}]"
+        if raw["name"] in names:
+            raise SpecError(f"duplicate criterion name {raw['name']!r}", file=shown,
+                            field=f"{field}.name")
+        names.add(raw["name"])
+        try:
+            metric = metrics.get_metric(raw["metric"])
+        except SpecError as exc:
+            raise SpecError(exc.detail, file=shown, field=f"{field}.metric") from None
+        scope = raw.get("scope", "overall")
+        compare = raw["compare"]
+        if metric.kind == "suite" and (scope != "overall" or compare != "value"):
+            raise SpecError(
+                f"metric {metric.name!r} is a run-level figure: it takes compare: value and "
+                f"scope: overall (got compare: {compare}, scope: {scope})",
+                file=shown, field=field)
+        if scope == "discovered" and not metric.per_example_fn:
+            raise SpecError(
+                f"scope: discovered needs a metric with per-example values; {metric.name!r} has none",
+                file=shown, field=f"{field}.scope")
+        lo, hi = raw.get("min"), raw.get("max")
+        if lo is not None and hi is not None and lo > hi:
+            raise SpecError(f"min {lo} is above max {hi}", file=shown, field=field)
+
+        def setting(key: str, default: Any, raw: Mapping[str, Any] = raw) -> Any:
+            return raw.get(key, defaults.get(key, default))
+
+        criteria.append(Criterion(
+            name=raw["name"], metric=metric.name, compare=compare, scope=scope, index=i,
+            min=float(lo) if lo is not None else None, max=float(hi) if hi is not None else None,
+            severity=setting("severity", "fail"), decision=setting("decision", "significant"),
+            alpha=float(setting("alpha", 0.05)), confidence=float(setting("confidence", 0.95)),
+            min_support=int(setting("min_support", 30)),
+            line=lines[i] if i < len(lines) else None,
+        ))
+    return RubricSpec(path=path, id=str(doc["id"]), version=doc["version"],
+                      criteria=tuple(criteria), teacher_floor=doc.get("teacher_floor"), raw=doc)
+
+
+def load_suite(path: Path, root: Path | None = None) -> SuiteSpec:
+    """Load and validate a suite file, its rubric, and every path it names."""
+    path = path.resolve()
+    root = (root or find_root(path)).resolve()
+    doc, _ = read_document(path)
+    validate_document(doc, "suite", path)
+    shown = display_path(path)
+    task = doc["task"]
+    labels = tuple(doc.get("labels") or ())
+    if task == "classification" and not labels:
+        raise SpecError("a classification suite needs its label set", file=shown, field="labels")
+    data = _data_spec(doc["data"], source=path, root=root, field="data")
+    distill = None
+    if "distillation_data" in doc:
+        distill = _data_spec(doc["distillation_data"], source=path, root=root,
+                             field="distillation_data")
+    teacher = _model_spec(doc["teacher"], source=path, root=root, field="teacher")
+    students: dict[str, ModelSpec] = {}
+    if "student" in doc:
+        students["student"] = _model_spec(doc["student"], source=path, root=root, field="student")
+    for name, raw in (doc.get("students") or {}).items():
+        if name == "student" and "student" in students:
+            raise SpecError("candidate name 'student' is reserved for the gated student",
+                            file=shown, field="students.student")
+        students[name] = _model_spec(raw, source=path, root=root, field=f"students.{name}")
+    rubric_path = resolve_path(doc["rubric"], source=path, root=root, field="rubric")
+    rubric = load_rubric(rubric_path, root)
+    if "baseline" in doc:
+        baseline = resolve_path(doc["baseline"], source=path, root=root, field="baseline",
+                                must_exist=False)
+    else:
+        baseline = root / "baselines" / f"{doc['name']}.json"
+    slices: list[SliceSpec | dict[str, Any]] = []
+    seen: set[str] = set()
+    for i, raw in enumerate(doc.get("slices") or ()):
+        if "name" in raw:
+            if raw["name"] == "overall" or raw["name"] in seen:
+                raise SpecError(f"slice name {raw['name']!r} is reserved or used twice",
+                                file=shown, field=f"slices[{i}].name")
+            seen.add(raw["name"])
+            for key, cond in raw["where"].items():
+                _check_condition(cond, file=shown, field=f"slices[{i}].where.{key}")
+            slices.append(SliceSpec(name=raw["name"], where=dict(raw["where"]),
+                                    field=f"slices[{i}]"))
+        else:
+            by = raw["by"]
+            slices.append({"by": [by] if isinstance(by, str) else list(by),
+                           "where": dict(raw.get("where") or {}), "field": f"slices[{i}]",
+                           "min_support": raw.get("min_support")})
+    disc = doc.get("discovery") or {}
+    feats = disc.get("features")
+    discovery = DiscoverySpec(
+        features=tuple(feats) if feats is not None else None,
+        max_predicates=int(disc.get("max_predicates", 2)),
+        min_support=int(disc.get("min_support", 30)),
+        include_length=bool(disc.get("include_length", False)),
+    )
+    raw_doc = dict(doc)
+    return SuiteSpec(
+        path=path, root=root, name=doc["name"], version=str(doc["version"]), task=task,
+        data=data, labels=labels, teacher=teacher, students=students, rubric=rubric,
+        baseline_path=baseline, slices=tuple(slices), discovery=discovery,
+        distillation_data=distill, economics=dict(doc.get("economics") or {}), raw=raw_doc,
+    )
+
+
+def _check_condition(cond: Any, *, file: str, field: str) -> None:
+    if isinstance(cond, Mapping) and "regex" in cond:
+        try:
+            re.compile(cond["regex"])
+        except re.error as exc:
+            raise SpecError(f"invalid regex {cond['regex']!r}: {exc}", file=file,
+                            field=f"{field}.regex") from None
+
+
+def suite_files(target: Path) -> list[Path]:
+    """The suite files a ``--distill-suite`` / ``distill run`` argument names.
+
+    A file is taken as is; a folder gives its ``*.yaml``, ``*.yml`` and ``*.json`` files and
+    its ``*/suite.yaml`` files, sorted.
+    """
+    if not target.exists():
+        raise SpecError("no such suite file or folder", file=display_path(target))
+    if target.is_file():
+        return [target.resolve()]
+    found: list[Path] = []
+    for entry in sorted(target.iterdir()):
+        if entry.is_file() and entry.suffix in (".yaml", ".yml", ".json"):
+            found.append(entry.resolve())
+        elif entry.is_dir():
+            for name in ("suite.yaml", "suite.yml", "suite.json"):
+                if (entry / name).is_file():
+                    found.append((entry / name).resolve())
+                    break
+    return found
+
+
+def detect_kind(doc: Any, path: Path) -> str:
+    """Which schema a document is for: suite, rubric, baseline, report or predictions."""
+    if path.suffix == ".jsonl":
+        return "predictions"
+    if isinstance(doc, Mapping):
+        if "criteria" in doc:
+            return "rubric"
+        if "suites" in doc and "harness_version" in doc:
+            return "report"
+        if "outcomes" in doc or ("suite" in doc and "student" in doc and "slices" in doc):
+            return "baseline"
+        if "teacher" in doc or "task" in doc or "data" in doc:
+            return "suite"
+    raise SpecError("cannot tell what this file is (expected a suite, rubric, baseline, "
+                    "report or predictions file)", file=display_path(path))
+
+
+def validate_file(path: Path, kind: str | None = None) -> str:
+    """Validate any suite, rubric, baseline, report or predictions file; returns its kind.
+
+    A suite is loaded fully (its rubric and paths too).
+    """
+    path = Path(path)
+    if path.suffix == ".jsonl":
+        _validate_jsonl(path)
+        return "predictions"
+    doc, _ = read_document(path)
+    kind = kind or detect_kind(doc, path)
+    if kind == "suite":
+        load_suite(path)
+    elif kind == "rubric":
+        load_rubric(path)
+    else:
+        validate_document(doc, kind, path)
+    return kind
+
+
+def _validate_jsonl(path: Path) -> None:
+    shown = display_path(path)
+    if not path.exists():
+        raise SpecError("file not found", file=shown)
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise SpecError(f"invalid JSON: {exc.msg}", file=shown,
+                                field=f"line {lineno}") from None
+            try:
+                validate_document(obj, "predictions", path)
+            except SpecError as exc:
+                raise SpecError(exc.detail, file=shown,
+                                field=f"line {lineno}: {exc.field}") from None
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
