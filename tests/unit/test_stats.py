@@ -1,0 +1,390 @@
+"""Known-answer and behaviour tests of harness.stats (paired tests, CIs, q-values, sizes)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import optimize, stats
+
+from harness import stats as hs
+from harness.gate import decide
+
+
+def paired(*, both: int, b: int, c: int, neither: int) -> tuple[np.ndarray, np.ndarray]:
+    """Student and reference 0/1 outcomes with the given paired 2x2 cell counts.
+
+    ``b``: reference right, student wrong; ``c``: student right, reference wrong.
+    """
+    student = np.repeat([1.0, 0.0, 1.0, 0.0], [both, b, c, neither])
+    reference = np.repeat([1.0, 1.0, 0.0, 0.0], [both, b, c, neither])
+    return student, reference
+
+
+def outcomes(k: int, n: int) -> np.ndarray:
+    return np.repeat([1.0, 0.0], [k, n - k])
+
+
+# A fixed, non-binary paired sample (no random fakes): a smooth deterministic pattern.
+POSITIONS = np.arange(150)
+SCORES = 0.6 + 0.3 * np.sin(POSITIONS * 0.7) + 0.002 * POSITIONS
+TEACHER_SCORES = SCORES + 0.05 + 0.1 * np.cos(POSITIONS * 1.3)
+
+
+# ---------------------------------------------------------------- known answers
+
+
+def test_exact_mcnemar_matches_textbook_binomial_tail() -> None:
+    s, r = paired(both=60, b=11, c=3, neither=26)
+    result = hs.compare_test(
+        student=s, reference=r, compare="teacher_delta", bound="min", threshold=0.0, binary=True
+    )
+    # P(X >= 11) for X ~ Binomial(14, 1/2) = (C(14,11)+C(14,12)+C(14,13)+C(14,14)) / 2^14
+    assert result.p_value == pytest.approx((364 + 91 + 14 + 1) / 2**14, rel=1e-12)
+    assert result.p_value == pytest.approx(1 - stats.binom.cdf(10, 14, 0.5), rel=1e-12)
+    assert result.value == pytest.approx(-0.08)
+    assert result.n == 100
+    assert result.method == "exact McNemar, b=11 c=3 (margin 0)"
+    low, high = result.ci
+    assert low < result.value < high
+
+
+def test_exact_mcnemar_max_bound_is_the_mirror_image() -> None:
+    s, r = paired(both=60, b=11, c=3, neither=26)
+    result = hs.compare_test(
+        student=s, reference=r, compare="baseline_delta", bound="max", threshold=0.0, binary=True
+    )
+    assert result.p_value == pytest.approx(stats.binom.sf(2, 14, 0.5), rel=1e-12)
+    swapped = hs.compare_test(
+        student=r, reference=s, compare="baseline_delta", bound="min", threshold=0.0, binary=True
+    )
+    assert swapped.p_value == pytest.approx(result.p_value, rel=1e-12)
+
+
+def test_binomial_value_min_and_max_bounds() -> None:
+    accuracy = hs.compare_test(
+        student=outcomes(45, 60),
+        reference=None,
+        compare="value",
+        bound="min",
+        threshold=0.85,
+        binary=True,
+    )
+    assert accuracy.p_value == pytest.approx(stats.binom.cdf(45, 60, 0.85), rel=1e-10)
+    assert accuracy.ci == pytest.approx(hs.wilson_interval(45, 60, 0.95))
+    flips = hs.compare_test(
+        student=outcomes(9, 100),
+        reference=None,
+        compare="value",
+        bound="max",
+        threshold=0.06,
+        binary=True,
+    )
+    assert flips.p_value == pytest.approx(stats.binom.sf(8, 100, 0.06), rel=1e-10)
+    assert flips.method == "exact binomial, k=9 n=100 vs 0.06"
+
+
+def test_wilson_interval_matches_the_formula() -> None:
+    k, n, z = 3, 10, stats.norm.ppf(0.975)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    assert hs.wilson_interval(k, n, 0.95) == pytest.approx((centre - half, centre + half))
+    assert hs.wilson_interval(0, 0, 0.95) == (0.0, 1.0)
+
+
+def test_bh_matches_scipy_on_a_fixed_list() -> None:
+    p = [0.001, 0.008, 0.039, 0.041, 0.042, 0.06, 0.074, 0.205, 0.212, 0.216]
+    expected = stats.false_discovery_control(np.array(p), method="bh")
+    assert hs.bh_adjust(p) == pytest.approx(list(expected))
+
+
+def test_bh_hand_computed_example_with_nones_outside_the_family() -> None:
+    # Family of four: sorted 0.005, 0.01, 0.03, 0.04 -> 0.02, 0.02, 0.04, 0.04 after the
+    # running minimum from the top. None (and NaN) are not in the family.
+    q = hs.bh_adjust([0.01, None, 0.04, 0.03, float("nan"), 0.005])
+    assert q[1] is None and q[4] is None
+    assert [q[0], q[2], q[3], q[5]] == pytest.approx([0.02, 0.04, 0.04, 0.02])
+    assert hs.bh_adjust([]) == []
+    assert hs.bh_adjust([None]) == [None]
+
+
+def _score_statistic(b: int, c: int, n: int, m: float) -> float:
+    """Tango's score statistic with the restricted MLE found numerically (independent)."""
+    a = n - b - c
+
+    def negative_loglik(t: float) -> float:
+        return -(b * math.log(t) + c * math.log(t + m) + a * math.log(1 - 2 * t - m))
+
+    lo, hi = max(0.0, -m) + 1e-12, (1 - m) / 2 - 1e-12
+    t = optimize.minimize_scalar(negative_loglik, bounds=(lo, hi), method="bounded",
+                                 options={"xatol": 1e-13}).x
+    return (c - b - n * m) / math.sqrt(n * (2 * t + m - m * m))
+
+
+def test_paired_difference_ci_is_the_score_interval() -> None:
+    s, r = paired(both=150, b=24, c=8, neither=18)
+    result = hs.compare_test(
+        student=s, reference=r, compare="teacher_delta", bound="min", threshold=-0.05,
+        binary=True,
+    )
+    low, high = result.ci
+    z = stats.norm.ppf(0.975)
+    assert _score_statistic(24, 8, 200, low) == pytest.approx(z, abs=1e-5)
+    assert _score_statistic(24, 8, 200, high) == pytest.approx(-z, abs=1e-5)
+    assert result.value == pytest.approx(-0.08)
+    assert result.method.startswith("Tango score test")
+    # The one-sided p-value is close to the plain score test's (a small skewness correction).
+    plain = stats.norm.cdf(_score_statistic(24, 8, 200, -0.05))
+    assert result.p_value == pytest.approx(plain, rel=0.25)
+
+
+def test_paired_difference_with_margin_is_mirror_symmetric() -> None:
+    s, r = paired(both=150, b=24, c=8, neither=18)
+    low = hs.compare_test(
+        student=s, reference=r, compare="teacher_delta", bound="min", threshold=-0.05,
+        binary=True,
+    )
+    high = hs.compare_test(
+        student=r, reference=s, compare="teacher_delta", bound="max", threshold=0.05,
+        binary=True,
+    )
+    assert high.p_value == pytest.approx(low.p_value, rel=1e-9)
+    assert high.ci == pytest.approx((-low.ci[1], -low.ci[0]), abs=1e-8)
+
+
+def test_bootstrap_max_bound_is_the_mirror_image() -> None:
+    kwargs = dict(compare="teacher_delta", binary=False, seed=3, n_resamples=1000)
+    low = hs.compare_test(
+        student=SCORES, reference=TEACHER_SCORES, bound="min", threshold=-0.045, **kwargs
+    )
+    high = hs.compare_test(
+        student=-SCORES, reference=-TEACHER_SCORES, bound="max", threshold=0.045, **kwargs
+    )
+    assert high.value == pytest.approx(-low.value)
+    assert high.p_value == pytest.approx(low.p_value, rel=1e-9)
+    assert high.ci == pytest.approx((-low.ci[1], -low.ci[0]))
+
+
+def test_score_test_is_calibrated_at_the_margin_in_a_seeded_simulation() -> None:
+    rng = np.random.default_rng(20240501)
+    m, n = -0.05, 500
+    pb, pc = 0.0725, 0.0225  # teacher 0.85, student 0.80: true delta exactly at the margin
+    rejections = 0
+    draws = 1500
+    for _ in range(draws):
+        both, b, c, neither = rng.multinomial(n, [0.85 - pb, pb, pc, 0.15 - pc])
+        s, r = paired(both=both, b=b, c=c, neither=neither)
+        result = hs.compare_test(
+            student=s, reference=r, compare="teacher_delta", bound="min", threshold=m,
+            binary=True,
+        )
+        assert result.p_value is not None
+        rejections += result.p_value < 0.05
+    assert 0.03 <= rejections / draws <= 0.065
+
+
+# ---------------------------------------------------------------- bootstrap behaviour
+
+
+def test_bootstrap_is_deterministic_under_the_seed() -> None:
+    kwargs = dict(
+        student=SCORES, reference=TEACHER_SCORES, compare="teacher_ratio", bound="min",
+        threshold=0.95, binary=False,
+    )
+    first = hs.compare_test(**kwargs, seed=7)
+    assert hs.compare_test(**kwargs, seed=7) == first
+    other = hs.compare_test(**kwargs, seed=8)
+    assert other != first
+    assert other.value == first.value
+    assert other.ci == pytest.approx(first.ci, abs=0.01)
+    assert first.p_value is not None and other.p_value is not None
+    assert abs(other.p_value - first.p_value) < 0.02
+    assert first.method == "paired bootstrap (BCa), 2000 resamples, seed 7"
+
+
+def test_custom_statistic_uses_the_same_resamples_as_the_mean() -> None:
+    def statistic(idx: np.ndarray) -> tuple[float, float | None]:
+        return float(SCORES[idx].mean()), float(TEACHER_SCORES[idx].mean())
+
+    kwargs = dict(
+        student=SCORES, reference=TEACHER_SCORES, compare="teacher_delta", bound="min",
+        threshold=-0.045, binary=False, n_resamples=500,
+    )
+    by_mean = hs.compare_test(**kwargs)
+    by_statistic = hs.compare_test(**kwargs, statistic=statistic)
+    assert by_statistic.value == pytest.approx(by_mean.value)
+    assert by_statistic.ci == pytest.approx(by_mean.ci)
+    assert by_statistic.p_value == pytest.approx(by_mean.p_value)
+
+
+def test_degenerate_inputs_do_not_crash() -> None:
+    empty = hs.compare_test(
+        student=[], reference=[], compare="teacher_ratio", bound="min", threshold=0.9,
+        binary=True,
+    )
+    assert not empty.defined and not empty.testable and empty.p_value is None
+    zero_reference = hs.compare_test(
+        student=[1, 0, 1], reference=[0, 0, 0], compare="teacher_ratio", bound="min",
+        threshold=0.9, binary=True,
+    )
+    assert not zero_reference.defined and zero_reference.p_value is None
+    flat_breach = hs.compare_test(
+        student=[0.5] * 8, reference=None, compare="value", bound="min", threshold=0.9,
+        binary=False,
+    )
+    assert flat_breach.ci == (0.5, 0.5) and flat_breach.p_value is None
+    flat_meets = hs.compare_test(
+        student=[1, 1, 1], reference=[1, 1, 1], compare="teacher_ratio", bound="min",
+        threshold=0.95, binary=True,
+    )
+    assert flat_meets.ci == (1.0, 1.0) and flat_meets.p_value == 1.0
+    no_discordance = hs.compare_test(
+        student=[1, 0, 1], reference=[1, 0, 1], compare="teacher_delta", bound="min",
+        threshold=0.0, binary=True,
+    )
+    assert no_discordance.p_value == 1.0
+    assert all(math.isfinite(x) for x in no_discordance.ci)
+    single = hs.compare_test(
+        student=[0.2], reference=[0.4], compare="baseline_delta", bound="min", threshold=0.0,
+        binary=False,
+    )
+    assert single.ci == pytest.approx((-0.2, -0.2)) and single.p_value is None
+
+
+def test_malformed_arguments_raise_value_error() -> None:
+    with pytest.raises(ValueError, match="paired"):
+        hs.compare_test(student=[1, 0], reference=[1], compare="teacher_delta", bound="min",
+                        threshold=0.0, binary=True)
+    with pytest.raises(ValueError, match="0 or 1"):
+        hs.compare_test(student=[0.5], reference=None, compare="value", bound="min",
+                        threshold=0.5, binary=True)
+    with pytest.raises(ValueError, match="compare"):
+        hs.compare_test(student=[1], reference=None, compare="ratio", bound="min",
+                        threshold=0.5, binary=True)
+    with pytest.raises(ValueError, match="bound"):
+        hs.compare_test(student=[1], reference=None, compare="value", bound="lt",
+                        threshold=0.5, binary=True)
+    with pytest.raises(ValueError, match="reference"):
+        hs.compare_test(student=[1], reference=None, compare="teacher_delta", bound="min",
+                        threshold=0.5, binary=True)
+
+
+# ---------------------------------------------------------------- verdicts through the gate
+
+
+def verdict(result: hs.TestResult, *, min: float, strict: bool = False,
+            severity: str = "fail", q_value: float | None = None) -> str:
+    return decide(
+        value=result.value if result.defined else None, min=min, max=None, n=result.n,
+        min_support=30, severity=severity, p_value=result.p_value, q_value=q_value,
+        testable=result.testable, strict=strict,
+    )
+
+
+def delta_check(*, both: int, b: int, c: int, neither: int, margin: float = 0.0) -> hs.TestResult:
+    s, r = paired(both=both, b=b, c=c, neither=neither)
+    return hs.compare_test(
+        student=s, reference=r, compare="teacher_delta", bound="min", threshold=margin,
+        binary=True,
+    )
+
+
+def test_each_verdict_is_reached_through_compare_test() -> None:
+    meets = delta_check(both=80, b=3, c=5, neither=12)
+    assert verdict(meets, min=0.0) == "pass"
+
+    significant = delta_check(both=150, b=30, c=4, neither=16)
+    assert significant.p_value is not None and significant.p_value < 0.05
+    assert verdict(significant, min=0.0) == "fail"
+
+    small = delta_check(both=12, b=6, c=0, neither=2)  # n = 20 < min_support 30
+    assert verdict(small, min=0.0) == "inconclusive"
+    assert verdict(small, min=0.0, strict=True) == "fail"
+
+    unclear = delta_check(both=150, b=7, c=3, neither=40)  # p = P(X >= 7 | Bin(10, 1/2))
+    assert unclear.p_value == pytest.approx(stats.binom.sf(6, 10, 0.5))
+    assert verdict(unclear, min=0.0) == "inconclusive"
+    assert verdict(unclear, min=0.0, strict=True) == "fail"
+
+    assert verdict(significant, min=0.0, severity="warn") == "warn"
+
+    undefined = hs.compare_test(
+        student=[1, 0, 1], reference=[0, 0, 0], compare="teacher_ratio", bound="min",
+        threshold=0.95, binary=True,
+    )
+    assert verdict(undefined, min=0.95) == "error"
+
+
+def test_bh_family_can_turn_a_significant_slice_inconclusive() -> None:
+    slices = [
+        delta_check(both=150, b=12, c=3, neither=35),  # p ~ 0.018 alone
+        delta_check(both=150, b=5, c=5, neither=40),
+        delta_check(both=150, b=6, c=5, neither=39),
+    ]
+    p = [x.p_value for x in slices]
+    q = hs.bh_adjust(p)
+    assert p[0] is not None and p[0] < 0.05
+    assert verdict(slices[0], min=0.0) == "fail"
+    assert verdict(slices[0], min=0.0, q_value=q[0]) == "inconclusive"
+
+
+# ---------------------------------------------------------------- needed examples
+
+
+def test_needed_examples_would_decide_an_inconclusive_slice() -> None:
+    # 100 examples, 7 lost and 2 gained against the teacher: delta -0.05, p ~ 0.09.
+    s, r = paired(both=80, b=7, c=2, neither=11)
+    check = hs.compare_test(
+        student=s, reference=r, compare="teacher_delta", bound="min", threshold=0.0,
+        binary=True,
+    )
+    assert verdict(check, min=0.0) == "inconclusive"
+    needed = hs.needed_examples(
+        student=s, reference=r, compare="teacher_delta", bound="min", threshold=0.0,
+        binary=True,
+    )
+    # Connor's McNemar sample size: psi = 0.09, delta = -0.05.
+    za, zb = stats.norm.ppf(0.95), stats.norm.ppf(0.8)
+    expected = ((za * math.sqrt(0.09) + zb * math.sqrt(0.09 - 0.05**2)) / 0.05) ** 2
+    assert needed == math.ceil(expected)
+    assert needed is not None and needed > check.n
+
+    # The same slice grown to `needed` examples, proportions kept, is decided.
+    scale = needed / 100
+    both, b, c = round(80 * scale), round(7 * scale), round(2 * scale)
+    s_big, r_big = paired(both=both, b=b, c=c, neither=needed - both - b - c)
+    grown = hs.compare_test(
+        student=s_big, reference=r_big, compare="teacher_delta", bound="min", threshold=0.0,
+        binary=True,
+    )
+    assert verdict(grown, min=0.0) == "fail"
+
+
+def test_needed_examples_for_a_proportion_and_when_there_is_no_breach() -> None:
+    s = outcomes(40, 50)  # 0.80 against a minimum of 0.85
+    needed = hs.needed_examples(
+        student=s, reference=None, compare="value", bound="min", threshold=0.85, binary=True
+    )
+    za, zb = stats.norm.ppf(0.95), stats.norm.ppf(0.8)
+    expected = ((za * math.sqrt(0.85 * 0.15) + zb * math.sqrt(0.8 * 0.2)) / 0.05) ** 2
+    assert needed == math.ceil(expected)
+    assert hs.needed_examples(
+        student=s, reference=None, compare="value", bound="min", threshold=0.75, binary=True
+    ) is None
+    assert hs.needed_examples(
+        student=[0.5] * 5, reference=None, compare="value", bound="min", threshold=0.9,
+        binary=False,
+    ) is None
+
+
+def test_needed_examples_for_a_bootstrapped_delta_is_the_normal_formula() -> None:
+    needed = hs.needed_examples(
+        student=SCORES, reference=TEACHER_SCORES, compare="teacher_delta", bound="min",
+        threshold=-0.02, binary=False,
+    )
+    diff = SCORES - TEACHER_SCORES
+    za, zb = stats.norm.ppf(0.95), stats.norm.ppf(0.8)
+    expected = ((za + zb) * np.std(diff, ddof=1) / (diff.mean() + 0.02)) ** 2
+    assert needed == math.ceil(expected)
