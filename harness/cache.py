@@ -50,14 +50,17 @@ def cache_key(
     fingerprint: str,
     data_sha256: str,
     labels: Sequence[str] = (),
-    format_version: int = OUTPUT_FORMAT_VERSION,
+    format_version: int | None = None,
 ) -> dict[str, Any]:
-    """The fields an entry is keyed by, as stored in the entry."""
+    """The fields an entry is keyed by, as stored in the entry.
+
+    ``format_version`` defaults to :data:`harness.OUTPUT_FORMAT_VERSION`.
+    """
     return {
         "fingerprint": fingerprint,
         "data_sha256": data_sha256,
         "labels": list(labels),
-        "output_format_version": format_version,
+        "output_format_version": OUTPUT_FORMAT_VERSION if format_version is None else format_version,
     }
 
 
@@ -169,9 +172,7 @@ class PredictionCache:
         digest = key_digest(cache_key(fingerprint, data.sha256, labels))
         return self.root / "predictions" / f"{digest}.json"
 
-    def load(
-        self, fingerprint: str, data: Dataset, labels: Sequence[str] = ()
-    ) -> Predictions | None:
+    def load(self, fingerprint: str, data: Dataset, labels: Sequence[str] = ()) -> Predictions | None:
         """The cached predictions of the model with ``fingerprint`` over ``data``, or None.
 
         A missing entry is None; a corrupt one is None too and is recorded in ``recomputed``.

@@ -273,12 +273,18 @@ def _numeric_gaps(
         while j + 1 < len(rare) and rare[j + 1]:
             j += 1
         e_n, d_n = int(e_counts[i : j + 1].sum()), int(d_counts[i : j + 1].sum())
+        last = j == len(rare) - 1
+        preds = [
+            Predicate(feature, "gte", float(edges[i])),
+            Predicate(feature, "lte" if last else "lt", float(edges[j + 1])),
+        ]
+        if d_n == 0:
+            # A hole: widen it to the open interval between the distillation values around it.
+            left = float(dv[dv < edges[i]].max())
+            right = float(dv[dv > edges[j + 1]].min()) if last else float(dv[dv >= edges[j + 1]].min())
+            preds = [Predicate(feature, "gt", left), Predicate(feature, "lt", right)]
+            e_n = int(np.count_nonzero((ev > left) & (ev < right)))
         if e_n >= min_eval and _is_rare(e_n / n_e, d_n / n_d, rare_share):
-            last = j == len(rare) - 1
-            preds = [
-                Predicate(feature, "gte", float(edges[i])),
-                Predicate(feature, "lte" if last else "lt", float(edges[j + 1])),
-            ]
             name = predicate_name(preds)
             gaps.append(_distillation_gap(name, e_n, n_e, d_n, n_d, name, drange))
         i = j + 1
@@ -539,7 +545,9 @@ def embedding_coverage(
 ) -> tuple[EmbeddingCoverage, list[CoverageGap]]:
     """Which eval examples lie far from all distillation examples, and how they group.
 
-    Vectors are TF-IDF (sublinear tf, fit on ``distill_texts``) unless both
+    Vectors are TF-IDF (sublinear tf, English stop words dropped; vocabulary and idf fit on
+    the distillation and eval texts together, so that words the distillation data never saw
+    count against coverage instead of vanishing) unless both
     ``eval_vectors`` and ``distill_vectors`` are given (teacher embeddings, say); distance is
     cosine. The *typical neighbour distance* is the ``quantile`` of the distillation
     examples' leave-one-out nearest-neighbour distances (on a seeded subsample of at most
@@ -579,12 +587,18 @@ def embedding_coverage(
 
         method = "tfidf-cosine"
         vectorizer = TfidfVectorizer(sublinear_tf=True, stop_words="english", dtype=np.float32)
+        # Vocabulary and idf come from both sets: fit on the distillation texts alone, every
+        # word they never saw would vanish from the eval vectors — exactly the signal of a
+        # gap — and an eval text made of new words would be a zero vector, unclusterable.
+        both = list(distill_texts) + list(eval_texts)
         try:
-            dv = sp.csr_matrix(vectorizer.fit_transform(list(distill_texts)))
-        except ValueError:  # empty vocabulary: nothing in the distillation texts to match
+            x = vectorizer.fit_transform(both)
+        except ValueError:  # only stop words: keep them rather than have no vocabulary
             vectorizer = TfidfVectorizer(sublinear_tf=True, dtype=np.float32)
-            dv = sp.csr_matrix(vectorizer.fit_transform(list(distill_texts)))
-        ev = sp.csr_matrix(vectorizer.transform(list(eval_texts)))
+            x = vectorizer.fit_transform(both)
+        x = sp.csr_matrix(x)
+        n_d = len(distill_texts)
+        dv, ev = x[:n_d], x[n_d:]
         terms = vectorizer.get_feature_names_out()
     n_distill = dv.shape[0]
     if n_distill < 2:

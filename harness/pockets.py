@@ -51,7 +51,6 @@ COMPARES = ("teacher_delta", "teacher_ratio")
 
 _BEAM = 256  # level-2 conjunctions expanded into level 3
 _EXAMINE_FACTOR = 10  # candidates examined per report slot in the greedy pass
-_OVERLAP = 0.5  # overlap coefficient above which two candidates describe the same pocket
 _N_EXAMPLES = 5
 _MAX_LEVELS = 8  # a gap with at most this many distinct values is histogrammed by level
 
@@ -61,7 +60,7 @@ _Key = tuple[tuple[int, int], ...]  # ((feature index, predicate index), ...) by
 @dataclass
 class _Feature:
     name: str
-    codes: np.ndarray  # int32 per row, n_codes - 1 is the "matches nothing" code
+    codes: np.ndarray  # intp per row, n_codes - 1 is the "matches nothing" code
     n_codes: int
     preds: list[tuple[Predicate, ...]]  # one conjunction-element per candidate predicate
     member: np.ndarray  # (n_preds, n_codes) float64 0/1: which codes a predicate selects
@@ -163,10 +162,12 @@ def find_pockets(
         value = _value(s[mask], t[mask], compare)
         if not _breaches(value, threshold, bound):
             continue
+        confirmed = bool(q < alpha)
+        if not confirmed and p >= alpha:
+            continue
         if _no_worse_than_a_parent(feats, key, s, t, value, threshold, bound, compare):
             continue
         preds = tuple(p_ for fi, pi in key for p_ in feats[fi].preds[pi])
-        confirmed = bool(q < alpha)
         mean_s, mean_t = float(s[mask].mean()), float(t[mask].mean())
         pocket = Pocket(
             slice=predicate_name(preds),
@@ -278,33 +279,57 @@ def _encode(name: str, col: np.ndarray, min_support: int, n_bins: int) -> _Featu
                 dtype=bool,
                 count=col.shape[0],
             )
-        try:
-            values, inv = np.unique(col[present], return_inverse=True)
-        except TypeError:  # mixed types: order values by their text
-            seen: dict[Any, int] = {}
-            raw = [seen.setdefault(v, len(seen)) for v in col[present]]
-            by_text = sorted(seen, key=lambda v: (type(v).__name__, str(v)))
-            rank = np.empty(len(by_text), dtype=np.intp)
-            for i, v in enumerate(by_text):
-                rank[seen[v]] = i
-            values = np.empty(len(by_text), dtype=object)
-            values[:] = by_text
-            inv = rank[np.asarray(raw, dtype=np.intp)]
+        values, inv = _factorize(col[present])
         inverse = np.zeros(col.shape[0], dtype=np.intp)
-        inverse[present] = inv.ravel()
+        inverse[present] = inv
     counts = np.bincount(inverse[present], minlength=len(values))
     kept = np.flatnonzero(counts >= min_support)
     if kept.size == 0:
         return None
     n_codes = kept.size + 1
-    remap = np.full(len(values), kept.size, dtype=np.int32)
-    remap[kept] = np.arange(kept.size, dtype=np.int32)
+    remap = np.full(len(values), kept.size, dtype=np.intp)
+    remap[kept] = np.arange(kept.size, dtype=np.intp)
     codes = remap[inverse]
     codes[~present] = kept.size
     preds = [(Predicate(name, "eq", _native(values[k])),) for k in kept]
     inset = np.zeros((kept.size, n_codes), dtype=bool)
     inset[np.arange(kept.size), np.arange(kept.size)] = True
     return _Feature(name, codes, n_codes, preds, inset.astype(np.float64), inset)
+
+
+def _factorize(col: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct values of ``col`` and each element's index into them."""
+    if col.dtype.kind == "O" and all(isinstance(v, str) for v in col):
+        col = col.astype(str)
+    if col.dtype.kind == "U" and col.size:
+        # hash the code points, then check the hash against the strings: sorting a million
+        # strings is far slower than sorting a million integers
+        width = col.dtype.itemsize // 4
+        points = col.view(np.uint32).reshape(col.size, width) if width else None
+        h = np.zeros(col.size, dtype=np.uint64)
+        for j in range(width):
+            assert points is not None
+            h = h * np.uint64(1_000_003) + points[:, j].astype(np.uint64)
+        _, first, inv = np.unique(h, return_index=True, return_inverse=True)
+        reps = col[first]
+        if np.array_equal(reps[inv.ravel()], col):
+            order = np.argsort(reps, kind="stable")
+            rank = np.empty(order.size, dtype=np.intp)
+            rank[order] = np.arange(order.size)
+            return reps[order], rank[inv.ravel()]
+    try:
+        values, inv = np.unique(col, return_inverse=True)
+        return values, inv.ravel().astype(np.intp)
+    except TypeError:  # mixed types: order values by type name, then text
+        seen: dict[Any, int] = {}
+        raw = [seen.setdefault(v, len(seen)) for v in col]
+        by_text = sorted(seen, key=lambda v: (type(v).__name__, str(v)))
+        rank = np.empty(len(by_text), dtype=np.intp)
+        for i, v in enumerate(by_text):
+            rank[seen[v]] = i
+        out = np.empty(len(by_text), dtype=object)
+        out[:] = by_text
+        return out, rank[np.asarray(raw, dtype=np.intp)]
 
 
 def _encode_numeric(name: str, col: np.ndarray, min_support: int, n_bins: int) -> _Feature | None:
@@ -321,8 +346,8 @@ def _encode_numeric(name: str, col: np.ndarray, min_support: int, n_bins: int) -
     as_int = col.dtype.kind in "iu" or bool(np.all(edges == np.round(edges)))
     n_real = edges.size + 1
     n_codes = n_real + 1
-    codes = np.full(x.shape[0], n_real, dtype=np.int32)
-    codes[present] = np.searchsorted(edges, xs, side="right").astype(np.int32)
+    codes = np.full(x.shape[0], n_real, dtype=np.intp)
+    codes[present] = np.searchsorted(edges, xs, side="right")
     support = np.bincount(codes, minlength=n_codes)[:n_real]
     cum = np.concatenate([[0], np.cumsum(support)])
 
@@ -419,17 +444,22 @@ class _Search:
         self.by_level = levels.size <= _MAX_LEVELS
         if self.by_level:
             self.n_levels = levels.size
-            o = np.searchsorted(levels, g).astype(np.int32)
+            o = np.searchsorted(levels, g)
             self.value_matrix = np.stack(
                 [np.ones_like(levels), levels, levels * levels, (levels < margin).astype(float)],
                 axis=1,
             )
             self.co = [c * self.n_levels + o for c in self.codes]
         else:
+            self.n_levels = 1
+            self.co = self.codes
             self.weights = [None, g, g * g, (g < margin).astype(np.float64)]
+        sizes = [f.n_codes * self.n_levels for f in feats]
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.intp)
         self.level1: list[np.ndarray] = []
         self.level2: dict[tuple[int, int], np.ndarray] = {}
         self.level3: dict[_Key, np.ndarray] = {}
+        self.stacked: np.ndarray | None = None
 
     # --- histograms -------------------------------------------------------------------------
     def _hist(self, prefix: np.ndarray | None, n_prefix: int, h: int, rows: np.ndarray | None):
@@ -492,13 +522,41 @@ class _Search:
         for _, f, pf, h, ph in beam[:_BEAM]:
             parent = ((f, pf), (h, ph))
             rows = np.flatnonzero(_mask(self.feats, parent, self.codes))
-            for k in range(len(self.feats)):
+            for k, st in enumerate(self._hist_all(rows)):
                 if k in (f, h):
                     continue
-                st = self.feats[k].member @ self._hist(None, 1, k, rows)[0]
                 for pk in np.flatnonzero(st[:, 0] >= self.m_disc):
                     key = tuple(sorted(((f, pf), (h, ph), (k, int(pk)))))
                     self.level3.setdefault(key, st[pk])
+
+    def _hist_all(self, rows: np.ndarray) -> list[np.ndarray]:
+        """Per feature, (n_preds, 4) stats of each predicate within ``rows``."""
+        if self.stacked is None:
+            # every feature's codes side by side, offset so one bincount histograms them all
+            self.stacked = np.stack(self.co) + self.offsets[:-1, None]
+        keys = self.stacked[:, rows]
+        total = int(self.offsets[-1])
+        if self.by_level:
+            flat = np.bincount(keys.ravel(), minlength=total).astype(np.float64)
+        else:
+            flat = np.stack(
+                [
+                    np.bincount(
+                        keys.ravel(),
+                        weights=None if w is None else np.tile(w[rows], len(self.feats)),
+                        minlength=total,
+                    )
+                    for w in self.weights
+                ],
+                axis=-1,
+            ).astype(np.float64)
+        out = []
+        for k, f in enumerate(self.feats):
+            part = flat[self.offsets[k] : self.offsets[k + 1]]
+            if self.by_level:
+                part = part.reshape(f.n_codes, self.n_levels) @ self.value_matrix
+            out.append(f.member @ part)
+        return out
 
     # --- selection --------------------------------------------------------------------------
     def stats_of(self, key: _Key) -> np.ndarray:
@@ -540,23 +598,32 @@ class _Search:
             if self._no_worse_than_parent(key, mean):
                 continue
             mask = _mask(self.feats, key, self.codes)
-            n = int(st[0])
             redundant, explained = False, []
             for j, (_, other, other_mean) in enumerate(kept):
-                inter = int(np.count_nonzero(mask & other))
-                if inter < _OVERLAP * min(n, int(other.sum())):
+                if not np.any(mask & other):
                     continue
-                if mean >= other_mean:
+                if self._evident(mask & ~other):
+                    continue  # overlaps, but has evidence of its own
+                # explained by a kept candidate (which scores higher): it stays only where it
+                # is worse and explains the kept one in turn
+                if mean < other_mean and not self._evident(other & ~mask):
+                    explained.append(j)
+                else:
                     redundant = True
                     break
-                rest = other & ~mask
-                if not rest.any() or self.g[rest].mean() >= self.margin:
-                    explained.append(j)
             if redundant:
                 continue
             kept = [k for j, k in enumerate(kept) if j not in explained]
             kept.append((key, mask, mean))
         return [k for k, _, _ in kept]
+
+    def _evident(self, mask: np.ndarray) -> bool:
+        """Whether the rows of ``mask`` show a shortfall of their own (score above 1)."""
+        g = self.g[mask]
+        if g.size == 0:
+            return False
+        st = np.array([g.size, g.sum(), (g * g).sum(), 0.0])
+        return bool(_score(st, self.margin) > 1.0)
 
     def _no_worse_than_parent(self, key: _Key, mean: float) -> bool:
         if len(key) < 2:

@@ -358,8 +358,7 @@ class TransformersModel(Model):
             )
         if m.group(1) is not None and int(m.group(1)) >= torch.cuda.device_count():
             raise self._error(
-                f"device {request} was asked for but only {torch.cuda.device_count()}"
-                " CUDA device(s) exist",
+                f"device {request} was asked for but only {torch.cuda.device_count()} CUDA device(s) exist",
                 field,
             )
         return torch.device(request)
@@ -403,9 +402,7 @@ class TransformersModel(Model):
         except ModelError:
             raise
         except Exception as exc:
-            raise self._error(
-                f"cannot load the model from {folder}: {type(exc).__name__}: {exc}"
-            ) from None
+            raise self._error(f"cannot load the model from {folder}: {type(exc).__name__}: {exc}") from None
         finally:
             if bars:
                 hf_logging.enable_progress_bar()
@@ -455,9 +452,7 @@ class TransformersModel(Model):
             if progress is not None:
                 progress(done, len(texts))
 
-    def predict(
-        self, data: Dataset, labels: Sequence[str], progress: Progress | None = None
-    ) -> Predictions:
+    def predict(self, data: Dataset, labels: Sequence[str], progress: Progress | None = None) -> Predictions:
         """Softmax probabilities over ``labels`` (suite order) and the argmax label per example."""
         if not labels:
             raise self._error("a transformers model needs the suite's labels", "labels")

@@ -281,9 +281,7 @@ def test_hub_id_offline_fails_fast_with_advice():
 def test_unavailable_device_is_an_error_and_the_override_wins(models):
     with pytest.raises(ModelError, match="CUDA is not available"):
         _model(models["named"], device="cuda:0").predict(_data(), LABELS)
-    model = TransformersModel(
-        _spec(models["named"], device="cuda"), "teacher", device_override="cpu"
-    )
+    model = TransformersModel(_spec(models["named"], device="cuda"), "teacher", device_override="cpu")
     model.predict(_data(TEXTS[:2]), LABELS)
     assert model.facts().extra["device"] == "cpu"
     with pytest.raises(ModelError, match="unknown device"):
@@ -351,8 +349,7 @@ def test_facts_count_parameters_from_headers(models):
     assert facts.params == sum(p.numel() for p in loaded.parameters())
     expected_bytes = sum(
         (models["named"] / n).stat().st_size
-        for n in ("model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json",
-                  "vocab.txt")
+        for n in ("model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt")
     )
     assert facts.bytes == expected_bytes
 
@@ -375,9 +372,7 @@ def test_fingerprint_and_facts_do_not_import_torch(models):
         assert not heavy, heavy
         """
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
-    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
 
 

@@ -1,0 +1,137 @@
+"""The ``distill`` command: ``run``, ``validate``, ``report``.
+
+Exit codes: 0 pass, 1 gate failed, 2 bad input or usage (one line on stderr), 3 internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"distill: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_INPUT)
+
+
+def _parser() -> argparse.ArgumentParser:
+    from harness import __version__
+
+    p = _Parser(prog="distill", description="Gate a distilled student model against its teacher.")
+    p.add_argument("--version", action="version", version=f"distill-harness {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    run = sub.add_parser("run", help="run suites and gate them")
+    run.add_argument("suites", nargs="+", metavar="SUITE", help="suite file or folder of suites")
+    run.add_argument("--report", type=Path, help="write the JSON report here")
+    run.add_argument("--markdown", type=Path, help="write the Markdown report here")
+    run.add_argument("--update-baselines", action="store_true", help="write the stored baselines")
+    run.add_argument("--cache", type=Path, default=Path(".distill-cache"), help="prediction cache")
+    run.add_argument("--no-cache", action="store_true", help="do not use the prediction cache")
+    run.add_argument("--strict", action="store_true", help="inconclusive checks fail")
+    run.add_argument("--allow-remote-code", action="store_true")
+    run.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N or mps")
+    run.add_argument("--annotations", action="store_true", help="print GitHub annotations")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--quiet", action="store_true", help="print only the verdict")
+    val = sub.add_parser("validate", help="check suite, rubric, baseline, report or predictions files")
+    val.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    rep = sub.add_parser("report", help="render a stored JSON report")
+    rep.add_argument("file", type=Path)
+    rep.add_argument("--format", choices=("table", "markdown", "json"), default="table")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``distill`` console script; returns the exit code."""
+    from harness.errors import HarnessError
+
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return _run(args)
+        if args.command == "validate":
+            return _validate(args)
+        return _report(args)
+    except HarnessError as exc:
+        print(f"distill: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print("distill: interrupted", file=sys.stderr)
+        return EXIT_INTERNAL
+    except Exception as exc:  # the last line of defence: exit 3, one line, no traceback dump
+        print(f"distill: internal error: {type(exc).__name__}: {exc} "
+              "(please report it with the suite that triggered it)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _run(args: argparse.Namespace) -> int:
+    from harness.options import Options
+    from harness.report.terminal import report_lines
+    from harness.session import DistillSession
+
+    if args.device is not None and not (args.device in ("auto", "cpu", "cuda", "mps") or (
+            args.device.startswith("cuda:") and args.device[5:].isdigit())):
+        print(f"distill: --device: {args.device!r} is not one of auto, cpu, cuda, cuda:N, mps",
+              file=sys.stderr)
+        return EXIT_INPUT
+    options = Options(
+        cache_dir=None if args.no_cache else args.cache, strict=args.strict,
+        allow_remote_code=args.allow_remote_code, device=args.device,
+        update_baselines=args.update_baselines, report_path=args.report,
+        markdown_path=args.markdown, annotations=args.annotations, progress=True, seed=args.seed)
+    session = DistillSession(options, [Path(s) for s in args.suites])
+    paths = session.suite_paths()
+    if not paths:
+        print(f"distill: no suite files in {', '.join(args.suites)}", file=sys.stderr)
+        return EXIT_INPUT
+    for path in paths:
+        session.evaluate(path)
+    doc = session.report()
+    if not args.quiet:
+        for line in report_lines(doc):
+            print(line)
+    for line in session.write_outputs(doc):
+        print(line)
+    for name, items in (doc.get("baselines") or {}).items():
+        for item in items:
+            print(f"distill: baseline {name}: {item}")
+    errors = session.errors()
+    if errors:
+        for err in errors:
+            print(f"distill: {err['message']}", file=sys.stderr)
+        return EXIT_INPUT
+    return EXIT_PASS if doc["verdict"] == "pass" else EXIT_FAIL
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from harness.spec import display_path, validate_file
+
+    for f in args.files:
+        kind = validate_file(f)
+        print(f"{display_path(f)}: valid {kind}")
+    return EXIT_PASS
+
+
+def _report(args: argparse.Namespace) -> int:
+    from harness.report import load_report
+    from harness.report.markdown import render_markdown
+    from harness.report.terminal import report_lines
+
+    doc = load_report(args.file)
+    if args.format == "markdown":
+        sys.stdout.write(render_markdown(doc))
+    elif args.format == "json":
+        sys.stdout.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    else:
+        print("\n".join(report_lines(doc)))
+    return EXIT_PASS if doc.get("verdict") == "pass" else EXIT_FAIL
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,183 @@
+"""pytest glue: ``pytest --distill-suite``.
+
+Every hook is a few lines handing off to :class:`harness.session.DistillSession`. Without
+``--distill-suite`` the plugin collects nothing and imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.options import Options
+
+SESSION_KEY = pytest.StashKey["Any"]()
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("distill", "distill-harness: gate a distilled student model")
+    group.addoption("--distill-suite", action="append", nargs="?", const="", default=None,
+                    metavar="PATH", help="suite file or folder of suites to gate (repeatable); "
+                    "without a value, the ini option distill_suites (default suites/)")
+    group.addoption("--distill-update-baselines", action="store_true", default=False,
+                    help="write (or refresh) the stored baselines of the suites run")
+    group.addoption("--distill-report", metavar="PATH", default=None, help="write the JSON report")
+    group.addoption("--distill-markdown", metavar="PATH", default=None,
+                    help="write the Markdown report (also to $GITHUB_STEP_SUMMARY when set)")
+    group.addoption("--distill-cache", metavar="DIR", default=".distill-cache",
+                    help="prediction cache folder (default .distill-cache)")
+    group.addoption("--distill-no-cache", action="store_true", default=False,
+                    help="do not read or write the prediction cache")
+    group.addoption("--distill-strict", action="store_true", default=False,
+                    help="inconclusive checks fail the build")
+    group.addoption("--distill-allow-remote-code", action="store_true", default=False,
+                    help="allow trust_remote_code: true in model specs")
+    group.addoption("--distill-device", metavar="DEVICE", default=None,
+                    help="run transformers models on DEVICE (auto, cpu, cuda, cuda:N, mps)")
+    group.addoption("--distill-annotations", action="store_true", default=False,
+                    help="print GitHub workflow-command annotations (on by default under "
+                    "GITHUB_ACTIONS=true)")
+    group.addoption("--distill-seed", type=int, default=0, metavar="N",
+                    help="seed of resampling and pocket discovery (default 0)")
+    parser.addini("distill_suites", "suite files or folders gated by a bare --distill-suite",
+                  type="args", default=["suites/"])
+
+
+def _options(config: pytest.Config) -> Options:
+    device = config.getoption("distill_device")
+    if device is not None and not (device in DEVICES or (device.startswith("cuda:")
+                                                         and device[5:].isdigit())):
+        raise pytest.UsageError(f"--distill-device: {device!r} is not one of auto, cpu, cuda, "
+                                "cuda:N, mps")
+
+    def path(opt: str) -> Path | None:
+        value = config.getoption(opt)
+        return Path(value) if value else None
+
+    return Options(
+        cache_dir=None if config.getoption("distill_no_cache") else path("distill_cache"),
+        strict=config.getoption("distill_strict"),
+        allow_remote_code=config.getoption("distill_allow_remote_code"),
+        device=device,
+        update_baselines=config.getoption("distill_update_baselines"),
+        report_path=path("distill_report"),
+        markdown_path=path("distill_markdown"),
+        annotations=config.getoption("distill_annotations"),
+        progress=True,
+        seed=config.getoption("distill_seed"),
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    raw = config.getoption("distill_suite")
+    if raw is None:
+        return
+    from harness.session import DistillSession
+
+    base = Path(config.invocation_params.dir)
+    values = [v for v in raw if v] or list(config.getini("distill_suites"))
+    targets = [(base / v).resolve() for v in values]
+    missing = [v for v, t in zip(values, targets, strict=True) if not t.exists()]
+    if missing:
+        raise pytest.UsageError(f"--distill-suite: {missing[0]!r} does not exist")
+    session = DistillSession(_options(config), targets)
+    config.stash[SESSION_KEY] = session
+    # Gate the suites: as the only arguments when none were given, else next to them.
+    explicit = config.args_source == pytest.Config.ArgsSource.ARGS
+    args = [str(t) for t in targets]
+    if explicit:
+        config.args.extend(a for a in args if a not in config.args)
+    else:
+        config.args[:] = args
+
+
+def _session(config: pytest.Config) -> Any:
+    return config.stash.get(SESSION_KEY, None)
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Any:
+    session = _session(parent.config)
+    if session is None:
+        return None
+    from harness.errors import HarnessError
+
+    try:
+        wanted = session.suite_paths()
+    except HarnessError:
+        return None
+    if file_path.resolve() in wanted:
+        from harness.items import SuiteFile
+
+        return SuiteFile.from_parent(parent, path=file_path)
+    return None
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    session = _session(config)
+    if session is None or hasattr(config, "workerinput"):
+        return
+    from harness.report.terminal import report_lines
+
+    doc = session.report()
+    terminalreporter.section("distill-harness")
+    for line in report_lines(doc):
+        terminalreporter.write_line(line)
+    for line in session.write_outputs(doc):
+        terminalreporter.write_line(line)
+    for name, paths in (doc.get("baselines") or {}).items():
+        for p in paths:
+            terminalreporter.write_line(f"distill: baseline {name}: {p}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    ds = _session(session.config)
+    if ds is None:
+        return
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        # xdist worker: hand the suite results to the controller, which writes the report.
+        workeroutput["distill_suites"] = ds.report()["suites"]
+        return
+    if session.config.pluginmanager.get_plugin("terminalreporter") is None:
+        ds.write_outputs(ds.report())
+
+
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """xdist controller: collect the suite results computed by a worker."""
+    ds = _session(node.config)
+    if ds is not None:
+        ds.extra_results.extend(getattr(node, "workeroutput", {}).get("distill_suites", []))
+
+
+@pytest.fixture(scope="session")
+def distill_result(request: pytest.FixtureRequest) -> Callable[[str | os.PathLike[str]], Any]:
+    """Run a suite (once per session) and return its :class:`harness.results.SuiteResult`.
+
+    Use it in your own tests::
+
+        def test_student_keeps_plot_accuracy(distill_result):
+            result = distill_result("suites/sentiment.yaml")
+            plot = next(r for r in result.slices if r["slice"] == "source=plot")
+            assert plot["student"] >= 0.8
+
+    A suite that cannot be loaded or run raises the harness error (SpecError, DataError, …).
+    """
+    from harness.session import DistillSession
+
+    ds = _session(request.config) or DistillSession(_options(request.config), [])
+
+    def run(suite_path: str | os.PathLike[str]) -> Any:
+        from harness.runner import prepare_suite, run_prepared
+
+        path = (Path(request.config.invocation_params.dir) / suite_path).resolve()
+        outcome = ds.outcomes.get(path)
+        if outcome is not None and outcome.result is not None:
+            return outcome.result
+        return run_prepared(prepare_suite(path, ds.options), ds.options)
+
+    return run

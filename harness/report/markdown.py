@@ -1,0 +1,144 @@
+"""Markdown report (GitHub job summary): the verdict first, then what failed and why."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+ICON = {"pass": "✅", "fail": "❌", "inconclusive": "❔", "warn": "⚠️", "error": "💥"}
+
+
+def _f(x: Any, digits: int = 3) -> str:
+    if x is None:
+        return "–"
+    if isinstance(x, float):
+        return f"{x:.{digits}f}"
+    return str(x)
+
+
+def _esc(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    out += ["| " + " | ".join(_esc(str(c)) for c in row) + " |" for row in rows]
+    return out
+
+
+def render_markdown(report: Mapping[str, Any]) -> str:
+    """The whole report as GitHub-flavoured Markdown."""
+    verdict = report.get("verdict", "?")
+    lines = [f"# distill gate: {ICON.get(verdict, '')} {verdict.upper()}", ""]
+    suites = report.get("suites", [])
+    summary_rows = []
+    for s in suites:
+        counts: dict[str, int] = {}
+        for c in s.get("checks", []):
+            counts[c["verdict"]] = counts.get(c["verdict"], 0) + 1
+        summary_rows.append([s["name"], f"{ICON.get(s['verdict'], '')} {s['verdict']}", s["n"],
+                             ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))])
+    if summary_rows:
+        lines += _table(["suite", "verdict", "examples", "checks"], summary_rows)
+        lines.append("")
+    for err in report.get("errors", []) or []:
+        lines.append(f"- 💥 `{_esc(err.get('suite', ''))}`: {_esc(err.get('message', ''))}")
+    for s in suites:
+        lines += _suite(s)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _suite(s: Mapping[str, Any]) -> list[str]:
+    lines = [f"## {s['name']} v{s['version']} — {ICON.get(s['verdict'], '')} {s['verdict']}", ""]
+    lines.append(f"{s['n']} examples · rubric `{s['rubric']['id']}` v{s['rubric']['version']} · "
+                 f"teacher `{s['teacher']['fingerprint'][:12]}` · student "
+                 f"`{s['student']['fingerprint'][:12]}`")
+    lines.append("")
+    failing = [c for c in s.get("checks", []) if c["verdict"] in ("fail", "error")]
+    if failing:
+        lines.append("### Failing checks")
+        lines.append("")
+        for c in failing:
+            lines.append(f"- {ICON[c['verdict']]} **{_esc(c['id'])}** — {_esc(c['message'])}")
+            if c.get("examples"):
+                lines.append(f"  - examples: {', '.join('`' + e + '`' for e in c['examples'])}")
+        lines.append("")
+    other = [c for c in s.get("checks", []) if c["verdict"] in ("inconclusive", "warn")]
+    if other:
+        lines.append("### Inconclusive and warnings")
+        lines.append("")
+        lines += [f"- {ICON[c['verdict']]} **{_esc(c['id'])}** — {_esc(c['message'])}"
+                  for c in other]
+        lines.append("")
+    rows = s.get("slices") or []
+    if rows:
+        metric = rows[0].get("metric", "")
+        lines.append("### Slices")
+        lines.append("")
+        lines += _table(["slice", "n", f"teacher {metric}", f"student {metric}", "delta", "95% CI",
+                         "verdict"],
+                        [[r["slice"], r["n"], _f(r["teacher"]), _f(r["student"]),
+                          f"{r['delta']:+.3f}",
+                          f"[{r['ci'][0]:+.3f}, {r['ci'][1]:+.3f}]" if r.get("ci") else "–",
+                          f"{ICON.get(r.get('verdict', ''), '')} {r.get('verdict', '')}"]
+                         for r in rows])
+        lines.append("")
+    pockets = s.get("pockets") or []
+    if pockets:
+        lines.append("### Hidden regression pockets")
+        lines.append("")
+        lines += _table(["pocket", "n", "teacher", "student", "delta", "q", "confirmed"],
+                        [[f"`{p['slice']}`", p["n"], _f(p["teacher"]), _f(p["student"]),
+                          f"{p['delta']:+.3f}", _f(p.get("q_value"), 4),
+                          "yes" if p["confirmed"] else "no"] for p in pockets])
+        lines.append("")
+    gaps = s.get("coverage_gaps") or []
+    if gaps:
+        lines.append("### Coverage gaps")
+        lines.append("")
+        lines += _table(["kind", "slice", "n", "needed", "detail"],
+                        [[g["kind"], f"`{g['slice']}`", g["n"], g.get("needed") or "–", g["detail"]]
+                         for g in gaps])
+        lines.append("")
+    audit = s.get("teacher_audit") or {}
+    if audit:
+        lines.append("### Teacher audit")
+        lines.append("")
+        lines.append(f"Teacher accuracy {_f(audit.get('accuracy'))}; inherited error rate "
+                     f"{_f(audit.get('inherited_error_rate'))}.")
+        weak = audit.get("weak_slices") or []
+        if weak:
+            lines.append("Weak teacher slices: " + ", ".join(
+                f"`{w['slice']}` ({_f(w.get('accuracy'))})" for w in weak))
+        suspects = audit.get("suspect_ids") or []
+        if suspects:
+            lines.append("Suspect teacher outputs (wrong, confident): " + ", ".join(
+                f"`{i}`" for i in suspects[:10]))
+        lines.append("")
+    lines += _economics(s.get("economics") or {})
+    return lines
+
+
+def _economics(econ: Mapping[str, Any]) -> list[str]:
+    if not econ:
+        return []
+    lines = ["### Economics scorecard", ""]
+    metrics = dict(econ.get("metrics") or {})
+    if metrics:
+        lines += _table(["figure", "value"], [[k, _f(v, 4)] for k, v in sorted(metrics.items())])
+        lines.append("")
+    cands = econ.get("candidates") or []
+    if cands:
+        frontier = set(econ.get("frontier") or [])
+        rec = econ.get("recommended")
+        lines += _table(["candidate", "params", "quality ratio", "speed-up", "passes", "frontier",
+                         "recommended"],
+                        [[c["name"], c.get("params") or "–", _f(c.get("quality_ratio")),
+                          _f((c.get("metrics") or {}).get("latency_improvement")),
+                          "yes" if c["passes"] else "no", "yes" if c["name"] in frontier else "",
+                          "⭐" if c["name"] == rec else ""] for c in cands])
+        lines.append("")
+        if econ.get("frontier_plot"):
+            lines.append(f"![Pareto frontier]({econ['frontier_plot']})")
+            lines.append("")
+    return lines

@@ -1,0 +1,112 @@
+"""Terminal tables (tabulate): one per suite, then pockets, coverage gaps and economics."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from tabulate import tabulate
+
+
+def _f(x: Any, digits: int = 3) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        return f"{x:.{digits}f}"
+    return str(x)
+
+
+def _ci(ci: Any) -> str:
+    return f"[{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "-"
+
+
+def suite_lines(suite: Mapping[str, Any]) -> list[str]:
+    """The lines the terminal summary prints for one suite of a report."""
+    lines: list[str] = []
+    verdict = suite.get("verdict", "?").upper()
+    teacher, student = suite.get("teacher", {}), suite.get("student", {})
+    cached = [r for r, m in (("teacher", teacher), ("student", student)) if m.get("cached")]
+    lines.append(f"distill suite {suite['name']} v{suite['version']} ({suite['n']} examples, "
+                 f"rubric {suite['rubric']['id']} v{suite['rubric']['version']}): {verdict}"
+                 + (f"  [cached: {', '.join(cached)}]" if cached else ""))
+    rows = suite.get("slices") or []
+    if rows:
+        metric = rows[0].get("metric", "")
+        table = [[r["slice"], r["n"], _f(r["teacher"]), _f(r["student"]), f"{r['delta']:+.3f}",
+                  _ci(r.get("ci")), r.get("verdict", "")] for r in rows]
+        lines.append(tabulate(table, headers=["slice", "n", f"teacher {metric}",
+                                              f"student {metric}", "delta", "95% CI", "verdict"],
+                              tablefmt="simple"))
+    other = [c for c in suite.get("checks", []) if c["verdict"] != "pass"]
+    if other:
+        lines.append("")
+        lines.append("checks not passing:")
+        table = [[c["id"].split("::", 1)[-1], c["verdict"], _f(c["value"], 4), c["n"],
+                  ", ".join(f"{k} {v}" for k, v in c["threshold"].items()),
+                  _f(c.get("p_value"), 4), _f(c.get("q_value"), 4)] for c in other]
+        lines.append(tabulate(table, headers=["check", "verdict", "value", "n", "threshold", "p",
+                                              "q"], tablefmt="simple"))
+    pockets = suite.get("pockets") or []
+    if pockets:
+        lines.append("")
+        lines.append("hidden regression pockets:")
+        table = [[p["slice"], p["n"], _f(p["teacher"]), _f(p["student"]), f"{p['delta']:+.3f}",
+                  _f(p.get("q_value"), 4), "yes" if p["confirmed"] else "no"] for p in pockets]
+        lines.append(tabulate(table, headers=["pocket", "n", "teacher", "student", "delta", "q",
+                                              "confirmed"], tablefmt="simple"))
+    gaps = suite.get("coverage_gaps") or []
+    if gaps:
+        lines.append("")
+        lines.append("coverage gaps:")
+        table = [[g["kind"], g["slice"], g["n"], g.get("needed") or "-", g["detail"][:80]]
+                 for g in gaps[:15]]
+        lines.append(tabulate(table, headers=["kind", "slice", "n", "needed", "detail"],
+                              tablefmt="simple"))
+        if len(gaps) > 15:
+            lines.append(f"... and {len(gaps) - 15} more (see the JSON report)")
+    audit = suite.get("teacher_audit") or {}
+    if audit:
+        lines.append("")
+        lines.append(f"teacher audit: accuracy {_f(audit.get('accuracy'))}, inherited error rate "
+                     f"{_f(audit.get('inherited_error_rate'))}, weak slices "
+                     f"{len(audit.get('weak_slices') or [])}, suspect outputs "
+                     f"{len(audit.get('suspect_ids') or [])}")
+    lines.extend(economics_lines(suite.get("economics") or {}))
+    return lines
+
+
+def economics_lines(econ: Mapping[str, Any]) -> list[str]:
+    if not econ:
+        return []
+    lines = ["", "economics scorecard:"]
+    metrics = econ.get("metrics") or {}
+    timing = econ.get("timing") or {}
+    flat = dict(metrics)
+    for k, v in (timing.get("metrics") or {}).items() if isinstance(timing, dict) else []:
+        flat.setdefault(k, v)
+    if flat:
+        lines.append(tabulate([[k, _f(v, 4)] for k, v in sorted(flat.items())],
+                              headers=["figure", "value"], tablefmt="simple"))
+    cands = econ.get("candidates") or []
+    if cands:
+        frontier = set(econ.get("frontier") or [])
+        rec = econ.get("recommended")
+        table = [[c["name"], c.get("params") or "-", _f(c.get("quality_ratio")),
+                  _f((c.get("metrics") or {}).get("latency_improvement")),
+                  "yes" if c["passes"] else "no", "yes" if c["name"] in frontier else "",
+                  "<- recommended" if c["name"] == rec else ""] for c in cands]
+        lines.append(tabulate(table, headers=["candidate", "params", "quality ratio",
+                                              "speed-up", "passes", "frontier", ""],
+                              tablefmt="simple"))
+    return lines
+
+
+def report_lines(report: Mapping[str, Any]) -> list[str]:
+    lines: list[str] = []
+    for suite in report.get("suites", []):
+        lines.extend(suite_lines(suite))
+        lines.append("")
+    for err in report.get("errors", []) or []:
+        lines.append(f"error: {err.get('message')}")
+    lines.append(f"distill verdict: {report.get('verdict', '?').upper()}")
+    return lines

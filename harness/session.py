@@ -1,0 +1,136 @@
+"""One harness session: the suites of a run, evaluated once each, and the report at the end.
+
+Used by both the pytest plugin and the CLI; it knows nothing of pytest.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+from harness.options import Options
+from harness.results import SuiteResult
+from harness.spec import display_path, find_root, suite_files
+
+
+@dataclass
+class SuiteOutcome:
+    """A suite's result, or the one-line error that stopped it."""
+
+    path: Path
+    result: SuiteResult | None = None
+    error: str | None = None
+    planned: list[Any] = field(default_factory=list)
+
+
+class DistillSession:
+    """Evaluates each suite once however many checks (items) it has, and reports."""
+
+    def __init__(self, options: Options, targets: list[Path]):
+        self.options = options
+        self.targets = targets
+        self.outcomes: dict[Path, SuiteOutcome] = {}
+        self.extra_results: list[dict[str, Any]] = []  # suite dicts gathered from xdist workers
+
+    def suite_paths(self) -> list[Path]:
+        """Every suite file the targets name (a missing target is a HarnessError)."""
+        out: list[Path] = []
+        for t in self.targets:
+            for p in suite_files(t):
+                if p not in out:
+                    out.append(p)
+        return out
+
+    def evaluate(self, path: Path) -> SuiteOutcome:
+        """Prepare and run the suite at ``path`` (once; later calls return the same outcome)."""
+        from harness.runner import prepare_suite, run_prepared
+
+        path = path.resolve()
+        if path in self.outcomes:
+            return self.outcomes[path]
+        outcome = SuiteOutcome(path=path)
+        try:
+            prep = prepare_suite(path, self.options)
+            outcome.planned = prep.plan
+            outcome.result = run_prepared(prep, self.options)
+        except HarnessError as exc:
+            outcome.error = str(exc)
+        self.outcomes[path] = outcome
+        return outcome
+
+    def results(self) -> list[SuiteResult]:
+        return [o.result for o in self.outcomes.values() if o.result is not None]
+
+    def errors(self) -> list[dict[str, Any]]:
+        return [{"suite": display_path(o.path), "message": o.error}
+                for o in self.outcomes.values() if o.error]
+
+    def report(self) -> dict[str, Any]:
+        from harness.report import build_report
+
+        doc = build_report(self.results(), errors=self.errors(), strict=self.options.strict)
+        if self.extra_results:
+            have = {s["name"] for s in doc["suites"]}
+            for s in self.extra_results:
+                if s["name"] not in have:
+                    doc["suites"].append(s)
+                    have.add(s["name"])
+            doc["suites"].sort(key=lambda s: s["name"])
+            if any(s["verdict"] == "fail" for s in doc["suites"]):
+                doc["verdict"] = "fail"
+        baselines = self._baseline_notes(doc)
+        if baselines:
+            doc["baselines"] = baselines
+        return doc
+
+    def _baseline_notes(self, doc: dict[str, Any]) -> dict[str, Any]:
+        written = [s["baseline"]["path"] for s in doc["suites"]
+                   if (s.get("baseline") or {}).get("written") == "written"]
+        unchanged = [s["baseline"]["path"] for s in doc["suites"]
+                     if (s.get("baseline") or {}).get("written") == "unchanged"]
+        notes: dict[str, Any] = {}
+        if written or unchanged:
+            notes.update({"written": written, "unchanged": unchanged})
+        unused = self.unused_baselines(doc)
+        if unused:
+            notes["unused"] = unused
+        return notes
+
+    def unused_baselines(self, doc: dict[str, Any]) -> list[str]:
+        """Baselines whose suite is gone, judged only when every suite of the repo ran."""
+        from harness import baseline
+
+        if not self.outcomes or any(o.error for o in self.outcomes.values()):
+            return []
+        root = find_root(next(iter(self.outcomes)))
+        every = set(suite_files(root / "suites")) if (root / "suites").is_dir() else set()
+        if not every or not every <= set(self.outcomes):
+            return []
+        names = [s["name"] for s in doc["suites"]]
+        return [str(p.relative_to(root)) for p in baseline.unused_baselines(root, names)]
+
+    def write_outputs(self, doc: dict[str, Any]) -> list[str]:
+        """Write the JSON / Markdown reports, the job summary and annotations; return log lines."""
+        from harness.report import atomic_write_text, write_json
+        from harness.report.github import annotations, in_github_actions, write_step_summary
+        from harness.report.markdown import render_markdown
+
+        lines: list[str] = []
+        if self.options.report_path:
+            write_json(self.options.report_path, doc)
+            lines.append(f"distill: JSON report written to {display_path(self.options.report_path)}")
+        markdown = None
+        if self.options.markdown_path or os.environ.get("GITHUB_STEP_SUMMARY"):
+            markdown = render_markdown(doc)
+        if self.options.markdown_path and markdown is not None:
+            atomic_write_text(self.options.markdown_path, markdown)
+            lines.append(f"distill: Markdown report written to "
+                         f"{display_path(self.options.markdown_path)}")
+        if markdown is not None and write_step_summary(markdown) is not None:
+            lines.append("distill: job summary written to $GITHUB_STEP_SUMMARY")
+        if self.options.annotations or in_github_actions():
+            lines.extend(annotations(self.results(), strict=self.options.strict))
+        return lines

@@ -1,0 +1,277 @@
+"""The prediction cache (and the progress line that model runs draw)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import harness
+import harness.cache as cache_mod
+from harness.cache import PredictionCache, decode_entry, predict_cached
+from harness.data import Dataset
+from harness.models.base import Model, Predictions, Progress
+from harness.progress import LineProgress, make_progress
+from harness.spec_types import ModelSpec
+
+LABELS = ("fresh", "rotten")
+FIXED_SCORES = {"a": [0.9, 0.1], "b": [0.2, 0.8], "c": [0.55, 0.45]}
+
+
+def _data(ids: Sequence[str] = ("a", "b", "c"), sha: str = "d" * 64) -> Dataset:
+    return Dataset(
+        path=Path("eval.jsonl"),
+        sha256=sha,
+        ids=tuple(ids),
+        inputs=tuple(f"text of {i}" for i in ids),
+        labels=None,
+    )
+
+
+class CountingModel(Model):
+    """A fake model with fixed outputs that counts how often it is asked to predict."""
+
+    def __init__(self, fingerprint: str = "f" * 64, generation: bool = False):
+        super().__init__(ModelSpec(type="callable", source=Path("s.yaml"), field="teacher"), "teacher")
+        self._fp = fingerprint
+        self.generation = generation
+        self.calls = 0
+
+    def fingerprint(self) -> str:
+        return self._fp
+
+    def predict(self, data: Dataset, labels: Sequence[str], progress: Progress | None = None) -> Predictions:
+        self.calls += 1
+        if self.generation:
+            return Predictions(ids=data.ids, outputs=tuple(f"out {i}\n\u00e9" for i in data.ids))
+        scores = np.array([FIXED_SCORES[i] for i in data.ids])
+        return Predictions(
+            ids=data.ids,
+            labels=tuple(labels[int(j)] for j in scores.argmax(axis=1)),
+            scores=scores,
+        )
+
+
+def _entry(cache: PredictionCache, model: CountingModel, data: Dataset) -> Path:
+    path = cache.path(model.fingerprint(), data, LABELS)
+    assert path is not None
+    return path
+
+
+def test_second_run_is_served_from_the_cache(tmp_path):
+    cache = PredictionCache(tmp_path / "cache")
+    model, data = CountingModel(), _data()
+    first, hit = predict_cached(model, data, LABELS, cache)
+    assert (hit, model.calls) == (False, 1)
+    second, hit = predict_cached(model, data, LABELS, cache)
+    assert (hit, model.calls) == (True, 1)
+    assert second.ids == first.ids and second.labels == first.labels
+    assert second.outputs is None
+    assert second.scores is not None and second.scores.dtype == first.scores.dtype
+    np.testing.assert_array_equal(second.scores, first.scores)  # exact round trip
+    assert cache.recomputed == []
+    assert (tmp_path / "cache" / ".gitignore").read_text().endswith("*\n")
+    assert [p.name for p in (tmp_path / "cache" / "predictions").iterdir()] == [
+        _entry(cache, model, data).name
+    ]
+
+
+def test_a_fresh_cache_object_reads_what_another_wrote(tmp_path):
+    model, data = CountingModel(), _data()
+    predict_cached(model, data, LABELS, PredictionCache(tmp_path))
+    _, hit = predict_cached(model, data, LABELS, PredictionCache(tmp_path))
+    assert hit and model.calls == 1
+
+
+def test_generation_outputs_round_trip(tmp_path):
+    cache = PredictionCache(tmp_path)
+    model, data = CountingModel(generation=True), _data()
+    first, _ = predict_cached(model, data, (), cache)
+    second, hit = predict_cached(model, data, (), cache)
+    assert hit and second.outputs == first.outputs and second.scores is None
+    assert second.labels is None
+
+
+def test_float32_scores_keep_their_dtype(tmp_path):
+    cache, data = PredictionCache(tmp_path), _data()
+    preds = Predictions(ids=data.ids, labels=("fresh",) * 3, scores=np.full((3, 2), 0.5, dtype=np.float32))
+    cache.store("f" * 64, data, preds, LABELS)
+    back = cache.load("f" * 64, data, LABELS)
+    assert back is not None and back.scores is not None and back.scores.dtype == np.float32
+
+
+def test_caching_off(tmp_path):
+    model, data = CountingModel(), _data()
+    for cache in (None, PredictionCache(None)):
+        _, hit = predict_cached(model, data, LABELS, cache)
+        assert not hit
+    assert model.calls == 2
+    off = PredictionCache(None)
+    off.store("f" * 64, data, model.predict(data, LABELS))
+    assert off.load("f" * 64, data) is None
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["fingerprint", "data_sha", "labels", "format_version"],
+)
+def test_key_covers_what_decides_the_outputs(tmp_path, monkeypatch, change):
+    cache, model, data = PredictionCache(tmp_path), CountingModel(), _data()
+    predict_cached(model, data, LABELS, cache)
+    labels: Sequence[str] = LABELS
+    if change == "fingerprint":
+        model = CountingModel("e" * 64)
+    elif change == "data_sha":
+        data = _data(sha="c" * 64)
+    elif change == "labels":
+        labels = ("rotten", "fresh")  # the columns of scores follow the suite's order
+    else:
+        monkeypatch.setattr(cache_mod, "OUTPUT_FORMAT_VERSION", harness.OUTPUT_FORMAT_VERSION + 1)
+    calls = model.calls
+    _, hit = predict_cached(model, data, labels, cache)
+    assert not hit and model.calls == calls + 1
+    assert len(list((tmp_path / "predictions").iterdir())) == 2
+
+
+def _corrupt_truncate(raw: bytes) -> bytes:
+    return raw[: len(raw) // 2]
+
+
+def _corrupt_flip(raw: bytes) -> bytes:
+    i = raw.rindex(b"0.8")  # a score digit inside the payload
+    return raw[:i] + b"0.7" + raw[i + 3 :]
+
+
+def _corrupt_header(raw: bytes) -> bytes:
+    return b"garbage" + raw
+
+
+def _corrupt_empty(raw: bytes) -> bytes:
+    return b""
+
+
+@pytest.mark.parametrize("corrupt", [_corrupt_truncate, _corrupt_flip, _corrupt_header, _corrupt_empty])
+def test_corrupt_entries_are_recomputed_and_overwritten(tmp_path, corrupt):
+    cache, model, data = PredictionCache(tmp_path), CountingModel(), _data()
+    good, _ = predict_cached(model, data, LABELS, cache)
+    path = _entry(cache, model, data)
+    original = path.read_bytes()
+    path.write_bytes(corrupt(original))
+
+    again, hit = predict_cached(model, data, LABELS, cache)
+    assert not hit and model.calls == 2
+    assert cache.recomputed == [path]
+    np.testing.assert_array_equal(again.scores, good.scores)
+    assert path.read_bytes() == original  # overwritten with the fresh, identical outputs
+    _, hit = predict_cached(model, data, LABELS, cache)
+    assert hit and model.calls == 2
+
+
+def test_an_entry_whose_ids_differ_from_the_data_is_not_trusted(tmp_path):
+    cache, model, data = PredictionCache(tmp_path), CountingModel(), _data()
+    predict_cached(model, data, LABELS, cache)
+    # The same sha256 with other ids cannot happen honestly; the entry must not be used.
+    reordered = _data(ids=("b", "a", "c"))
+    assert cache.load(model.fingerprint(), reordered, LABELS) is None
+    assert cache.recomputed == [_entry(cache, model, data)]
+
+
+def test_a_checksum_valid_entry_under_another_key_is_refused(tmp_path):
+    cache, model, data = PredictionCache(tmp_path), CountingModel(), _data()
+    predict_cached(model, data, LABELS, cache)
+    raw = _entry(cache, model, data).read_bytes()
+    other_key = cache_mod.cache_key("e" * 64, data.sha256, LABELS)
+    with pytest.raises(cache_mod.CorruptEntry, match="key"):
+        decode_entry(raw, other_key, data)
+
+
+def test_entry_layout_is_plain_json(tmp_path):
+    cache, model, data = PredictionCache(tmp_path), CountingModel(), _data()
+    predict_cached(model, data, LABELS, cache)
+    head, body = _entry(cache, model, data).read_bytes().split(b"\n", 1)
+    header, payload = json.loads(head), json.loads(body)
+    assert header["format"] == "distill-harness-predictions" and header["version"] == 1
+    assert payload["key"] == {
+        "fingerprint": "f" * 64,
+        "data_sha256": "d" * 64,
+        "labels": list(LABELS),
+        "output_format_version": harness.OUTPUT_FORMAT_VERSION,
+    }
+    assert payload["ids"] == ["a", "b", "c"] and payload["scores"][0] == [0.9, 0.1]
+
+
+def test_a_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
+    cache, model, data = PredictionCache(tmp_path), CountingModel(), _data()
+    predict_cached(model, data, LABELS, cache)
+    path = _entry(cache, model, data)
+    before = path.read_bytes()
+
+    def crash(fd: int) -> None:  # the bytes are in the temporary file; the rename never happens
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "fsync", crash)
+    changed = Predictions(ids=data.ids, labels=("fresh",) * 3, scores=np.full((3, 2), 0.5))
+    with pytest.raises(OSError, match="disk full"):
+        cache.store(model.fingerprint(), data, changed, LABELS)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
+
+    fresh = _data(sha="c" * 64)
+    with pytest.raises(OSError, match="disk full"):
+        cache.store(model.fingerprint(), fresh, changed, LABELS)
+    assert cache.load(model.fingerprint(), fresh, LABELS) is None
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
+
+
+def test_predictions_with_foreign_ids_are_not_stored(tmp_path):
+    class Shuffling(CountingModel):
+        def predict(self, data, labels, progress=None):
+            preds = super().predict(data, labels, progress)
+            return preds.subset([2, 1, 0])
+
+    cache, model, data = PredictionCache(tmp_path), Shuffling(), _data()
+    predict_cached(model, data, LABELS, cache)
+    _, hit = predict_cached(model, data, LABELS, cache)
+    assert not hit and model.calls == 2
+
+
+# -- progress ------------------------------------------------------------------------------
+
+
+class FakeTTY(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_is_quiet_off_a_terminal_and_in_ci(monkeypatch):
+    monkeypatch.delenv("CI", raising=False)
+    assert make_progress("teacher", stream=io.StringIO()) is None
+    assert make_progress("teacher", stream=FakeTTY()) is not None
+    assert make_progress("teacher", enabled=False, stream=FakeTTY()) is None
+    assert make_progress("teacher", enabled=True, stream=io.StringIO()) is not None
+    monkeypatch.setenv("CI", "true")
+    assert make_progress("teacher", stream=FakeTTY()) is None
+
+
+def test_progress_line_is_throttled_and_ends_with_a_newline():
+    now = [100.0]
+    out = FakeTTY()
+    line = LineProgress("teacher", out, clock=lambda: now[0])
+    for done in range(32, 2001, 32):  # a batch every 10 ms
+        now[0] += 0.01
+        line(done, 2000)
+    now[0] += 0.01
+    line(2000, 2000)
+    text = out.getvalue()
+    draws = text.split("\r")[1:]
+    assert len(draws) <= 4 * 0.64 + 2  # 0.64 s of work, at most 4 draws a second + the last
+    assert text.endswith("\n") and text.count("\n") == 1
+    assert draws[-1].startswith("teacher: 2000/2000 examples, ")
+    assert draws[-1].rstrip().endswith(" ex/s")
+    assert draws[0].startswith("teacher: 32/2000 examples, 3200.0 ex/s")
