@@ -144,7 +144,7 @@ def sizes_of_each_path(rng: np.random.Generator, runs: int, rescue: float) -> li
     for _ in range(runs):  # Tango score test: true delta at the margin
         s, t = paired_slice(rng, 500, 0.85, MARGIN, rescue)
         hits += delta_check(s, t, seed=0)[2] < ALPHA
-    rows.append(("Tango score (skew-corr.), delta -0.05 vs min -0.05, n=500", hits, runs))
+    rows.append(("Tango score (corrected), delta -0.05 vs min -0.05, n=500", hits, runs))
 
     hits = 0
     for _ in range(runs):  # exact binomial: a flip rate exactly at its maximum
@@ -201,14 +201,14 @@ def main(argv: list[str] | None = None) -> int:
 
     print("2. Detection rate of a true breach, one slice tested alone at alpha "
           "(teacher 0.85)")
-    print(f"   {'breach':>16} {'n':>5}  {'significance gate':>24}  {'point gate':>8}  "
+    print(f"   {'breach':<20} {'n':>5}  {'significance gate':>24}  {'point gate':>10}  "
           f"{'ceiling*':>8}")
     for multiple in DETECTION_MULTIPLES:
         for n in DETECTION_SIZES:
             ours, point = detection(rng, args.runs, n, multiple, args.rescue)
             ceiling = oracle_power(n, 0.85, multiple * MARGIN, args.rescue)
             label = f"{multiple:g}x (delta {multiple * MARGIN:+.3f})"
-            print(f"   {label:>16} {n:>5}  {rate(ours, args.runs):>24}  "
+            print(f"   {label:<20} {n:>5}  {rate(ours, args.runs):>24}  "
                   f"{point / args.runs:>10.1%}  {ceiling:>8.1%}")
             if multiple == 2.0 and n >= 400:
                 met = ours / args.runs >= 0.90

@@ -103,8 +103,10 @@ def support_gaps(
                 if check.ci is not None:
                     what += f" [{_fmt(check.ci[0])}, {_fmt(check.ci[1])}]"
             reason = "below the minimum support" if short else "cannot tell the breach from noise"
-            tail = f"about {needed} examples would decide it" if needed is not None else (
-                "no sample size would be enough at this effect"
+            tail = (
+                f"about {needed} examples would decide it"
+                if needed is not None
+                else ("no sample size would be enough at this effect")
             )
             parts.append(f"{what} — {reason}; {tail}")
         detail = f"{n} examples cannot decide " + "; ".join(parts)
@@ -140,9 +142,7 @@ def _numeric_column(col: np.ndarray) -> np.ndarray | None:
     for i, v in enumerate(arr):
         if _is_missing(v):
             out[i] = np.nan
-        elif isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(
-            v, (bool, np.bool_)
-        ):
+        elif isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_)):
             out[i] = float(v)
             seen = True
         else:
@@ -189,6 +189,8 @@ def _set_size(features: Mapping[str, np.ndarray], slices: Mapping[str, np.ndarra
         arr = np.asarray(sel)
         if arr.dtype == bool:
             return len(arr)
+    if "overall" in slices:
+        return len(slices["overall"])
     return None
 
 
@@ -197,7 +199,12 @@ def _pct(x: float) -> str:
 
 
 def _distillation_gap(
-    name: str, eval_n: int, eval_total: int, distill_n: int, distill_total: int, what: str,
+    name: str,
+    eval_n: int,
+    eval_total: int,
+    distill_n: int,
+    distill_total: int,
+    what: str,
     extra: Mapping[str, Any] | None = None,
 ) -> CoverageGap:
     eval_share = eval_n / eval_total if eval_total else 0.0
@@ -244,10 +251,14 @@ def _numeric_gaps(
     above = int(np.count_nonzero(ev > hi))
     if below >= min_eval:
         name = predicate_name([Predicate(feature, "lt", lo)])
-        gaps.append(_distillation_gap(name, below, n_e, 0, n_d, f"{name} (below the distillation range)", drange))
+        gaps.append(
+            _distillation_gap(name, below, n_e, 0, n_d, f"{name} (below the distillation range)", drange)
+        )
     if above >= min_eval:
         name = predicate_name([Predicate(feature, "gt", hi)])
-        gaps.append(_distillation_gap(name, above, n_e, 0, n_d, f"{name} (above the distillation range)", drange))
+        gaps.append(
+            _distillation_gap(name, above, n_e, 0, n_d, f"{name} (above the distillation range)", drange)
+        )
 
     # Inside the distillation range: eval quantile bins that the distillation data thins out.
     inside = ev[(ev >= lo) & (ev <= hi)]
@@ -261,9 +272,7 @@ def _numeric_gaps(
     d_idx = np.clip(np.searchsorted(edges, d_in, side="right") - 1, 0, len(edges) - 2)
     e_counts = np.bincount(e_idx, minlength=len(edges) - 1)
     d_counts = np.bincount(d_idx, minlength=len(edges) - 1)
-    rare = [
-        _is_rare(e_counts[i] / n_e, d_counts[i] / n_d, rare_share) for i in range(len(edges) - 1)
-    ]
+    rare = [_is_rare(e_counts[i] / n_e, d_counts[i] / n_d, rare_share) for i in range(len(edges) - 1)]
     i = 0
     while i < len(rare):
         if not rare[i]:
@@ -300,6 +309,8 @@ def distillation_gaps(
     rare_share: float = 0.2,
     min_eval: int = 10,
     numeric_bins: int = 10,
+    n_eval: int | None = None,
+    n_distill: int | None = None,
 ) -> list[CoverageGap]:
     """``distillation`` gaps: what the eval set has and the distillation data lacks.
 
@@ -311,9 +322,10 @@ def distillation_gaps(
       (``n_words<3``) or above its maximum (``n_words>80``), and, inside that range, runs of
       eval quantile bins (``numeric_bins`` of them) the distillation data thins out the
       same way (``10<=n_words<14``). ``extra["distill_range"]`` gives the range.
-    - Declared slices: a mask (or an index array) over each set, by name; a slice present in
-      ``eval_slices`` but not in ``distill_slices`` is skipped, and one whose name a feature
-      gap already took is not repeated.
+    - Declared slices: a boolean mask or an index array over each set, by name (index arrays
+      need the set sizes: ``n_eval`` / ``n_distill``, else taken from a feature column, a mask
+      or an ``overall`` entry). ``overall`` itself, a slice present in ``eval_slices`` but not
+      in ``distill_slices``, and one whose name a feature gap already took are skipped.
 
     Each gap has ``n`` = eval count and ``extra`` ``{"distill_n", "eval_share",
     "distill_share"}``; shares are of the non-missing values of the feature (of the whole set
@@ -328,9 +340,7 @@ def distillation_gaps(
         if ev is not None and (dv is not None or len(dcol) == 0):
             dnum = dv if dv is not None else np.empty(0)
             gaps.extend(
-                _numeric_gaps(
-                    feature, ev, dnum, rare_share=rare_share, min_eval=min_eval, bins=numeric_bins
-                )
+                _numeric_gaps(feature, ev, dnum, rare_share=rare_share, min_eval=min_eval, bins=numeric_bins)
             )
             continue
         e_counts, d_counts = _value_counts(ecol), _value_counts(dcol)
@@ -346,10 +356,12 @@ def distillation_gaps(
             gaps.append(_distillation_gap(name, e_n, n_e, d_n, n_d, name))
 
     taken = {g.slice for g in gaps}
-    n_eval = _set_size(eval_features, eval_slices)
-    n_distill = _set_size(distill_features, distill_slices)
+    if n_eval is None:
+        n_eval = _set_size(eval_features, eval_slices)
+    if n_distill is None:
+        n_distill = _set_size(distill_features, distill_slices)
     for name, esel in eval_slices.items():
-        if name in taken or name not in distill_slices:
+        if name == "overall" or name in taken or name not in distill_slices:
             continue
         emask = _as_mask(esel, n_eval)
         dmask = _as_mask(distill_slices[name], n_distill)

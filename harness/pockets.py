@@ -19,11 +19,11 @@ How the search works (``find_pockets``):
    parent's examples whose gap is below the margin. A child's support never exceeds its
    parent's, so parents too small to hold a child of ``min_support`` are not expanded.
 3. Candidates that breach on the discovery half are ranked by a one-sided score
-   ``(margin*n - sum g) / sqrt(sum (g - margin)^2 + 1)``. A greedy pass keeps at most
-   ``max_report`` of them: a child no worse than a breaching parent is dropped, identical
-   masks keep the shortest description, and a candidate mostly inside (or around) one already
-   kept is dropped unless it is worse; a kept candidate that a worse one fully explains (what
-   remains of it no longer breaches) is dropped in turn.
+   ``(margin*n - sum g) / sqrt(sum (g - margin)^2 + 1)`` and a greedy pass keeps at most
+   ``max_report`` of them, best first: a child no worse than a breaching parent is dropped;
+   identical masks keep the shortest description; a candidate that overlaps one already kept
+   is dropped unless the rows it adds show a shortfall of their own (score > 1), or it is
+   worse and explains the kept one (what remains of that shows none), which it then replaces.
 4. The kept candidates are tested on the confirmation half with a one-sided test of "the true
    value meets the threshold" (see ``paired_p_value``), and Benjamini-Hochberg over that
    family gives ``q_value``; ``confirmed`` is ``q < alpha`` and a breach on the full data.
@@ -291,7 +291,7 @@ def _encode(name: str, col: np.ndarray, min_support: int, n_bins: int) -> _Featu
     remap[kept] = np.arange(kept.size, dtype=np.intp)
     codes = remap[inverse]
     codes[~present] = kept.size
-    preds = [(Predicate(name, "eq", _native(values[k])),) for k in kept]
+    preds: list[tuple[Predicate, ...]] = [(Predicate(name, "eq", _native(values[k])),) for k in kept]
     inset = np.zeros((kept.size, n_codes), dtype=bool)
     inset[np.arange(kept.size), np.arange(kept.size)] = True
     return _Feature(name, codes, n_codes, preds, inset.astype(np.float64), inset)
@@ -474,8 +474,11 @@ class _Search:
         codes = self.codes[h] if rows is None else self.codes[h][rows]
         keys = codes if prefix is None else prefix * nc + codes
         out = [
-            np.bincount(keys, weights=None if w is None else (w if rows is None else w[rows]),
-                        minlength=n_prefix * nc)
+            np.bincount(
+                keys,
+                weights=None if w is None else (w if rows is None else w[rows]),
+                minlength=n_prefix * nc,
+            )
             for w in self.weights
         ]
         return np.stack(out, axis=-1).astype(np.float64).reshape(n_prefix, nc, 4)
@@ -533,8 +536,9 @@ class _Search:
         """Per feature, (n_preds, 4) stats of each predicate within ``rows``."""
         if self.stacked is None:
             # every feature's codes side by side, offset so one bincount histograms them all
-            self.stacked = np.stack(self.co) + self.offsets[:-1, None]
-        keys = self.stacked[:, rows]
+            # row-major, so gathering a parent's rows copies whole rows
+            self.stacked = np.stack(self.co, axis=1) + self.offsets[None, :-1]
+        keys = self.stacked[rows]
         total = int(self.offsets[-1])
         if self.by_level:
             flat = np.bincount(keys.ravel(), minlength=total).astype(np.float64)
@@ -543,7 +547,7 @@ class _Search:
                 [
                     np.bincount(
                         keys.ravel(),
-                        weights=None if w is None else np.tile(w[rows], len(self.feats)),
+                        weights=None if w is None else np.repeat(w[rows], len(self.feats)),
                         minlength=total,
                     )
                     for w in self.weights

@@ -9,6 +9,8 @@ decides every check.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,7 +81,30 @@ def _predict(model: Model, data: Dataset, labels: tuple[str, ...], options: Opti
              cache: Any) -> tuple[Predictions, bool]:
     from harness.cache import predict_cached
 
-    return predict_cached(model, data, list(labels), cache, _progress(options, model.role))
+    # Parallel runs (pytest-xdist workers) evaluate the same suite at once: the lock makes the
+    # second one wait and then read the first one's cached outputs instead of running the model.
+    with _model_lock(options.cache_dir, model.fingerprint(), data.sha256):
+        return predict_cached(model, data, list(labels), cache, _progress(options, model.role))
+
+
+@contextmanager
+def _model_lock(cache_dir: Path | None, fingerprint: str, data_sha: str) -> Iterator[None]:
+    if cache_dir is None:
+        yield
+        return
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no cross-process lock, the cache still works
+        yield
+        return
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    lock_path = cache_dir / f".{fingerprint[:16]}-{data_sha[:16]}.lock"
+    with lock_path.open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def run_prepared(prep: PreparedSuite, options: Options | None = None) -> SuiteResult:
@@ -191,7 +216,11 @@ def _load_baseline(spec: SuiteSpec, data: Dataset,
         stored = baseline_mod.load_baseline(spec, data)
     except BaselineError as exc:
         return None, str(exc)
-    result.baseline.update(stored.summary())
+    summary = stored.summary(result.teacher.fingerprint)
+    result.baseline.update(summary)
+    if summary["teacher_changed"]:
+        result.notes.append(f"{summary['path']}: the teacher changed since this baseline was written "
+                            "(teacher comparisons use the current teacher)")
     return stored.outputs(data, spec.labels), None
 
 

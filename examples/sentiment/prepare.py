@@ -495,6 +495,9 @@ class Stages:
     def __init__(self, out: Path) -> None:
         self.out = out
         self.timings: dict[str, float] = {}
+        # CPU seconds of this process (all threads): on a shared machine wall time is
+        # inflated by other work, and CPU seconds / cores estimates the time alone.
+        self.cpu: dict[str, float] = {}
 
     def fresh(self, name: str, key: str, outputs: Sequence[str]) -> bool:
         stamp = self.out / ".stamps" / f"{name}.json"
@@ -507,16 +510,17 @@ class Stages:
         key = _settings_hash({"pipeline": PIPELINE_VERSION, "stage": name, "settings": settings})
         if self.fresh(name, key, outputs):
             print(f"[{name}] up to date", flush=True)
-            self.timings[name] = 0.0
+            self.timings[name] = self.cpu[name] = 0.0
             return key
         print(f"[{name}] building", flush=True)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         build()
         self.timings[name] = round(time.perf_counter() - started, 1)
+        self.cpu[name] = round(time.process_time() - cpu, 1)
         (self.out / ".stamps").mkdir(parents=True, exist_ok=True)
         write_json(self.out / ".stamps" / f"{name}.json",
                    {"settings_hash": key, "outputs": list(outputs)})
-        print(f"[{name}] {self.timings[name]:.1f}s", flush=True)
+        print(f"[{name}] {self.timings[name]:.1f}s wall, {self.cpu[name]:.1f}s CPU", flush=True)
         return key
 
 
@@ -524,11 +528,11 @@ def _model_files(folder: str) -> list[str]:
     return [f"{folder}/config.json", f"{folder}/model.safetensors", f"{folder}/tokenizer.json"]
 
 
-def build(out: Path, cfg: Config) -> dict[str, float]:
-    """Run every stage that is not up to date; return wall seconds per stage."""
+def build(out: Path, cfg: Config) -> dict[str, Any]:
+    """Run every stage that is not up to date; return wall and CPU seconds per stage."""
     out.mkdir(parents=True, exist_ok=True)
     stages = Stages(out)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     corpus = corpus_path()
     data_key = stages.run(
         "data", {"config": dataclasses.asdict(cfg.data), "corpus": _file_digest(corpus)},
@@ -553,9 +557,11 @@ def build(out: Path, cfg: Config) -> dict[str, float]:
         lambda: distill_students(out, cfg),
     )
     stages.timings["total"] = round(time.perf_counter() - started, 1)
+    stages.cpu["total"] = round(time.process_time() - cpu, 1)
+    timings = {"wall_seconds": stages.timings, "cpu_seconds": stages.cpu, "threads": CORES}
     if any(stages.timings[name] for name in ("data", "teacher", "students")):
-        write_json(out / "timings.json", stages.timings)
-    return stages.timings
+        write_json(out / "timings.json", timings)
+    return timings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -575,7 +581,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(summary["splits"], indent=2))
         return 0
     timings = build(out, cfg)
-    print("timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
+    for kind in ("wall_seconds", "cpu_seconds"):
+        print(f"{kind}: " + ", ".join(f"{k} {v:.1f}" for k, v in timings[kind].items()))
     return 0
 
 

@@ -13,8 +13,8 @@ title=…::message``; ``%``, CR and LF escaped in the message, and also ``:`` an
 properties).
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: it would bind the name ``annotations`` that
+# the public function below takes (PEP 604 unions evaluate fine on Python 3.10+).
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path

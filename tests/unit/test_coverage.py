@@ -44,8 +44,9 @@ def make_check(**overrides: Any) -> Check:
 def test_support_gaps_one_gap_per_slice_keeping_the_largest_needed() -> None:
     checks = [
         make_check(),
-        make_check(id="x", criterion="vs_baseline", compare="baseline_delta", needed=300,
-                   threshold={"min": -0.01}),
+        make_check(
+            id="x", criterion="vs_baseline", compare="baseline_delta", needed=300, threshold={"min": -0.01}
+        ),
         make_check(id="y", slice="overall", n=1200, verdict="pass", needed=None),
         make_check(id="z", slice="lang=de", n=40, verdict="inconclusive", needed=95),
         make_check(id="e", slice="broken", verdict="error", needed=None),

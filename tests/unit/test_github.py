@@ -9,7 +9,6 @@ import pytest
 
 from harness.report import github
 from harness.report.github import (
-    annotations,
     escape_data,
     escape_property,
     in_github_actions,
@@ -41,15 +40,15 @@ def suite(*checks: Check, rubric: dict[str, Any] | None = None,
 def test_failing_check_points_at_its_rubric_criterion() -> None:
     result = suite(check("slice_gap", "fail", slice="source=plot",
                          message="accuracy (student - teacher) = -0.083 -> breaches the threshold"))
-    assert annotations([result]) == [
+    assert github.annotations([result]) == [
         "::error file=rubrics/sentiment.yaml,line=7,title=distill sentiment::"
         "slice_gap[source=plot] fail: accuracy (student - teacher) = -0.083 -> breaches the threshold"
     ]
 
 
 def test_passing_checks_are_not_annotated() -> None:
-    assert annotations([suite(check("slice_gap", "pass"), check("quality_ratio", "pass"))]) == []
-    assert annotations([]) == []
+    assert github.annotations([suite(check("slice_gap", "pass"), check("quality_ratio", "pass"))]) == []
+    assert github.annotations([]) == []
 
 
 @pytest.mark.parametrize(("verdict", "strict", "level"), [
@@ -61,7 +60,7 @@ def test_passing_checks_are_not_annotated() -> None:
     ("inconclusive", True, "error"),
 ])
 def test_verdict_decides_the_command(verdict: str, strict: bool, level: str) -> None:
-    (line,) = annotations([suite(check("slice_gap", verdict))], strict=strict)
+    (line,) = github.annotations([suite(check("slice_gap", verdict))], strict=strict)
     assert line.startswith(f"::{level} file=rubrics/sentiment.yaml,line=7,")
 
 
@@ -71,7 +70,7 @@ def test_baseline_checks_that_fail_or_error_point_at_the_baseline_file() -> None
         check("vs_baseline", "fail", slice="source=plot", compare="baseline_ratio"),
         check("vs_baseline", "inconclusive", slice="source=news", compare="baseline_delta"),
     )
-    lines = annotations([result])
+    lines = github.annotations([result])
     assert [line.split("::")[1] for line in lines] == [
         "error file=baselines/sentiment.json,line=1,title=distill sentiment",
         "error file=baselines/sentiment.json,line=1,title=distill sentiment",
@@ -80,21 +79,22 @@ def test_baseline_checks_that_fail_or_error_point_at_the_baseline_file() -> None
 
 
 def test_baseline_check_without_a_baseline_file_points_at_the_rubric() -> None:
-    (line,) = annotations([suite(check("vs_baseline", "error", compare="baseline_delta"), baseline={})])
+    no_baseline = suite(check("vs_baseline", "error", compare="baseline_delta"), baseline={})
+    (line,) = github.annotations([no_baseline])
     assert line.startswith("::error file=rubrics/sentiment.yaml,line=10,")
 
 
 def test_unknown_line_names_the_file_only_and_no_rubric_path_names_the_suite() -> None:
     no_line = suite(check("pockets", "fail"))
-    assert annotations([no_line])[0].startswith("::error file=rubrics/sentiment.yaml,title=")
+    assert github.annotations([no_line])[0].startswith("::error file=rubrics/sentiment.yaml,title=")
     no_rubric = suite(check("slice_gap", "fail"), rubric={"id": "g", "version": 1})
-    assert annotations([no_rubric])[0].startswith("::error file=suites/sentiment.yaml,title=")
+    assert github.annotations([no_rubric])[0].startswith("::error file=suites/sentiment.yaml,title=")
 
 
 def test_errors_come_before_warnings_across_suites() -> None:
     first = suite(check("speed", "warn"), check("slice_gap", "fail", slice="source=plot"))
     second = suite(check("quality_ratio", "error", suite_name="topics"), name="topics")
-    lines = annotations([first, second])
+    lines = github.annotations([first, second])
     assert [line.split(" ", 1)[0] for line in lines] == ["::error", "::error", "::warning"]
     assert "title=distill sentiment::slice_gap[source=plot] fail" in lines[0]
     assert "title=distill topics::quality_ratio error" in lines[1]
@@ -102,7 +102,7 @@ def test_errors_come_before_warnings_across_suites() -> None:
 
 
 def test_examples_follow_the_message_on_their_own_line() -> None:
-    (line,) = annotations([suite(check("slice_gap", "fail", message="m", examples=("r-17", "r-90")))])
+    (line,) = github.annotations([suite(check("slice_gap", "fail", message="m", examples=("r-17", "r-90")))])
     assert line.endswith("::slice_gap fail: m%0Aexamples: r-17, r-90")
 
 
@@ -111,7 +111,7 @@ def test_escaping_follows_the_workflow_command_rules() -> None:
     assert escape_property("a:b,c%\n") == "a%3Ab%2Cc%25%0A"
     weird = suite(check("slice_gap", "fail", slice="title=a,b", message="50%\ndrop: big"),
                   rubric={**RUBRIC, "path": "rubrics/odd,name:x.yaml"}, name="s")
-    (line,) = annotations([weird])
+    (line,) = github.annotations([weird])
     assert line == ("::error file=rubrics/odd%2Cname%3Ax.yaml,line=7,title=distill s::"
                     "sentiment::slice_gap[title=a,b] fail: 50%25%0Adrop: big")
     # one physical line, whatever the message held

@@ -1,0 +1,171 @@
+"""The teacher audit: how good the teacher is, where it is weak, and which of its errors
+the student learned.
+
+A distilled student is judged against its teacher, so the teacher's own errors matter: a
+slice where the teacher is weak makes "student ≈ teacher" a low bar, a confidently wrong
+teacher label is a candidate for a mislabelled gold example (or a teacher blind spot), and
+an error the student shares with the teacher was most likely inherited through distillation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from scipy.stats import norm
+
+__all__ = ["audit_teacher"]
+
+
+def _wilson(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Two-sided Wilson score interval for a binomial proportion (``(0, 1)`` when n = 0)."""
+    if n <= 0:
+        return (0.0, 1.0)
+    z = float(norm.ppf(0.5 + level / 2))
+    p = successes / n
+    denom = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def _index(selection: np.ndarray | Sequence[int] | Sequence[bool], n: int, name: str) -> np.ndarray:
+    """Integer positions of a slice given as a boolean mask or an index array."""
+    arr = np.asarray(selection)
+    if arr.dtype == bool:
+        if arr.shape != (n,):
+            raise ValueError(f"slice {name!r}: mask has shape {arr.shape}, expected ({n},)")
+        return np.flatnonzero(arr)
+    if arr.size == 0:
+        return np.empty(0, dtype=int)
+    if arr.dtype.kind not in "iu":
+        raise ValueError(f"slice {name!r}: expected a boolean mask or integer indices")
+    idx = arr.astype(int).ravel()
+    if idx.min() < -n or idx.max() >= n:
+        raise ValueError(f"slice {name!r}: index out of range for {n} examples")
+    return np.unique(idx % n)
+
+
+def _rate(count: int, n: int) -> float | None:
+    return float(count / n) if n else None
+
+
+def audit_teacher(
+    *,
+    ids: Sequence[str],
+    gold: Sequence[str],
+    teacher_labels: Sequence[str],
+    student_labels: Sequence[str],
+    labels: Sequence[str],
+    teacher_scores: np.ndarray | None = None,
+    slices: Mapping[str, np.ndarray] | None = None,
+    floor: float | None = None,
+    confidence: float = 0.9,
+    max_ids: int = 20,
+    level: float = 0.95,
+) -> dict[str, Any]:
+    """The report's ``teacher_audit`` object for a classification suite.
+
+    - ``accuracy``, ``teacher_error_rate``: the teacher against the gold labels.
+    - ``weak_slices``: ``{"slice", "n", "accuracy", "ci"}`` (Wilson interval at ``level``)
+      for each slice whose teacher accuracy is below ``floor``; when ``floor`` is None, for
+      each slice whose interval lies wholly below the overall accuracy (upper bound under
+      it), so noise in a small slice is not called weak. Worst first, then by name.
+    - ``suspect_ids``: examples the teacher gets wrong with a top score of at least
+      ``confidence`` (``teacher_scores``: one row per example, columns in ``labels`` order),
+      most confident first, ties in data order, at most ``max_ids``; ``suspects`` gives
+      each one's gold label, teacher label and score; ``n_suspect`` counts them all.
+      Empty without scores.
+    - ``inherited_error_rate``: share of all examples where the teacher is wrong and the
+      student gives the same wrong label; ``inherited_ids`` the first ``max_ids`` of them
+      in data order; ``inherited_share_of_teacher_errors``: of the teacher's errors, the
+      share the student copied (None when the teacher makes none).
+    - ``per_slice``: ``{"slice", "n", "teacher_accuracy", "student_accuracy",
+      "inherited_error_rate"}`` for each slice, in the order given.
+
+    ``slices`` maps a slice name to a boolean mask or an index array over the examples.
+    Rates over no examples are None; every number is a plain Python int or float.
+    """
+    n = len(ids)
+    for name, seq in (("gold", gold), ("teacher_labels", teacher_labels), ("student_labels", student_labels)):
+        if len(seq) != n:
+            raise ValueError(f"{name} has {len(seq)} entries for {n} ids")
+    gold_a = np.asarray(list(gold), dtype=object)
+    teacher_a = np.asarray(list(teacher_labels), dtype=object)
+    student_a = np.asarray(list(student_labels), dtype=object)
+    teacher_ok = teacher_a == gold_a
+    student_ok = student_a == gold_a
+    inherited = ~teacher_ok & (student_a == teacher_a)
+
+    n_teacher_ok = int(teacher_ok.sum())
+    n_teacher_err = n - n_teacher_ok
+    n_inherited = int(inherited.sum())
+    accuracy = _rate(n_teacher_ok, n)
+
+    suspect_ids: list[str] = []
+    suspects: list[dict[str, Any]] = []
+    n_suspect = 0
+    if teacher_scores is not None:
+        scores = np.asarray(teacher_scores, dtype=float)
+        if scores.shape != (n, len(labels)):
+            raise ValueError(f"teacher_scores has shape {scores.shape}, expected ({n}, {len(labels)})")
+        top = np.full(n, -np.inf)
+        finite = np.isfinite(scores).all(axis=1)
+        if n:
+            top[finite] = scores[finite].max(axis=1)
+        wrong_sure = np.flatnonzero(~teacher_ok & (top >= confidence))
+        n_suspect = int(len(wrong_sure))
+        order = wrong_sure[np.lexsort((wrong_sure, -top[wrong_sure]))][:max_ids]
+        for i in order:
+            suspect_ids.append(str(ids[i]))
+            suspects.append(
+                {
+                    "id": str(ids[i]),
+                    "gold": gold_a[i],
+                    "teacher": teacher_a[i],
+                    "student": student_a[i],
+                    "score": float(top[i]),
+                }
+            )
+
+    weak: list[dict[str, Any]] = []
+    per_slice: list[dict[str, Any]] = []
+    for name, selection in (slices or {}).items():
+        idx = _index(selection, n, name)
+        m = len(idx)
+        t_ok = int(teacher_ok[idx].sum())
+        per_slice.append(
+            {
+                "slice": name,
+                "n": m,
+                "teacher_accuracy": _rate(t_ok, m),
+                "student_accuracy": _rate(int(student_ok[idx].sum()), m),
+                "inherited_error_rate": _rate(int(inherited[idx].sum()), m),
+            }
+        )
+        if m == 0 or accuracy is None:
+            continue
+        slice_acc = t_ok / m
+        lo, hi = _wilson(t_ok, m, level)
+        is_weak = slice_acc < floor if floor is not None else hi < accuracy
+        if is_weak:
+            weak.append({"slice": name, "n": m, "accuracy": float(slice_acc), "ci": [lo, hi]})
+    weak.sort(key=lambda w: (w["accuracy"], w["slice"]))
+
+    return {
+        "accuracy": accuracy,
+        "n": n,
+        "floor": None if floor is None else float(floor),
+        "weak_slices": weak,
+        "suspect_ids": suspect_ids,
+        "suspects": suspects,
+        "n_suspect": n_suspect,
+        "confidence": float(confidence),
+        "teacher_error_rate": _rate(n_teacher_err, n),
+        "inherited_error_rate": _rate(n_inherited, n),
+        "inherited_ids": [str(ids[i]) for i in np.flatnonzero(inherited)[:max_ids]],
+        "inherited_share_of_teacher_errors": _rate(n_inherited, n_teacher_err),
+        "per_slice": per_slice,
+    }

@@ -1,0 +1,367 @@
+"""Baselines: the stored student of a suite, kept in the repository and reviewed in its diffs.
+
+A baseline file (``baselines/<suite>.json``, or the suite's ``baseline:`` path) holds two
+things, in this order once its keys are sorted:
+
+- ``about``: what the stored student was measured on — suite name and version, rubric id and
+  version, the data's sha256 and size, teacher and student fingerprints, the harness version
+  that wrote it, and the per-slice table (n, teacher, student, delta, CI; no timing);
+- ``outcomes``: the student's answer for every example, one line per example id
+  (``"rt-17": "rotten"``), so that a pull request's diff lists exactly the examples whose
+  prediction changed. Scores are not stored: every retrained student moves every score, and
+  the diff would bury the flips (criteria on score metrics cannot compare with a baseline).
+
+Then ``schema_version``. The file is written atomically (a temporary file in the same folder,
+fsync, ``os.replace``) and byte-deterministically (sorted keys, two-space indent, trailing
+newline). A rewrite whose content is unchanged leaves the file alone — bytes and mtime — and
+``harness_version`` alone is not a change (the stored one is the version that last wrote a
+change), as syrupy does for its snapshots.
+
+Loading is strict: a missing, stale (data sha256, suite version, rubric id or version changed)
+or corrupt file raises a :class:`~harness.errors.BaselineError` whose text says which file,
+what is wrong, and that ``--distill-update-baselines`` rewrites it. The gate turns that into
+``error`` checks — never a silent pass.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.data import Dataset
+from harness.errors import BaselineError, SpecError
+from harness.metrics import Outputs
+from harness.models.base import Predictions
+from harness.results import SuiteResult
+from harness.spec_types import SuiteSpec
+
+SCHEMA_VERSION = 1
+UPDATE_FLAG = "--distill-update-baselines"
+#: Decimals kept for the per-slice figures, so a rewrite does not churn on float noise.
+DECIMALS = 6
+_SHOWN_IDS = 3
+
+
+class MissingBaseline(BaselineError):
+    """No baseline file where the suite expects one."""
+
+
+class StaleBaseline(BaselineError):
+    """The baseline was written for other data, another suite version or another rubric."""
+
+
+class CorruptBaseline(BaselineError):
+    """The baseline file cannot be read, breaks its schema or does not fit the data."""
+
+
+def _shown(spec: SuiteSpec) -> str:
+    """The baseline's path as the repository shows it (``baselines/x.json``)."""
+    try:
+        return spec.baseline_path.resolve().relative_to(spec.root.resolve()).as_posix()
+    except ValueError:
+        return str(spec.baseline_path)
+
+
+def _corrupt(shown: str, field: str, what: str) -> CorruptBaseline:
+    return CorruptBaseline(f"{what} — fix or delete the file and run with {UPDATE_FLAG}",
+                           file=shown, field=field)
+
+
+def _ids(ids: Sequence[str]) -> str:
+    head = ", ".join(repr(i) for i in ids[:_SHOWN_IDS])
+    more = len(ids) - _SHOWN_IDS
+    return head + (f" and {more} more" if more > 0 else "")
+
+
+# --------------------------------------------------------------------------- the stored baseline
+
+@dataclass(frozen=True)
+class StoredBaseline:
+    """A baseline file that was read, validated and found current for its suite and data."""
+
+    path: Path
+    doc: dict[str, Any]
+    shown: str = ""
+
+    @property
+    def about(self) -> dict[str, Any]:
+        about: dict[str, Any] = self.doc["about"]
+        return about
+
+    def teacher_changed(self, teacher_fingerprint: str | None) -> bool:
+        """Whether the current teacher differs from the one the baseline was measured with.
+
+        Teacher comparisons stay valid (they use the current teacher); the change is reported.
+        """
+        if teacher_fingerprint is None:
+            return False
+        return bool(self.about["teacher"]["fingerprint"] != teacher_fingerprint)
+
+    def summary(self, teacher_fingerprint: str | None = None) -> dict[str, Any]:
+        """The report's ``suite["baseline"]`` facts; ``teacher_changed`` compares with the
+        current teacher's fingerprint when one is given (False otherwise)."""
+        about = self.about
+        return {
+            "path": self.shown or str(self.path),
+            "suite_version": about["suite"]["version"],
+            "rubric_version": about["rubric"]["version"],
+            "student_fingerprint": about["student"]["fingerprint"],
+            "teacher_fingerprint": about["teacher"]["fingerprint"],
+            "teacher_changed": self.teacher_changed(teacher_fingerprint),
+            "harness_version": about["harness_version"],
+        }
+
+    def outputs(self, data: Dataset, labels: Sequence[str]) -> Outputs:
+        """The stored student's outputs aligned to ``data.ids``: label codes in ``labels``
+        order (classification) or output texts (no labels). No scores are stored."""
+        by_id: Mapping[str, str] = self.doc["outcomes"]["by_id"]
+        missing = [i for i in data.ids if i not in by_id]
+        if missing:
+            raise _corrupt(self.shown, "outcomes.by_id",
+                           f"no outcome for id {_ids(missing)} of the data")
+        if not labels:
+            return Outputs(labels=None, texts=tuple(by_id[i] for i in data.ids))
+        index = {lab: k for k, lab in enumerate(labels)}
+        try:
+            codes = np.fromiter((index[by_id[i]] for i in data.ids), dtype=int, count=len(data))
+        except KeyError as exc:
+            raise _corrupt(self.shown, "outcomes.by_id",
+                           f"label {exc.args[0]!r} is not one of the suite's labels "
+                           f"{', '.join(labels)}") from None
+        return Outputs(labels=codes)
+
+
+def load_baseline(spec: SuiteSpec, data: Dataset) -> StoredBaseline:
+    """Read, validate and check the suite's baseline against its current spec and data.
+
+    Raises :class:`MissingBaseline`, :class:`StaleBaseline` (data sha256, suite version,
+    rubric id or version no longer match; the message says old → new) or
+    :class:`CorruptBaseline` (invalid JSON, schema violation, ids that are not the data's,
+    labels outside the suite's) — all :class:`~harness.errors.BaselineError`, naming the file
+    and how to refresh it.
+    """
+    path = spec.baseline_path
+    shown = _shown(spec)
+    if not path.exists():
+        err = MissingBaseline(f"no baseline at {shown}: run with {UPDATE_FLAG} to write one")
+        err.file = shown
+        raise err
+    try:
+        text = path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _corrupt(shown, "(file)", f"cannot read: {exc}") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _corrupt(shown, f"line {exc.lineno}",
+                       f"invalid JSON at column {exc.colno}: {exc.msg}") from None
+    from harness.spec import validate_document
+
+    try:
+        validate_document(doc, "baseline", path)
+    except SpecError as exc:
+        raise _corrupt(shown, exc.field or "(top level)", exc.detail) from None
+
+    about = doc["about"]
+    if about["suite"]["name"] != spec.name:
+        raise _corrupt(shown, "about.suite.name",
+                       f"written for suite {about['suite']['name']!r}, not {spec.name!r}")
+    _check_current(spec, data, about, shown)
+    _check_outcomes(spec, data, doc["outcomes"], shown)
+    return StoredBaseline(path=path, doc=doc, shown=shown)
+
+
+def _check_current(spec: SuiteSpec, data: Dataset, about: Mapping[str, Any], shown: str) -> None:
+    changes = []
+    if about["data_sha256"] != data.sha256:
+        changes.append(f"data sha256 {about['data_sha256'][:12]} → {data.sha256[:12]}")
+    if about["suite"]["version"] != spec.version:
+        changes.append(f"suite version {about['suite']['version']!r} → {spec.version!r}")
+    if str(about["rubric"]["id"]) != spec.rubric.id:
+        changes.append(f"rubric id {about['rubric']['id']!r} → {spec.rubric.id!r}")
+    if str(about["rubric"]["version"]) != str(spec.rubric.version):
+        changes.append(f"rubric version {about['rubric']['version']!r} → {spec.rubric.version!r}")
+    if changes:
+        raise StaleBaseline(
+            f"stale baseline: {'; '.join(changes)}. Its outcomes no longer describe this suite: "
+            f"run with {UPDATE_FLAG} to refresh it (and review the diff)", file=shown)
+
+
+def _check_outcomes(spec: SuiteSpec, data: Dataset, outcomes: Mapping[str, Any], shown: str) -> None:
+    by_id: Mapping[str, str] = outcomes["by_id"]
+    known = set(data.ids)
+    unknown = sorted(i for i in by_id if i not in known)
+    if unknown:
+        raise _corrupt(shown, "outcomes.by_id", f"unknown id {_ids(unknown)} (not in the data)")
+    missing = [i for i in data.ids if i not in by_id]
+    if missing:
+        raise _corrupt(shown, "outcomes.by_id", f"no outcome for id {_ids(missing)} of the data")
+    if spec.task != "classification":
+        return
+    if "labels" not in outcomes:
+        raise _corrupt(shown, "outcomes.labels", "required for a classification suite")
+    allowed = set(spec.labels)
+    for ex_id in data.ids:
+        if by_id[ex_id] not in allowed:
+            raise _corrupt(shown, f"outcomes.by_id.{ex_id}",
+                           f"label {by_id[ex_id]!r} is not one of the suite's labels "
+                           f"{', '.join(spec.labels)}")
+
+
+# --------------------------------------------------------------------------- writing
+
+def _number(x: Any) -> float | None:
+    if x is None:
+        return None
+    v = float(x)
+    if not math.isfinite(v):
+        return None
+    return round(v, DECIMALS) + 0.0  # + 0.0: no "-0.0" in the file
+
+
+def baseline_document(spec: SuiteSpec, result: SuiteResult, data: Dataset,
+                      student: Predictions) -> dict[str, Any]:
+    """The baseline of this run as a plain JSON document (see the module docstring)."""
+    from harness import __version__
+
+    if tuple(student.ids) != tuple(data.ids):
+        raise ValueError("the student's predictions are not aligned with the data")
+    slices: dict[str, Any] = {}
+    for row in result.slices:
+        ci = row.get("ci")
+        slices[str(row["slice"])] = {
+            "n": int(row["n"]),
+            "metric": str(row.get("metric", "")),
+            "teacher": _number(row.get("teacher")),
+            "student": _number(row.get("student")),
+            "delta": _number(row.get("delta")),
+            "ci": [_number(ci[0]), _number(ci[1])] if ci is not None else None,
+        }
+    outcomes: dict[str, Any]
+    if spec.task == "classification":
+        if student.labels is None:
+            raise ValueError("a classification baseline needs the student's labels")
+        outcomes = {"labels": list(spec.labels),
+                    "by_id": dict(zip(student.ids, student.labels, strict=True))}
+    else:
+        if student.outputs is None:
+            raise ValueError("a generation baseline needs the student's outputs")
+        outcomes = {"by_id": dict(zip(student.ids, student.outputs, strict=True))}
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "about": {
+            "suite": {"name": spec.name, "version": spec.version, "task": spec.task},
+            "rubric": {"id": spec.rubric.id, "version": spec.rubric.version},
+            "data_sha256": data.sha256,
+            "n": len(data),
+            "teacher": {"fingerprint": result.teacher.fingerprint},
+            "student": {"fingerprint": result.student.fingerprint},
+            "harness_version": __version__,
+            "slices": slices,
+        },
+        "outcomes": outcomes,
+    }
+
+
+def dumps(doc: Mapping[str, Any]) -> bytes:
+    """The file's bytes: sorted keys, two-space indent, trailing newline, UTF-8."""
+    text = json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)
+    return (text + "\n").encode("utf-8")
+
+
+def _content(doc: Any) -> Any:
+    """A document without ``about.harness_version`` (which alone is no reason to rewrite)."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("about"), dict):
+        return doc
+    about = {k: v for k, v in doc["about"].items() if k != "harness_version"}
+    return {**doc, "about": about}
+
+
+def write_baseline(spec: SuiteSpec, result: SuiteResult, data: Dataset, student: Predictions) -> str:
+    """Store this run's student as the suite's baseline; returns ``"written"`` or ``"unchanged"``.
+
+    ``"unchanged"`` when the file already holds the same content (``harness_version`` aside):
+    the file is not touched. Otherwise it is replaced atomically; an interrupted write leaves
+    the old file as it was and no temporary file behind.
+    """
+    doc = baseline_document(spec, result, data, student)
+    payload = dumps(doc)
+    path = spec.baseline_path
+    if path.exists():
+        try:
+            old = path.read_bytes()
+        except OSError:
+            old = None
+        if old == payload:
+            return "unchanged"
+        if old is not None:
+            try:
+                if _content(json.loads(old)) == _content(json.loads(payload)):
+                    return "unchanged"
+            except (ValueError, UnicodeDecodeError):
+                pass  # a corrupt file is simply replaced
+    atomic_write(path, payload)
+    return "written"
+
+
+def atomic_write(path: Path, payload: bytes) -> None:
+    """Write ``payload`` to ``path`` via a temporary file in the same folder, fsync and
+    ``os.replace``: readers see the old file or the new one, never a part."""
+    folder = path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    mode = (path.stat().st_mode & 0o777) if path.exists() else 0o644
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)  # mkstemp makes 0600; a baseline is a shared, committed file
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    if os.name == "posix":  # make the rename itself durable
+        with contextlib.suppress(OSError):
+            dir_fd = os.open(folder, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+
+
+# --------------------------------------------------------------------------- unused files
+
+def _suite_name(path: Path) -> str:
+    """The suite a baseline file belongs to (its ``about.suite.name``, else its file stem)."""
+    try:
+        doc = json.loads(path.read_text("utf-8"))
+        name = doc["about"]["suite"]["name"]
+        if isinstance(name, str):
+            return name
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return path.stem
+
+
+def unused_baselines(root: Path, suite_names: Iterable[str]) -> list[Path]:
+    """Files under ``root/baselines/*.json`` whose suite is not among ``suite_names``.
+
+    Only meaningful when every suite of the repository ran (as syrupy judges unused snapshots
+    only when every item ran); the caller decides when that is.
+    """
+    folder = Path(root) / "baselines"
+    if not folder.is_dir():
+        return []
+    names = set(suite_names)
+    return [p for p in sorted(folder.glob("*.json")) if p.is_file() and _suite_name(p) not in names]

