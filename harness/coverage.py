@@ -171,12 +171,13 @@ def _sort_key(v: Any) -> tuple[str, str]:
     return (type(v).__name__, format_value(v))
 
 
-def _as_mask(selection: np.ndarray, n: int | None) -> np.ndarray:
+def _as_mask(selection: np.ndarray, n: int | None) -> np.ndarray | None:
+    """A boolean mask of the selection; None for an index array over a set of unknown size."""
     sel = np.asarray(selection)
     if sel.dtype == bool:
         return sel
     if n is None:
-        raise ValueError("an index-array slice needs the set size; pass a feature or a mask")
+        return None
     mask = np.zeros(n, dtype=bool)
     mask[sel.astype(int)] = True
     return mask
@@ -324,8 +325,9 @@ def distillation_gaps(
       same way (``10<=n_words<14``). ``extra["distill_range"]`` gives the range.
     - Declared slices: a boolean mask or an index array over each set, by name (index arrays
       need the set sizes: ``n_eval`` / ``n_distill``, else taken from a feature column, a mask
-      or an ``overall`` entry). ``overall`` itself, a slice present in ``eval_slices`` but not
-      in ``distill_slices``, and one whose name a feature gap already took are skipped.
+      or an ``overall`` entry; without them the slice is skipped). ``overall`` itself, a
+      slice present in ``eval_slices`` but not in ``distill_slices``, and one whose name a
+      feature gap already took are skipped too.
 
     Each gap has ``n`` = eval count and ``extra`` ``{"distill_n", "eval_share",
     "distill_share"}``; shares are of the non-missing values of the feature (of the whole set
@@ -365,6 +367,8 @@ def distillation_gaps(
             continue
         emask = _as_mask(esel, n_eval)
         dmask = _as_mask(distill_slices[name], n_distill)
+        if emask is None or dmask is None:  # shares need the set sizes
+            continue
         e_n, d_n = int(emask.sum()), int(dmask.sum())
         e_total, d_total = len(emask), len(dmask)
         if e_n < min_eval or not e_total:
@@ -469,6 +473,7 @@ def _nearest_similarity(
             block[np.arange(stop - start), exclude[start:stop]] = -np.inf
             block[block >= _SAME] = -np.inf
         out[start:stop] = block.max(axis=1)
+    out[~np.isfinite(out)] = 0.0  # no other row to match: as far as an orthogonal one
     return out
 
 
@@ -607,7 +612,10 @@ def embedding_coverage(
             x = vectorizer.fit_transform(both)
         except ValueError:  # only stop words: keep them rather than have no vocabulary
             vectorizer = TfidfVectorizer(sublinear_tf=True, dtype=np.float32)
-            x = vectorizer.fit_transform(both)
+            try:
+                x = vectorizer.fit_transform(both)
+            except ValueError as exc:
+                raise ValueError("embedding coverage: the texts contain no words to compare") from exc
         x = sp.csr_matrix(x)
         n_d = len(distill_texts)
         dv, ev = x[:n_d], x[n_d:]

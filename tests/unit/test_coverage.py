@@ -227,3 +227,21 @@ def test_embedding_coverage_rejects_misaligned_inputs() -> None:
         embedding_coverage(["a b"], ["a b", "c d"], ids=["x", "y"])
     with pytest.raises(ValueError, match="both"):
         embedding_coverage(["a b"], ["a b"], ids=["x"], eval_vectors=np.ones((1, 2)))
+
+
+def test_distillation_gaps_index_array_slices_need_set_sizes() -> None:
+    eval_slices = {"overall": np.arange(50), "rare": np.arange(20)}
+    distill_slices = {"rare": np.array([0]), "overall": np.arange(100)}
+    # sizes from the "overall" entries
+    gaps = distillation_gaps({}, {}, eval_slices=eval_slices, distill_slices=distill_slices)
+    assert [(g.slice, g.n, g.extra["distill_n"]) for g in gaps] == [("rare", 20, 1)]
+    # sizes given outright
+    only = {"rare": np.arange(20)}
+    gaps = distillation_gaps(
+        {}, {}, eval_slices=only, distill_slices={"rare": np.array([0])}, n_eval=50, n_distill=100
+    )
+    assert [g.slice for g in gaps] == ["rare"]
+    # sizes unknown: skipped rather than guessed
+    assert distillation_gaps({}, {}, eval_slices=only, distill_slices={"rare": np.array([0])}) == []
+    with pytest.raises(ValueError, match="no words"):
+        embedding_coverage(["!"], ["?", "."], ids=["x"])
