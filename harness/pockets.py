@@ -462,37 +462,28 @@ class _Search:
         self.stacked: np.ndarray | None = None
 
     # --- histograms -------------------------------------------------------------------------
-    def _hist(self, prefix: np.ndarray | None, n_prefix: int, h: int, rows: np.ndarray | None):
+    def _hist(self, prefix: np.ndarray | None, n_prefix: int, h: int) -> np.ndarray:
         """(n_prefix, n_codes_h, 4) stats of rows grouped by (prefix code, code of feature h)."""
         nc = self.feats[h].n_codes
         if self.by_level:
-            co = self.co[h] if rows is None else self.co[h][rows]
-            keys = co if prefix is None else prefix * (nc * self.n_levels) + co
+            keys = self.co[h] if prefix is None else prefix * (nc * self.n_levels) + self.co[h]
             counts = np.bincount(keys, minlength=n_prefix * nc * self.n_levels)
             hist = counts.reshape(n_prefix, nc, self.n_levels).astype(np.float64)
-            return hist @ self.value_matrix
-        codes = self.codes[h] if rows is None else self.codes[h][rows]
-        keys = codes if prefix is None else prefix * nc + codes
-        out = [
-            np.bincount(
-                keys,
-                weights=None if w is None else (w if rows is None else w[rows]),
-                minlength=n_prefix * nc,
-            )
-            for w in self.weights
-        ]
+            return np.asarray(hist @ self.value_matrix)
+        keys = self.codes[h] if prefix is None else prefix * nc + self.codes[h]
+        out = [np.bincount(keys, weights=w, minlength=n_prefix * nc) for w in self.weights]
         return np.stack(out, axis=-1).astype(np.float64).reshape(n_prefix, nc, 4)
 
     # --- search -----------------------------------------------------------------------------
     def run(self, max_predicates: int, *, examine: int) -> None:
         feats = self.feats
         for h in range(len(feats)):
-            self.level1.append(feats[h].member @ self._hist(None, 1, h, None)[0])
+            self.level1.append(feats[h].member @ self._hist(None, 1, h)[0])
         if max_predicates < 2:
             return
         for f in range(len(feats)):
             for h in range(f + 1, len(feats)):
-                hist = self._hist(self.codes[f], feats[f].n_codes, h, None)
+                hist = self._hist(self.codes[f], feats[f].n_codes, h)
                 self.level2[(f, h)] = np.einsum(
                     "pa,abc,qb->pqc", feats[f].member, hist, feats[h].member, optimize=True
                 )

@@ -1,0 +1,175 @@
+"""Hidden regression pockets on fixed, constructed paired outcomes."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from harness.pockets import find_pockets, paired_p_value
+from harness.results import Predicate
+
+SOURCES = ("plot", "review", "news", "blog")
+N_WORDS = (5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 20, 21, 22, 23, 24, 30, 31, 32, 33, 34)
+LANGS = ("en", "de")
+REPS = 25  # rows per (source, n_words, lang) cell: 4 * 20 * 2 * 25 = 4000 rows
+
+
+def grid(pocket=None, extra_flips: int = 8):
+    """A balanced grid of examples and their paired outcomes.
+
+    In every cell the teacher is right on 22 of 25 rows; the student loses one of those and
+    wins one of the teacher's misses, so every cell has delta 0 exactly. In cells where
+    ``pocket(source, n_words, lang)`` holds, the student also loses ``extra_flips`` more.
+    """
+    source, n_words, lang, teacher, student, ids = [], [], [], [], [], []
+    for src, nw, lg in itertools.product(SOURCES, N_WORDS, LANGS):
+        bad = pocket is not None and pocket(src, nw, lg)
+        for rep in range(REPS):
+            t = 1 if rep < 22 else 0
+            s = t
+            if rep == 0 or (bad and 1 <= rep <= extra_flips):
+                s = 0
+            if rep == 22:
+                s = 1
+            source.append(src)
+            n_words.append(nw)
+            lang.append(lg)
+            teacher.append(t)
+            student.append(s)
+            ids.append(f"{src}-{nw}-{lg}-{rep}")
+    features = {
+        "source": np.array(source, dtype=object),
+        "n_words": np.array(n_words),
+        "lang": np.array(lang),
+    }
+    return features, np.array(student, float), np.array(teacher, float), ids
+
+
+def short_plots(src, nw, lg):
+    return src == "plot" and nw < 10
+
+
+def test_planted_pocket_found_with_its_predicates_and_name():
+    features, s, t, ids = grid(short_plots)
+    pockets = find_pockets(features, s, t, threshold=-0.05, max_predicates=2, ids=ids)
+    confirmed = [p for p in pockets if p.confirmed]
+    assert [p.slice for p in confirmed] == ["source=plot & n_words<10"]
+    pocket = confirmed[0]
+    assert pocket.predicates == (
+        Predicate("source", "eq", "plot"),
+        Predicate("n_words", "lt", 10),
+    )
+    assert pocket.n == 250
+    assert pocket.teacher == pytest.approx(22 / 25)
+    assert pocket.delta == pytest.approx(-8 / 25)
+    assert pocket.q_value is not None and pocket.q_value < 0.05
+    assert pocket.p_value is not None and pocket.p_value <= pocket.q_value
+    # worst examples first: teacher right, student wrong
+    assert len(pocket.ids) == 5
+    assert all(i.startswith("plot-") and int(i.rsplit("-", 1)[1]) <= 8 for i in pocket.ids)
+    assert pocket.to_dict()["predicates"][1] == {"feature": "n_words", "op": "lt", "value": 10}
+
+
+def test_planted_pocket_found_at_three_predicates():
+    features, s, t, _ = grid(short_plots)
+    pockets = find_pockets(features, s, t, threshold=-0.05, max_predicates=3)
+    assert [p.slice for p in pockets if p.confirmed] == ["source=plot & n_words<10"]
+
+
+def test_numeric_range_is_named_as_one_range():
+    features, s, t, _ = grid(lambda src, nw, lg: src == "review" and 10 <= nw < 20)
+    pockets = find_pockets(features, s, t, threshold=-0.05)
+    confirmed = [p for p in pockets if p.confirmed]
+    assert [p.slice for p in confirmed] == ["source=review & 10<=n_words<20"]
+    assert confirmed[0].predicates == (
+        Predicate("source", "eq", "review"),
+        Predicate("n_words", "gte", 10),
+        Predicate("n_words", "lt", 20),
+    )
+
+
+@pytest.mark.parametrize("max_predicates", [1, 2, 3])
+def test_null_data_has_no_confirmed_pocket(max_predicates):
+    features, s, t, _ = grid()
+    assert (s - t).mean() == 0
+    pockets = find_pockets(features, s, t, threshold=-0.05, max_predicates=max_predicates)
+    assert not [p for p in pockets if p.confirmed]
+    identical = find_pockets(features, t, t, threshold=-0.05, max_predicates=max_predicates)
+    assert identical == []
+
+
+def test_child_no_worse_than_its_parent_is_not_reported():
+    # every plot cell is equally bad, so source=plot & anything is exactly as bad as source=plot
+    features, s, t, _ = grid(lambda src, nw, lg: src == "plot")
+    pockets = find_pockets(features, s, t, threshold=-0.05, max_predicates=3)
+    assert [p.slice for p in pockets] == ["source=plot"]
+    assert pockets[0].confirmed
+
+
+def test_min_support_is_respected():
+    features, s, t, _ = grid(short_plots)
+    pockets = find_pockets(features, s, t, threshold=-0.05, min_support=300)
+    assert all(p.n >= 300 for p in pockets)
+    assert "source=plot & n_words<10" not in [p.slice for p in pockets]
+
+
+def test_rare_categorical_values_are_not_candidates():
+    features, s, t, _ = grid(short_plots)
+    # a rare value that marks exactly the worst rows: below min_support it is no candidate
+    tag = np.array(["common"] * len(s), dtype=object)
+    worst = np.flatnonzero((t == 1) & (s == 0))[:20]
+    tag[worst] = "rare"
+    features["tag"] = tag
+    pockets = find_pockets(features, s, t, threshold=-0.05, min_support=30)
+    assert all(pr.value != "rare" for p in pockets for pr in p.predicates)
+
+
+def test_missing_values_never_match():
+    features, s, t, _ = grid(short_plots)
+    n_words = features["n_words"].astype(float)
+    source = features["source"].copy()
+    pocket_rows = np.flatnonzero((source == "plot") & (n_words < 10))
+    n_words[pocket_rows[::2]] = np.nan
+    source[pocket_rows[1::2]] = None
+    features = {"source": source, "n_words": n_words, "lang": features["lang"]}
+    for p in find_pockets(features, s, t, threshold=-0.05):
+        assert p.n <= len(s) - len(pocket_rows)
+        assert p.slice != "source=plot & n_words<10"
+
+
+def test_deterministic_under_seed():
+    features, s, t, ids = grid(short_plots)
+    kwargs = dict(threshold=-0.05, max_predicates=3, ids=ids, seed=7)
+    assert find_pockets(features, s, t, **kwargs) == find_pockets(features, s, t, **kwargs)
+
+
+def test_teacher_ratio_and_max_bound():
+    features, s, t, _ = grid(short_plots)
+    ratio = find_pockets(features, s, t, threshold=0.9, compare="teacher_ratio", binary=False)
+    assert [p.slice for p in ratio if p.confirmed] == ["source=plot & n_words<10"]
+    # the mirror: the teacher is the one that falls behind, seen from bound "max"
+    mirrored = find_pockets(features, t, s, threshold=0.05, bound="max")
+    assert [p.slice for p in mirrored if p.confirmed] == ["source=plot & n_words<10"]
+    assert mirrored[0].delta == pytest.approx(8 / 25)
+
+
+def test_paired_p_value():
+    g = np.array([-1] * 12 + [1] * 2 + [0] * 86, dtype=float)
+    exact = stats.binomtest(12, 14, 0.5, alternative="greater").pvalue
+    assert paired_p_value(g, 0.0, discrete=True) == pytest.approx(exact)
+    # a margin the data sits well inside is not rejected; one it breaches clearly is
+    assert paired_p_value(g, -0.2, discrete=True) > 0.5
+    assert paired_p_value(g, 0.05, discrete=True) < 0.01
+    assert paired_p_value(np.zeros(50), 0.0, discrete=False) == 1.0
+    assert paired_p_value(np.array([]), 0.0, discrete=True) == 1.0
+
+
+def test_bad_arguments():
+    features, s, t, _ = grid()
+    with pytest.raises(ValueError, match="bound"):
+        find_pockets(features, s, t, threshold=0.0, bound="below")
+    with pytest.raises(ValueError, match="max_predicates"):
+        find_pockets(features, s, t, threshold=0.0, max_predicates=4)
