@@ -263,11 +263,12 @@ def where_mask(records: Sequence[Mapping[str, Any]], where: Mapping[str, Any]) -
     return mask
 
 
-def build_slices(suite: Any, data: Dataset) -> dict[str, np.ndarray]:
+def build_slices(suite: Any, data: Dataset, *, allow_empty: bool = False) -> dict[str, np.ndarray]:
     """Every declared slice of ``suite`` as name -> example positions (``overall`` first).
 
     A named slice that matches no example, or a ``by:`` field absent from the data, is a
-    :class:`~harness.errors.SpecError` naming the suite file and the slice.
+    :class:`~harness.errors.SpecError` naming the suite file and the slice — unless
+    ``allow_empty`` (for the distillation data, where an empty slice is a coverage gap).
     """
     from harness.errors import SpecError
     from harness.naming import predicate_name
@@ -279,7 +280,7 @@ def build_slices(suite: Any, data: Dataset) -> dict[str, np.ndarray]:
     for entry in suite.slices:
         if not isinstance(entry, dict):
             mask = where_mask(data.records, entry.where)
-            if not mask.any():
+            if not mask.any() and not allow_empty:
                 raise SpecError(f"slice {entry.name!r} matches no example of "
                                 f"{display_path(data.path)}", file=shown, field=entry.field)
             out[entry.name] = np.flatnonzero(mask)
@@ -288,7 +289,7 @@ def build_slices(suite: Any, data: Dataset) -> dict[str, np.ndarray]:
             len(data), dtype=bool)
         groups: dict[tuple[Any, ...], list[int]] = {}
         for feature in entry["by"]:
-            if not any(feature in r for r in data.records):
+            if not any(feature in r for r in data.records) and not allow_empty:
                 raise SpecError(f"by: field {feature!r} is not in the data", file=shown,
                                 field=f"{entry['field']}.by")
         for i, r in enumerate(data.records):
@@ -298,7 +299,7 @@ def build_slices(suite: Any, data: Dataset) -> dict[str, np.ndarray]:
             if any(k is None for k in key):
                 continue
             groups.setdefault(key, []).append(i)
-        if not groups:
+        if not groups and not allow_empty:
             raise SpecError("by: slices match no example", file=shown, field=entry["field"])
         for key in sorted(groups, key=lambda k: tuple((type(v).__name__, v) for v in k)):
             preds = [Predicate(f, "eq", v) for f, v in zip(entry["by"], key, strict=True)]

@@ -19,7 +19,7 @@ import numpy as np
 
 from harness import gate
 from harness.data import Dataset, build_slices, load_dataset
-from harness.errors import BaselineError, HarnessError, SpecError
+from harness.errors import BaselineError, SpecError
 from harness.metrics import EvalContext, Outputs, get_metric
 from harness.models import Model, Predictions, load_model
 from harness.options import Options
@@ -167,7 +167,8 @@ def run_prepared(prep: PreparedSuite, options: Options | None = None) -> SuiteRe
         result.slices = _slice_table(prep, inputs, result.checks)
         from harness import coverage
 
-        support = coverage.support_gaps(result.checks)
+        support = coverage.support_gaps(
+            result.checks, min_support={c.name: c.min_support for c in spec.rubric.criteria})
         result.coverage_gaps = support + result.coverage_gaps
 
         if len(students) > 1:
@@ -360,15 +361,15 @@ def _coverage(prep: PreparedSuite, teacher: Model, ctx: EvalContext, s_out: Outp
         return
     spec, data, distill = prep.spec, prep.data, prep.distill_data
     eval_slices = {k: v for k, v in prep.slices.items() if k != "overall"}
-    distill_slices: dict[str, np.ndarray] = {}
-    try:
-        distill_slices = {k: v for k, v in build_slices(spec, distill).items() if k != "overall"}
-    except HarnessError:
-        distill_slices = {}
+    distill_slices = {k: v for k, v in build_slices(spec, distill, allow_empty=True).items()
+                      if k != "overall"}
+    for name in eval_slices:  # a by: value absent from the distillation data is a gap too
+        distill_slices.setdefault(name, np.array([], dtype=int))
     shared = [f for f in spec.data.features if f in distill.features]
     gaps = coverage.distillation_gaps(
         {f: data.features[f] for f in shared}, {f: distill.features[f] for f in shared},
-        eval_slices=eval_slices, distill_slices=distill_slices)
+        eval_slices=eval_slices, distill_slices=distill_slices, n_eval=len(data),
+        n_distill=len(distill))
     gap = None
     if ctx.gold is not None:
         correct = get_metric("accuracy")
