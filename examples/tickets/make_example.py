@@ -39,8 +39,10 @@ def main(out: Path = Path(__file__).parent, n: int = 900, seed: int = 7) -> None
         t_right = rng.random() < 0.90
         if lang == "de":
             s_right = t_right and rng.random() < 0.74  # the collapsed slice
+        elif t_right:
+            s_right = rng.random() < 0.99
         else:
-            s_right = t_right if rng.random() < 0.97 else not t_right
+            s_right = rng.random() < 0.3  # the student fixes some of the teacher's errors
         for right, sink in ((t_right, teacher), (s_right, student)):
             pred = label if right else LABELS[(LABELS.index(label) + 1 + int(rng.integers(3))) % 4]
             p_top = float(np.round(0.55 + 0.4 * rng.random(), 4))
