@@ -333,6 +333,10 @@ def _economics(prep: PreparedSuite, teacher: Model, student: Model, options: Opt
     for name in economics.METRICS:
         if name not in figures and name not in errors:
             errors[name] = "not computable from this run (see the economics section)"
+    section["metrics"] = {k: v for k, v in figures.items() if k not in economics.TIMING_METRICS}
+    if isinstance(section.get("timing"), dict):
+        section["timing"]["metrics"] = {k: v for k, v in figures.items()
+                                        if k in economics.TIMING_METRICS}
     result.economics = section
 
 

@@ -18,8 +18,13 @@ properties).
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from harness.results import Check, SuiteResult
+
+#: A suite as a result object or as its report dict (``SuiteResult.to_dict()``); same for a check.
+SuiteLike = SuiteResult | Mapping[str, Any]
+CheckLike = Check | Mapping[str, Any]
 
 #: GitHub refuses a step summary above 1 MiB (all writes of one step together).
 SUMMARY_LIMIT_BYTES = 1024 * 1024
@@ -53,59 +58,82 @@ def command_level(verdict: str, *, strict: bool = False) -> str | None:
     return None
 
 
-def check_location(suite: SuiteResult, check: Check) -> tuple[str, int | None]:
+def check_location(suite: SuiteLike, check: CheckLike) -> tuple[str, int | None]:
     """The file (relative to the repository root) and 1-based line a check's annotation targets.
 
     A failing or erroring ``baseline_delta``/``baseline_ratio`` check points at the baseline
     file (line 1) when the suite has one; every other check at its criterion's line in the
     rubric. Without a known line the annotation names the file only; without a rubric path,
-    the suite file.
+    the suite file. ``suite`` and ``check`` are result objects or their report dicts.
     """
-    baseline_path = (suite.baseline or {}).get("path")
-    if check.compare in _BASELINE_COMPARES and check.verdict in ("fail", "error") and baseline_path:
+    s, c = _as_dict(suite), _as_dict(check)
+    baseline_path = (s.get("baseline") or {}).get("path")
+    if c.get("compare") in _BASELINE_COMPARES and c.get("verdict") in ("fail", "error") and baseline_path:
         return str(baseline_path), 1
-    rubric = suite.rubric or {}
+    rubric = s.get("rubric") or {}
     rubric_path = rubric.get("path")
     if not rubric_path:
-        return suite.path, None
-    line = (rubric.get("lines") or {}).get(check.criterion)
-    return str(rubric_path), int(line) if isinstance(line, int) and line > 0 else None
+        return str(s.get("path", "")), None
+    line = (rubric.get("lines") or {}).get(c.get("criterion"))
+    return str(rubric_path), line if isinstance(line, int) and line > 0 else None
 
 
-def annotation(suite: SuiteResult, check: Check, *, strict: bool = False) -> str | None:
+def annotation(suite: SuiteLike, check: CheckLike, *, strict: bool = False) -> str | None:
     """One workflow-command line for ``check``, or None when its verdict is not annotated."""
-    level = command_level(check.verdict, strict=strict)
+    s, c = _as_dict(suite), _as_dict(check)
+    verdict = str(c.get("verdict", ""))
+    level = command_level(verdict, strict=strict)
     if level is None:
         return None
-    file, line = check_location(suite, check)
+    file, line = check_location(s, c)
+    name = str(s.get("name", ""))
     props = [f"file={escape_property(file)}"]
     if line is not None:
         props.append(f"line={line}")
-    props.append(f"title={escape_property(f'distill {suite.name}')}")
-    prefix = f"{suite.name}::"
-    item = check.id[len(prefix):] if check.id.startswith(prefix) else check.id
-    message = f"{item} {check.verdict}: {check.message}" if check.message else f"{item} {check.verdict}"
-    if check.examples:
-        message += f"\nexamples: {', '.join(check.examples)}"
+    props.append(f"title={escape_property(f'distill {name}')}")
+    check_id, prefix = str(c.get("id", "")), f"{name}::"
+    item = check_id[len(prefix):] if check_id.startswith(prefix) else check_id
+    message = f"{item} {verdict}: {c['message']}" if c.get("message") else f"{item} {verdict}"
+    if c.get("examples"):
+        message += f"\nexamples: {', '.join(map(str, c['examples']))}"
     return f"::{level} {','.join(props)}::{escape_data(message)}"
 
 
-def annotations(results: Sequence[SuiteResult], *, strict: bool = False) -> list[str]:
+def annotations(results: Sequence[SuiteLike], *, strict: bool = False) -> list[str]:
     """Workflow-command lines (``::error …`` / ``::warning …``) for the checks that need a look.
 
-    One line per failing, erroring, warning or inconclusive check, in the run's order, errors
-    before warnings (GitHub shows only the first few of each kind per step). Print each line on
-    its own on stdout, unindented, for the runner to pick it up.
+    ``results`` are :class:`SuiteResult` objects or their report dicts (the ``suites`` of a
+    report, which is what an xdist controller holds). One line per failing, erroring, warning
+    or inconclusive check, in the run's order, errors before warnings (GitHub shows only the
+    first few of each kind per step). Print each line on its own on stdout, unindented, for
+    the runner to pick it up.
     """
     errors: list[str] = []
     warnings: list[str] = []
     for suite in results:
-        for check in suite.checks:
-            line = annotation(suite, check, strict=strict)
+        s = _as_dict(suite)
+        for check in s.get("checks") or ():
+            line = annotation(s, check, strict=strict)
             if line is None:
                 continue
             (errors if line.startswith("::error ") else warnings).append(line)
     return errors + warnings
+
+
+def report_annotations(report: Mapping[str, Any]) -> list[str]:
+    """The annotations of a whole report: its checks (under the report's ``strict``), then an
+    ``::error`` per suite that could not be run (the report's ``errors``), on the suite file."""
+    lines = annotations(report.get("suites") or [], strict=bool(report.get("strict", False)))
+    for err in report.get("errors") or ():
+        file = str(err.get("suite") or "")
+        props = f"file={escape_property(file)}," if file else ""
+        message = str(err.get("message") or "the suite could not be run")
+        lines.insert(0, f"::error {props}title=distill::{escape_data(message)}")
+    return lines
+
+
+def _as_dict(obj: Any) -> Mapping[str, Any]:
+    return obj.to_dict() if isinstance(obj, (SuiteResult, Check)) else obj
 
 
 def in_github_actions(environ: Mapping[str, str] = os.environ) -> bool:

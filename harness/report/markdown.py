@@ -120,10 +120,13 @@ def _suite(s: Mapping[str, Any]) -> list[str]:
 
 
 def _economics(econ: Mapping[str, Any]) -> list[str]:
-    if not econ:
+    metrics = dict(econ.get("metrics") or {})
+    timing = econ.get("timing")
+    if isinstance(timing, Mapping):
+        metrics.update(timing.get("metrics") or {})
+    if not metrics and not econ.get("candidates"):
         return []
     lines = ["### Economics scorecard", ""]
-    metrics = dict(econ.get("metrics") or {})
     if metrics:
         lines += _table(["figure", "value"], [[k, _f(v, 4)] for k, v in sorted(metrics.items())])
         lines.append("")

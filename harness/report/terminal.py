@@ -36,7 +36,7 @@ def suite_lines(suite: Mapping[str, Any]) -> list[str]:
                   _ci(r.get("ci")), r.get("verdict", "")] for r in rows]
         lines.append(tabulate(table, headers=["slice", "n", f"teacher {metric}",
                                               f"student {metric}", "delta", "95% CI", "verdict"],
-                              tablefmt="simple"))
+                              tablefmt="simple", disable_numparse=True))
     other = [c for c in suite.get("checks", []) if c["verdict"] != "pass"]
     if other:
         lines.append("")
@@ -45,7 +45,7 @@ def suite_lines(suite: Mapping[str, Any]) -> list[str]:
                   ", ".join(f"{k} {v}" for k, v in c["threshold"].items()),
                   _f(c.get("p_value"), 4), _f(c.get("q_value"), 4)] for c in other]
         lines.append(tabulate(table, headers=["check", "verdict", "value", "n", "threshold", "p",
-                                              "q"], tablefmt="simple"))
+                                              "q"], tablefmt="simple", disable_numparse=True))
     pockets = suite.get("pockets") or []
     if pockets:
         lines.append("")
@@ -53,7 +53,7 @@ def suite_lines(suite: Mapping[str, Any]) -> list[str]:
         table = [[p["slice"], p["n"], _f(p["teacher"]), _f(p["student"]), f"{p['delta']:+.3f}",
                   _f(p.get("q_value"), 4), "yes" if p["confirmed"] else "no"] for p in pockets]
         lines.append(tabulate(table, headers=["pocket", "n", "teacher", "student", "delta", "q",
-                                              "confirmed"], tablefmt="simple"))
+                                              "confirmed"], tablefmt="simple", disable_numparse=True))
     gaps = suite.get("coverage_gaps") or []
     if gaps:
         lines.append("")
@@ -61,7 +61,7 @@ def suite_lines(suite: Mapping[str, Any]) -> list[str]:
         table = [[g["kind"], g["slice"], g["n"], g.get("needed") or "-", g["detail"][:80]]
                  for g in gaps[:15]]
         lines.append(tabulate(table, headers=["kind", "slice", "n", "needed", "detail"],
-                              tablefmt="simple"))
+                              tablefmt="simple", disable_numparse=True))
         if len(gaps) > 15:
             lines.append(f"... and {len(gaps) - 15} more (see the JSON report)")
     audit = suite.get("teacher_audit") or {}
@@ -76,17 +76,16 @@ def suite_lines(suite: Mapping[str, Any]) -> list[str]:
 
 
 def economics_lines(econ: Mapping[str, Any]) -> list[str]:
-    if not econ:
+    flat = dict(econ.get("metrics") or {})
+    timing = econ.get("timing")
+    if isinstance(timing, Mapping):
+        flat.update(timing.get("metrics") or {})
+    if not flat and not econ.get("candidates"):
         return []
     lines = ["", "economics scorecard:"]
-    metrics = econ.get("metrics") or {}
-    timing = econ.get("timing") or {}
-    flat = dict(metrics)
-    for k, v in (timing.get("metrics") or {}).items() if isinstance(timing, dict) else []:
-        flat.setdefault(k, v)
     if flat:
         lines.append(tabulate([[k, _f(v, 4)] for k, v in sorted(flat.items())],
-                              headers=["figure", "value"], tablefmt="simple"))
+                              headers=["figure", "value"], tablefmt="simple", disable_numparse=True))
     cands = econ.get("candidates") or []
     if cands:
         frontier = set(econ.get("frontier") or [])
@@ -97,7 +96,7 @@ def economics_lines(econ: Mapping[str, Any]) -> list[str]:
                   "<- recommended" if c["name"] == rec else ""] for c in cands]
         lines.append(tabulate(table, headers=["candidate", "params", "quality ratio",
                                               "speed-up", "passes", "frontier", ""],
-                              tablefmt="simple"))
+                              tablefmt="simple", disable_numparse=True))
     return lines
 
 
