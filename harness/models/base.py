@@ -84,5 +84,5 @@ class Model(abc.ABC):
         """Sentence embeddings of ``texts`` (one row each), or None if the model has none."""
         return None
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, most adapters hold nothing
         """Release whatever the model holds (weights, devices)."""
