@@ -169,3 +169,23 @@ def test_summary_past_the_limit_is_cut_at_a_line_with_a_note(
     assert text.startswith("x" * 50 + "\nrow 000\n")
     assert text.endswith("\n> Report truncated to fit GitHub's 1 MiB job summary; see the JSON report.\n")
     assert "row 099" not in text
+
+
+def test_report_dicts_give_the_same_lines_as_results() -> None:
+    """An xdist controller holds the workers' suites as report dicts, not SuiteResult objects."""
+    results = [suite(check("slice_gap", "fail", slice="source=plot", message="m", examples=("r-1",)),
+                     check("vs_baseline", "error", compare="baseline_delta"),
+                     check("speed", "warn"), check("quality_ratio", "pass"))]
+    assert github.annotations([r.to_dict() for r in results]) == github.annotations(results)
+    assert len(github.annotations(results)) == 3
+
+
+def test_report_annotations_cover_suites_that_could_not_run_and_honour_strict() -> None:
+    doc = {"strict": True, "verdict": "fail",
+           "suites": [suite(check("slice_gap", "inconclusive")).to_dict()],
+           "errors": [{"suite": "suites/broken.yaml", "message": "rubric: missing\nline 2"}]}
+    assert github.report_annotations(doc) == [
+        "::error file=suites/broken.yaml,title=distill::rubric: missing%0Aline 2",
+        "::error file=rubrics/sentiment.yaml,line=7,title=distill sentiment::slice_gap inconclusive",
+    ]
+    assert github.report_annotations({**doc, "strict": False, "errors": []})[0].startswith("::warning ")
