@@ -53,7 +53,8 @@ class CheckItem(pytest.Item):
             c = excinfo.value.check
             lines = [f"{c.verdict.upper()}: {c.id}", f"  {c.message}"]
             if c.examples:
-                label = ("ids the reference got right and the student gets wrong"
+                ref = c.compare.split("_")[0]
+                label = (f"ids the {ref} got right and the student gets wrong"
                          if c.compare != "value" else "example ids")
                 lines.append(f"  {label}: {', '.join(c.examples)}")
             return "\n".join(lines)
