@@ -367,8 +367,9 @@ class TransformersModel(Model):
         if self.spec.dtype != "auto":
             return getattr(torch, self.spec.dtype)
         # auto: full precision on CPU; on an accelerator, the checkpoint's own half type.
-        if device.type != "cpu" and str(config_dtype) in ("float16", "bfloat16"):
-            return getattr(torch, str(config_dtype))
+        stored = str(config_dtype).removeprefix("torch.")  # a str or a torch.dtype
+        if device.type != "cpu" and stored in ("float16", "bfloat16"):
+            return getattr(torch, stored)
         return torch.float32
 
     def _load(self) -> None:

@@ -393,3 +393,22 @@ def test_spec_without_a_path_is_an_error():
 def test_spec_replace_keeps_the_adapter_cheap(models):
     # Constructing reads nothing: even a folder that does not exist yet is fine until used.
     TransformersModel(replace(_spec(models["named"]), local_path=Path("/nope")), "student")
+
+
+@pytest.mark.parametrize(
+    ("spec_dtype", "device", "stored", "expected"),
+    [
+        ("auto", "cpu", "bfloat16", "float32"),
+        ("auto", "cuda", "bfloat16", "bfloat16"),
+        ("auto", "cuda", torch.float16, "float16"),  # transformers 5 configs hold torch dtypes
+        ("auto", "cuda", "float32", "float32"),
+        ("auto", "mps", None, "float32"),
+        ("float16", "cpu", "float32", "float16"),
+    ],
+)
+def test_auto_dtype_is_full_precision_on_cpu_and_the_checkpoints_on_accelerators(
+    models, spec_dtype, device, stored, expected
+):
+    model = _model(models["named"], dtype=spec_dtype)
+    resolved = model._resolve_dtype(torch, torch.device(device), stored)
+    assert resolved == getattr(torch, expected)
