@@ -109,6 +109,27 @@ def _describe(error: Any) -> tuple[str, str]:
     return field_path(path), error.message
 
 
+def _best_branch_error(error: Any) -> Any:
+    """The most telling error inside a oneOf/anyOf: from the branch the document meant.
+
+    A branch whose type does not fit the value at all is not the one meant; of the others, the
+    branch with the fewest errors is (``{name, where}`` with a bad operator is a named slice
+    with a bad condition, not a ``by:`` slice that lacks ``by``).
+    """
+    import jsonschema
+
+    branches: dict[Any, list[Any]] = {}
+    for e in error.context:
+        key = e.relative_schema_path[0] if e.relative_schema_path else None
+        branches.setdefault(key, []).append(e)
+
+    def wrong_type(errs: list[Any]) -> bool:
+        return any(e.validator == "type" and not e.relative_path for e in errs)
+
+    fitting = [errs for errs in branches.values() if not wrong_type(errs)] or list(branches.values())
+    return jsonschema.exceptions.best_match(min(fitting, key=len))
+
+
 def validate_document(doc: Any, schema_name: str, file: Path | str) -> None:
     """Validate ``doc`` against a packaged schema; a SpecError names the first problem."""
     import jsonschema
@@ -121,7 +142,9 @@ def validate_document(doc: Any, schema_name: str, file: Path | str) -> None:
     error = jsonschema.exceptions.best_match(errors)
     # For oneOf/anyOf, best_match may pick the umbrella error; descend to the most specific.
     while error.context:
-        deeper = jsonschema.exceptions.best_match(error.context)
+        if all(e.validator == "required" for e in error.context):
+            break  # "needs min or max": the umbrella says it better than either branch
+        deeper = _best_branch_error(error)
         if deeper is None:
             break
         error = deeper
