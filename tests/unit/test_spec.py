@@ -1,0 +1,353 @@
+"""spec.py: suites and rubrics, their schemas, paths, and the errors that name file and field."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from harness.errors import SpecError
+from harness.spec import (
+    detect_kind,
+    field_path,
+    find_root,
+    load_rubric,
+    load_suite,
+    suite_files,
+    validate_file,
+)
+
+TINY = Path(__file__).resolve().parents[1] / "data" / "tinyrepo"
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the tiny repository; the working directory, so messages show relative paths."""
+    root = tmp_path / "repo"
+    shutil.copytree(TINY, root)
+    monkeypatch.chdir(root)
+    return root
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text("utf-8")
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new), "utf-8")
+
+
+def spec_error(fn, *args) -> str:
+    with pytest.raises(SpecError) as info:
+        fn(*args)
+    message = str(info.value)
+    assert "\n" not in message, "a SpecError is one line"
+    return message
+
+
+# --------------------------------------------------------------------------- good files
+
+def test_load_suite_resolves_everything(repo):
+    suite = load_suite(repo / "suites" / "tiny.yaml")
+    assert suite.name == "tiny" and suite.version == "1" and suite.task == "classification"
+    assert suite.root == repo.resolve()
+    assert suite.labels == ("pos", "neg")
+    assert suite.data.path == (repo / "data" / "eval.jsonl").resolve()
+    assert suite.data.input == ("text",) and suite.data.label == "label"
+    assert suite.data.features == ("lang", "has_negation", "n_words", "channel")
+    assert suite.teacher.type == "predictions"
+    assert suite.teacher.local_path == (repo / "data" / "teacher.jsonl").resolve()
+    assert list(suite.students) == ["student"]
+    assert suite.baseline_path == repo.resolve() / "baselines" / "tiny.json"
+    assert suite.rubric.id == "tiny-gate" and suite.rubric.version == 1
+    names = [c.name for c in suite.rubric.criteria]
+    assert names == ["quality_ratio", "slice_gap", "flips"]
+    flips = suite.rubric.criteria[2]
+    assert (flips.metric, flips.compare, flips.max, flips.min) == ("negative_flip_rate", "value", 0.5, None)
+    # defaults flow into every criterion
+    assert all(c.min_support == 3 and c.decision == "point" for c in suite.rubric.criteria)
+    assert flips.severity == "fail" and flips.alpha == 0.05 and flips.confidence == 0.95
+    assert [c.line for c in suite.rubric.criteria] == [6, 7, 8]
+
+
+def test_suite_in_json_is_loaded_like_yaml(repo):
+    import yaml
+
+    doc = yaml.safe_load((repo / "suites" / "tiny.yaml").read_text("utf-8"))
+    (repo / "suites" / "tiny.json").write_text(json.dumps(doc), "utf-8")
+    assert load_suite(repo / "suites" / "tiny.json").name == "tiny"
+
+
+def test_find_root_is_the_nearest_folder_with_pyproject(repo):
+    assert find_root(repo / "suites" / "tiny.yaml") == repo.resolve()
+    assert find_root(repo / "data") == repo.resolve()
+
+
+def test_field_path():
+    assert field_path(["criteria", 2, "compare"]) == "criteria[2].compare"
+    assert field_path([3, "x"]) == "[3].x"
+    assert field_path([]) == ""
+
+
+def test_suite_files_of_a_folder(repo):
+    (repo / "suites" / "nested").mkdir()
+    (repo / "suites" / "nested" / "suite.yaml").write_text("x: 1\n", "utf-8")
+    (repo / "suites" / "README.md").write_text("not a suite\n", "utf-8")
+    found = suite_files(repo / "suites")
+    assert [p.relative_to(repo.resolve()).as_posix() for p in found] == [
+        "suites/nested/suite.yaml", "suites/tiny.yaml"]
+    assert suite_files(repo / "suites" / "tiny.yaml") == [(repo / "suites" / "tiny.yaml").resolve()]
+    assert spec_error(suite_files, repo / "nope") == "nope: no such suite file or folder"
+
+
+# --------------------------------------------------------------------------- malformed files
+
+def test_malformed_yaml(repo):
+    (repo / "rubrics" / "tiny.yaml").write_text("schema_version: 1\ncriteria: [a, b\n", "utf-8")
+    msg = spec_error(load_rubric, repo / "rubrics" / "tiny.yaml")
+    assert msg.startswith("rubrics/tiny.yaml: invalid YAML at line 3, column 1:")
+
+
+def test_malformed_json(repo):
+    (repo / "suites" / "tiny.json").write_text('{"name": "x",}', "utf-8")
+    msg = spec_error(load_suite, repo / "suites" / "tiny.json")
+    assert msg.startswith("suites/tiny.json: invalid JSON at line 1, column 14:")
+
+
+def test_yaml_python_tags_are_refused(repo):
+    (repo / "rubrics" / "tiny.yaml").write_text(
+        "schema_version: 1\nid: !!python/object/apply:os.system ['true']\n", "utf-8")
+    msg = spec_error(load_rubric, repo / "rubrics" / "tiny.yaml")
+    assert msg.startswith("rubrics/tiny.yaml: invalid YAML at line 2")
+
+
+def test_a_document_that_is_not_a_mapping(repo):
+    (repo / "rubrics" / "tiny.yaml").write_text("- just\n- a list\n", "utf-8")
+    msg = spec_error(load_rubric, repo / "rubrics" / "tiny.yaml")
+    assert msg == "rubrics/tiny.yaml: (top level): expected object, got ['just', 'a list']"
+
+
+def test_missing_suite_file(repo):
+    assert spec_error(load_suite, repo / "suites" / "nope.yaml") == "suites/nope.yaml: file not found"
+
+
+# --------------------------------------------------------------------------- schema violations
+
+def test_unknown_compare_mode_names_file_field_and_choices(repo):
+    edit(repo / "rubrics" / "tiny.yaml", "compare: value", "compare: teacher_ration")
+    msg = spec_error(load_rubric, repo / "rubrics" / "tiny.yaml")
+    assert msg == ("rubrics/tiny.yaml: criteria[2].compare: 'teacher_ration' is not one of value, "
+                   "teacher_ratio, teacher_delta, baseline_delta, baseline_ratio")
+
+
+def test_unknown_scope(repo):
+    edit(repo / "rubrics" / "tiny.yaml", "scope: slices", "scope: slice")
+    msg = spec_error(load_rubric, repo / "rubrics" / "tiny.yaml")
+    assert msg == ("rubrics/tiny.yaml: criteria[1].scope: 'slice' is not one of overall, slices, "
+                   "all, discovered")
+
+
+def test_required_field_missing(repo):
+    edit(repo / "rubrics" / "tiny.yaml", "metric: accuracy, compare: teacher_ratio, ",
+         "compare: teacher_ratio, ")
+    msg = spec_error(load_rubric, repo / "rubrics" / "tiny.yaml")
+    assert msg == "rubrics/tiny.yaml: criteria[0].metric: required field is missing"
+
+
+def test_criterion_without_min_or_max(repo):
+    edit(repo / "rubrics" / "tiny.yaml", "max: 0.5, ", "")
+    msg = spec_error(load_rubric, repo / "rubrics" / "tiny.yaml")
+    assert msg == "rubrics/tiny.yaml: criteria[2]: needs min or max"  # not "min: required"
+
+
+def test_unknown_field_with_did_you_mean(repo):
+    edit(repo / "suites" / "tiny.yaml", "  label: label\n", "  lable: label\n")
+    msg = spec_error(load_suite, repo / "suites" / "tiny.yaml")
+    assert msg.startswith("suites/tiny.yaml: data.lable: unknown field (did you mean 'label'?); "
+                          "expected one of ")
+
+
+def test_wrong_type(repo):
+    edit(repo / "rubrics" / "tiny.yaml", "max: 0.5", "max: half")
+    msg = spec_error(load_rubric, repo / "rubrics" / "tiny.yaml")
+    assert msg == "rubrics/tiny.yaml: criteria[2].max: expected number, got 'half'"
+
+
+def test_bad_suite_name_pattern(repo):
+    edit(repo / "suites" / "tiny.yaml", "name: tiny", "name: Tiny Suite")
+    msg = spec_error(load_suite, repo / "suites" / "tiny.yaml")
+    assert msg == "suites/tiny.yaml: name: 'Tiny Suite' does not match ^[a-z0-9_-]+$"
+
+
+def test_bad_where_operator(repo):
+    edit(repo / "suites" / "tiny.yaml", "{n_words: {lt: 5}}", "{n_words: {less: 5}}")
+    msg = spec_error(load_suite, repo / "suites" / "tiny.yaml")
+    assert msg == ("suites/tiny.yaml: slices[2].where.n_words.less: unknown field; expected one "
+                   "of eq, gt, gte, in, lt, lte, ne, not_in, regex")
+
+
+def test_named_slice_without_where(repo):
+    edit(repo / "suites" / "tiny.yaml", "    where: {n_words: {lt: 5}}\n", "")
+    msg = spec_error(load_suite, repo / "suites" / "tiny.yaml")
+    assert msg == "suites/tiny.yaml: slices[2].where: required field is missing"
+
+
+def test_suite_without_a_student(repo):
+    edit(repo / "suites" / "tiny.yaml", "student:\n  type: predictions\n  path: ../data/student.jsonl\n",
+         "")
+    msg = spec_error(load_suite, repo / "suites" / "tiny.yaml")
+    assert msg == "suites/tiny.yaml: (top level): needs student or students"
+
+
+def test_schema_version_must_be_1(repo):
+    edit(repo / "rubrics" / "tiny.yaml", "schema_version: 1", "schema_version: 2")
+    msg = spec_error(load_rubric, repo / "rubrics" / "tiny.yaml")
+    assert msg == "rubrics/tiny.yaml: schema_version: 2 is not supported (expected 1)"
+
+
+def test_callable_model_needs_a_target(repo):
+    edit(repo / "suites" / "tiny.yaml", "  type: predictions\n  path: ../data/student.jsonl",
+         "  type: callable")
+    msg = spec_error(load_suite, repo / "suites" / "tiny.yaml")
+    assert msg == "suites/tiny.yaml: student.target: required field is missing"
+
+
+# --------------------------------------------------------------------------- semantic checks
+
+def test_unknown_metric_lists_known_ones_with_did_you_mean(repo):
+    edit(repo / "rubrics" / "tiny.yaml", "metric: negative_flip_rate", "metric: negativ_flip_rate")
+    msg = spec_error(load_rubric, repo / "rubrics" / "tiny.yaml")
+    assert msg.startswith("rubrics/tiny.yaml: criteria[2].metric: unknown metric "
+                          "'negativ_flip_rate' (did you mean 'negative_flip_rate'?); known metrics: ")
+    for known in ("accuracy", "macro_f1", "agreement", "positive_flip_rate", "kl_divergence", "ece"):
+        assert known in msg
+    assert msg.endswith("or evaluate:<module>")
+
+
+def test_unknown_metric_without_a_close_match(repo):
+    edit(repo / "rubrics" / "tiny.yaml", "metric: negative_flip_rate", "metric: bleu")
+    msg = spec_error(load_rubric, repo / "rubrics" / "tiny.yaml")
+    assert "unknown metric 'bleu'; known metrics: accuracy, " in msg
+
+
+def test_duplicate_criterion_name(repo):
+    edit(repo / "rubrics" / "tiny.yaml", "name: flips", "name: slice_gap")
+    msg = spec_error(load_rubric, repo / "rubrics" / "tiny.yaml")
+    assert msg == "rubrics/tiny.yaml: criteria[2].name: duplicate criterion name 'slice_gap'"
+
+
+def test_min_above_max(repo):
+    edit(repo / "rubrics" / "tiny.yaml", "max: 0.5", "max: 0.5, min: 0.9")
+    msg = spec_error(load_rubric, repo / "rubrics" / "tiny.yaml")
+    assert msg == "rubrics/tiny.yaml: criteria[2]: min 0.9 is above max 0.5"
+
+
+def test_run_level_metric_takes_value_overall_only(repo):
+    edit(repo / "rubrics" / "tiny.yaml", "metric: negative_flip_rate, compare: value",
+         "metric: size_reduction, compare: teacher_ratio")
+    msg = spec_error(load_rubric, repo / "rubrics" / "tiny.yaml")
+    assert msg.startswith("rubrics/tiny.yaml: criteria[2]: metric 'size_reduction' is a run-level")
+
+
+def test_discovered_scope_needs_per_example_values(repo):
+    edit(repo / "rubrics" / "tiny.yaml",
+         "{name: flips, metric: negative_flip_rate, compare: value, max: 0.5, scope: overall}",
+         "{name: f1, metric: macro_f1, compare: teacher_delta, min: -0.1, scope: discovered}")
+    msg = spec_error(load_rubric, repo / "rubrics" / "tiny.yaml")
+    assert msg.startswith("rubrics/tiny.yaml: criteria[2].scope: scope: discovered needs a metric")
+
+
+def test_classification_suite_needs_labels(repo):
+    edit(repo / "suites" / "tiny.yaml", "labels: [pos, neg]\n", "")
+    msg = spec_error(load_suite, repo / "suites" / "tiny.yaml")
+    assert msg == "suites/tiny.yaml: labels: a classification suite needs its label set"
+
+
+def test_duplicate_or_reserved_slice_name(repo):
+    edit(repo / "suites" / "tiny.yaml", "name: short", "name: overall")
+    msg = spec_error(load_suite, repo / "suites" / "tiny.yaml")
+    assert msg == "suites/tiny.yaml: slices[2].name: slice name 'overall' is reserved or used twice"
+
+
+def test_invalid_regex_in_where(repo):
+    edit(repo / "suites" / "tiny.yaml", "{n_words: {lt: 5}}", "{lang: {regex: '(de'}}")
+    msg = spec_error(load_suite, repo / "suites" / "tiny.yaml")
+    assert msg.startswith("suites/tiny.yaml: slices[2].where.lang.regex: invalid regex '(de'")
+
+
+# --------------------------------------------------------------------------- paths
+
+@pytest.mark.parametrize(("old", "new", "field"), [
+    ("rubric: ../rubrics/tiny.yaml", "rubric: ../../rubrics/tiny.yaml", "rubric"),
+    ("path: ../data/eval.jsonl", "path: ../../../etc/passwd", "data.path"),
+    ("path: ../data/teacher.jsonl", "path: /etc/hostname", "teacher.path"),
+    ("rubric: ../rubrics/tiny.yaml", "rubric: ../rubrics/tiny.yaml\nbaseline: ../../b.json",
+     "baseline"),
+])
+def test_a_path_that_leaves_the_repository_is_refused(repo, old, new, field):
+    edit(repo / "suites" / "tiny.yaml", old, new)
+    msg = spec_error(load_suite, repo / "suites" / "tiny.yaml")
+    assert msg.startswith(f"suites/tiny.yaml: {field}: path ")
+    assert "leaves the repository root" in msg
+
+
+def test_a_symlink_out_of_the_repository_is_refused(repo, tmp_path):
+    outside = tmp_path / "outside.jsonl"
+    shutil.copyfile(repo / "data" / "eval.jsonl", outside)
+    (repo / "data" / "link.jsonl").symlink_to(outside)
+    edit(repo / "suites" / "tiny.yaml", "path: ../data/eval.jsonl", "path: ../data/link.jsonl")
+    msg = spec_error(load_suite, repo / "suites" / "tiny.yaml")
+    assert msg.startswith("suites/tiny.yaml: data.path: path '../data/link.jsonl' leaves")
+
+
+def test_missing_data_file(repo):
+    (repo / "data" / "eval.jsonl").unlink()
+    msg = spec_error(load_suite, repo / "suites" / "tiny.yaml")
+    assert msg == ("suites/tiny.yaml: data.path: '../data/eval.jsonl' not found (resolved to "
+                   "data/eval.jsonl)")
+
+
+def test_missing_predictions_file(repo):
+    (repo / "data" / "student.jsonl").unlink()
+    msg = spec_error(load_suite, repo / "suites" / "tiny.yaml")
+    assert msg.startswith("suites/tiny.yaml: student.path: file '../data/student.jsonl' not found")
+
+
+def test_missing_rubric_file(repo):
+    (repo / "rubrics" / "tiny.yaml").unlink()
+    msg = spec_error(load_suite, repo / "suites" / "tiny.yaml")
+    assert msg.startswith("suites/tiny.yaml: rubric: '../rubrics/tiny.yaml' not found")
+
+
+# --------------------------------------------------------------------------- validate any file
+
+def test_detect_kind(tmp_path):
+    p = tmp_path / "x.yaml"
+    assert detect_kind({"criteria": []}, p) == "rubric"
+    assert detect_kind({"suites": [], "harness_version": "0"}, p) == "report"
+    assert detect_kind({"task": "classification"}, p) == "suite"
+    assert detect_kind({}, tmp_path / "p.jsonl") == "predictions"
+    with pytest.raises(SpecError, match="cannot tell what this file is"):
+        detect_kind({"hello": 1}, p)
+
+
+def test_validate_file_good_files(repo):
+    assert validate_file(repo / "suites" / "tiny.yaml") == "suite"
+    assert validate_file(repo / "rubrics" / "tiny.yaml") == "rubric"
+    assert validate_file(repo / "data" / "teacher.jsonl") == "predictions"
+
+
+def test_validate_file_bad_predictions_line(repo):
+    path = repo / "data" / "teacher.jsonl"
+    lines = path.read_text("utf-8").splitlines(keepends=True)
+    lines[4] = '{"label": "pos"}\n'
+    path.write_text("".join(lines), "utf-8")
+    msg = spec_error(validate_file, path)
+    assert msg == "data/teacher.jsonl: line 5: id: required field is missing"
+
+
+def test_validate_file_predictions_line_not_json(repo):
+    path = repo / "data" / "teacher.jsonl"
+    path.write_text('{"id": "e00", "label": "pos"}\n{oops\n', "utf-8")
+    msg = spec_error(validate_file, path)
+    assert msg.startswith("data/teacher.jsonl: line 2: invalid JSON")
