@@ -141,6 +141,8 @@ def run_prepared(prep: PreparedSuite, options: Options | None = None) -> SuiteRe
             student=_info(student, "student", s_cached),
             notes=list(prep.notes),
         )
+        for entry in getattr(cache, "recomputed", []):
+            result.notes.append(f"corrupt cache entry {display_path(entry)} was recomputed")
 
         # Baseline (stored student outcomes), when a criterion compares with it or on update.
         baseline_out, baseline_error = None, None
