@@ -216,6 +216,9 @@ def evaluate_check(p: PlannedCheck, inputs: GateInputs) -> Check:
     if breaches(test.value, min=c.min, max=c.max) and statistic is None:
         needed = stats.needed_examples(student=s, reference=r, compare=c.compare, bound=bound,
                                        threshold=threshold, binary=metric.binary, alpha=c.alpha)
+    if not test.defined:
+        return _error_check(p, n, f"{c.metric} {c.compare} is undefined on this slice "
+                            f"({test.method})")
     s_val = metric.value(inputs.ctx, inputs.student, index)
     r_val = metric.value(inputs.ctx, ref, index) if ref is not None else None
     examples = _bad_examples(metric, s, r, inputs.ids, index) if statistic is None else ()

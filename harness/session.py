@@ -115,7 +115,7 @@ class DistillSession:
     def write_outputs(self, doc: dict[str, Any]) -> list[str]:
         """Write the JSON / Markdown reports, the job summary and annotations; return log lines."""
         from harness.report import atomic_write_text, write_json
-        from harness.report.github import annotations, in_github_actions, write_step_summary
+        from harness.report import github
         from harness.report.markdown import render_markdown
 
         lines: list[str] = []
@@ -129,8 +129,8 @@ class DistillSession:
             atomic_write_text(self.options.markdown_path, markdown)
             lines.append(f"distill: Markdown report written to "
                          f"{display_path(self.options.markdown_path)}")
-        if markdown is not None and write_step_summary(markdown) is not None:
+        if markdown is not None and github.write_step_summary(markdown) is not None:
             lines.append("distill: job summary written to $GITHUB_STEP_SUMMARY")
-        if self.options.annotations or in_github_actions():
-            lines.extend(annotations(self.results(), strict=self.options.strict))
+        if self.options.annotations or github.in_github_actions():
+            lines.extend(github.report_annotations(doc))
         return lines

