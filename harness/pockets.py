@@ -52,6 +52,7 @@ COMPARES = ("teacher_delta", "teacher_ratio")
 _BEAM = 256  # level-2 conjunctions expanded into level 3
 _EXAMINE_FACTOR = 10  # candidates examined per report slot in the greedy pass
 _N_EXAMPLES = 5
+_CHILD_Z = 2.0  # how much worse than the rest of a breaching parent a child must be
 _MAX_LEVELS = 8  # a gap with at most this many distinct values is histogrammed by level
 
 _Key = tuple[tuple[int, int], ...]  # ((feature index, predicate index), ...) by feature
@@ -590,7 +591,7 @@ class _Search:
             if len(kept) >= size:
                 break
             mean = st[1] / st[0]
-            if self._no_worse_than_parent(key, mean):
+            if self._no_worse_than_parent(key, st):
                 continue
             mask = _mask(self.feats, key, self.codes)
             redundant, explained = False, []
@@ -620,12 +621,26 @@ class _Search:
         st = np.array([g.size, g.sum(), (g * g).sum(), 0.0])
         return bool(_score(st, self.margin) > 1.0)
 
-    def _no_worse_than_parent(self, key: _Key, mean: float) -> bool:
+    def _no_worse_than_parent(self, key: _Key, child: np.ndarray) -> bool:
+        """Whether a breaching parent explains the child as well as the child does.
+
+        The child must be worse than the rest of that parent (the parent's rows outside the
+        child) by a two-sample z of at least ``_CHILD_Z`` on the discovery half; a child of a
+        real pocket that only looks worse by chance fails this and leaves the parent to speak.
+        """
         if len(key) < 2:
             return False
+        n_c, s1_c, s2_c = child[0], child[1], child[2]
+        mean_c = s1_c / n_c
         for drop in range(len(key)):
-            st = self.stats_of(key[:drop] + key[drop + 1 :])
-            parent_mean = st[1] / st[0] if st[0] else math.inf
-            if parent_mean < self.margin and mean >= parent_mean:
+            parent = self.stats_of(key[:drop] + key[drop + 1 :])
+            if parent[0] == 0 or parent[1] / parent[0] >= self.margin:
+                continue  # the parent does not breach
+            n_r, s1_r, s2_r = parent[0] - n_c, parent[1] - s1_c, parent[2] - s2_c
+            if n_r < 2:
+                return True  # same rows as the parent: the shorter description wins
+            mean_r = s1_r / n_r
+            var = max(s2_c / n_c - mean_c**2, 0.0) / n_c + max(s2_r / n_r - mean_r**2, 0.0) / n_r
+            if mean_c >= mean_r or (mean_r - mean_c) < _CHILD_Z * math.sqrt(var):
                 return True
         return False

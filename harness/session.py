@@ -114,8 +114,7 @@ class DistillSession:
 
     def write_outputs(self, doc: dict[str, Any]) -> list[str]:
         """Write the JSON / Markdown reports, the job summary and annotations; return log lines."""
-        from harness.report import atomic_write_text, write_json
-        from harness.report import github
+        from harness.report import atomic_write_text, github, write_json
         from harness.report.markdown import render_markdown
 
         lines: list[str] = []
