@@ -301,7 +301,7 @@ def build_slices(suite: Any, data: Dataset, *, allow_empty: bool = False) -> dic
             groups.setdefault(key, []).append(i)
         if not groups and not allow_empty:
             raise SpecError("by: slices match no example", file=shown, field=entry["field"])
-        for key in sorted(groups, key=lambda k: tuple((type(v).__name__, v) for v in k)):
+        for key in sorted(groups, key=lambda k: tuple(_order(v) for v in k)):
             preds = [Predicate(f, "eq", v) for f, v in zip(entry["by"], key, strict=True)]
             prefix = _where_prefix(entry["where"])
             name = predicate_name(preds)
@@ -309,6 +309,15 @@ def build_slices(suite: Any, data: Dataset, *, allow_empty: bool = False) -> dic
                 name = f"{prefix} & {name}"
             out[name] = np.array(groups[key], dtype=int)
     return out
+
+
+def _order(value: Any) -> tuple[str, Any]:
+    """Sort key of a ``by:`` value: ints and floats in one numeric order, each type apart."""
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, (int, float)):
+        return ("number", float(value))
+    return (type(value).__name__, value)
 
 
 def _hashable(value: Any) -> Any:
