@@ -119,29 +119,29 @@ def get_metric(name: str) -> Metric:
 def _correct(ctx: EvalContext, out: Outputs) -> np.ndarray:
     if ctx.gold is None:
         raise SpecError("this metric needs gold labels; the suite's data names no label field")
-    return (out.labels == ctx.gold).astype(float)
+    return np.asarray(out.labels == ctx.gold, dtype=float)
 
 
 def _agreement(ctx: EvalContext, out: Outputs) -> np.ndarray:
-    return (out.labels == ctx.teacher.labels).astype(float)
+    return np.asarray(out.labels == ctx.teacher.labels, dtype=float)
 
 
 def _negative_flip(ctx: EvalContext, out: Outputs) -> np.ndarray:
     assert ctx.gold is not None
     teacher_right = ctx.teacher.labels == ctx.gold
-    return (teacher_right & (out.labels != ctx.gold)).astype(float)
+    return np.asarray(teacher_right & (out.labels != ctx.gold), dtype=float)
 
 
 def _positive_flip(ctx: EvalContext, out: Outputs) -> np.ndarray:
     assert ctx.gold is not None
     teacher_wrong = ctx.teacher.labels != ctx.gold
-    return (teacher_wrong & (out.labels == ctx.gold)).astype(float)
+    return np.asarray(teacher_wrong & (out.labels == ctx.gold), dtype=float)
 
 
 def _inherited_error(ctx: EvalContext, out: Outputs) -> np.ndarray:
     assert ctx.gold is not None
     teacher_wrong = ctx.teacher.labels != ctx.gold
-    return (teacher_wrong & (out.labels == ctx.teacher.labels)).astype(float)
+    return np.asarray(teacher_wrong & (out.labels == ctx.teacher.labels), dtype=float)
 
 
 def _kl(ctx: EvalContext, out: Outputs) -> np.ndarray:
