@@ -42,6 +42,7 @@ class PreparedSuite:
     plan: list[gate.PlannedCheck]
     distill_data: Dataset | None = None
     notes: list[str] = field(default_factory=list)
+    latency: dict[str, Any] = field(default_factory=dict)  # student fingerprint -> timing
 
 
 def prepare_suite(path: Path, options: Options | None = None) -> PreparedSuite:
@@ -344,8 +345,12 @@ def _economics(prep: PreparedSuite, teacher: Model, student: Model, options: Opt
 
 def _measure(prep: PreparedSuite, teacher: Model, student: Model, settings: Any,
              options: Options) -> Any:
+    """Time teacher against student (once per student fingerprint in a run)."""
     from harness import economics
 
+    key = student.fingerprint()
+    if key in prep.latency:
+        return prep.latency[key]
     data, labels = prep.data, prep.spec.labels
 
     def runner(model: Model) -> Any:
@@ -353,8 +358,10 @@ def _measure(prep: PreparedSuite, teacher: Model, student: Model, settings: Any,
             return model.predict(data.subset(positions), list(labels))
         return run
 
-    return economics.measure_latency(runner(teacher), runner(student), len(data),
-                                     seed=options.seed, **settings.latency_kwargs())
+    report = economics.measure_latency(runner(teacher), runner(student), len(data),
+                                       seed=options.seed, **settings.latency_kwargs())
+    prep.latency[key] = report
+    return report
 
 
 def _coverage(prep: PreparedSuite, teacher: Model, ctx: EvalContext, s_out: Outputs,
@@ -420,7 +427,10 @@ def _candidates(prep: PreparedSuite, students: dict[str, Model], teacher: Model,
     rows = []
     no_baseline = [p for p in prep.plan if not p.criterion.compare.startswith("baseline")]
     criteria = {c.name: c for c in spec.rubric.criteria}
+    named = {m.fingerprint() for n, m in students.items() if n != gated}
     for name, model in students.items():
+        if name == gated and name == "student" and model.fingerprint() in named:
+            continue  # the gated student is also listed as a candidate under its own name
         pred, _ = _predict(model, data, spec.labels, options, cache)
         out = _encode(pred, spec.labels)
         quality = _quality_ratio(ctx, out, prep)
