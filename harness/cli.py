@@ -93,7 +93,9 @@ def _run(args: argparse.Namespace) -> int:
     for path in paths:
         session.evaluate(path)
     doc = session.report()
-    if not args.quiet:
+    if args.quiet:
+        print(f"distill verdict: {str(doc['verdict']).upper()}")
+    else:
         for line in report_lines(doc):
             print(line)
     for line in session.write_outputs(doc):
