@@ -1,0 +1,264 @@
+"""cli.py: ``distill run / validate / report`` and exit codes 0 / 1 / 2 / 3."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness import cli
+from harness.spec import load_schema
+
+TINY = Path(__file__).resolve().parents[1] / "data" / "tinyrepo"
+OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_EVALUATE_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch) -> Path:
+    root = tmp_path / "repo"
+    shutil.copytree(TINY, root)
+    monkeypatch.chdir(root)
+    for key, value in OFFLINE.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    return root
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text("utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new), "utf-8")
+
+
+def distill(capsys, *argv: str) -> tuple[int, str, str]:
+    try:
+        code = cli.main(list(argv))
+    except SystemExit as exc:  # argparse usage errors
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+# --------------------------------------------------------------------------- run
+
+def test_run_fails_the_breaching_student_and_writes_a_valid_report(repo, capsys):
+    import jsonschema
+
+    code, out, err = distill(capsys, "run", "suites/tiny.yaml", "--no-cache", "--report",
+                             "out/r.json", "--markdown", "out/r.md")
+    assert code == 1
+    assert "distill verdict: FAIL" in out and "lang=de" in out
+    doc = json.loads((repo / "out" / "r.json").read_text("utf-8"))
+    jsonschema.Draft202012Validator(load_schema("report")).validate(doc)
+    verdicts = {c["id"]: c["verdict"] for c in doc["suites"][0]["checks"]}
+    assert verdicts == {
+        "tiny::quality_ratio[overall]": "pass",
+        "tiny::slice_gap[lang=de]": "fail",
+        "tiny::slice_gap[lang=en]": "pass",
+        "tiny::slice_gap[has_negation=false]": "fail",
+        "tiny::slice_gap[has_negation=true]": "pass",
+        "tiny::slice_gap[short]": "inconclusive",
+        "tiny::flips[overall]": "pass",
+    }
+    assert "lang=de" in (repo / "out" / "r.md").read_text("utf-8")
+
+
+def test_run_passes_the_meeting_student(repo, capsys):
+    shutil.copyfile(repo / "data" / "teacher.jsonl", repo / "data" / "student.jsonl")
+    code, out, _ = distill(capsys, "run", "suites", "--no-cache", "--quiet")
+    assert code == 0
+    assert "distill verdict: PASS" in out
+
+
+def test_run_report_is_deterministic(repo, capsys):
+    distill(capsys, "run", "suites/tiny.yaml", "--no-cache", "--report", "a.json")
+    distill(capsys, "run", "suites/tiny.yaml", "--no-cache", "--report", "b.json")
+    a = json.loads((repo / "a.json").read_text("utf-8"))
+    b = json.loads((repo / "b.json").read_text("utf-8"))
+    assert a["suites"][0]["checks"] == b["suites"][0]["checks"]
+
+
+# --------------------------------------------------------------------------- bad input: exit 2
+
+def _lines(path: Path, *, drop: int | None = None, replace: tuple[int, str] | None = None) -> None:
+    lines = path.read_text("utf-8").splitlines(keepends=True)
+    if replace is not None:
+        lines[replace[0]] = replace[1] + "\n"
+    if drop is not None:
+        del lines[drop]
+    path.write_text("".join(lines), "utf-8")
+
+
+BAD_INPUTS = {
+    "malformed yaml": (lambda r: (r / "rubrics" / "tiny.yaml").write_text("a: [b\n", "utf-8"),
+                       "rubrics/tiny.yaml: invalid YAML at line 2"),
+    "schema violation": (lambda r: edit(r / "rubrics" / "tiny.yaml", "compare: value",
+                                        "compare: teacher_ration"),
+                         "rubrics/tiny.yaml: criteria[2].compare: 'teacher_ration' is not one of "
+                         "value, teacher_ratio, "),
+    "unknown metric": (lambda r: edit(r / "rubrics" / "tiny.yaml", "metric: accuracy, compare: "
+                                      "teacher_ratio", "metric: acurracy, compare: teacher_ratio"),
+                       "rubrics/tiny.yaml: criteria[0].metric: unknown metric 'acurracy' "
+                       "(did you mean 'accuracy'?); known metrics: accuracy, "),
+    "escaping path": (lambda r: edit(r / "suites" / "tiny.yaml", "path: ../data/eval.jsonl",
+                                     "path: ../../eval.jsonl"),
+                      "suites/tiny.yaml: data.path: path '../../eval.jsonl' leaves the repository"),
+    "missing data file": (lambda r: (r / "data" / "eval.jsonl").unlink(),
+                          "suites/tiny.yaml: data.path: '../data/eval.jsonl' not found"),
+    "duplicate id": (lambda r: _lines(r / "data" / "eval.jsonl", replace=(
+        1, '{"id": "e00", "text": "x", "label": "pos", "lang": "en"}')),
+        "data/eval.jsonl: line 2: duplicate id 'e00' (first at line 1)"),
+    "prediction lacks an id": (lambda r: _lines(r / "data" / "student.jsonl", drop=7),
+                               "data/student.jsonl: 1 example id(s) have no prediction: 'e07'"),
+    "prediction label outside the set": (lambda r: _lines(r / "data" / "teacher.jsonl", replace=(
+        0, '{"id": "e00", "label": "POS"}')), "data/teacher.jsonl: line 1: id 'e00': label 'POS' "
+        "is not one of pos, neg"),
+    "nan score": (lambda r: _lines(r / "data" / "student.jsonl", replace=(
+        0, '{"id": "e00", "label": "pos", "scores": {"pos": NaN, "neg": 0.2}}')),
+        "data/student.jsonl: line 1: id 'e00': score for 'pos' is nan, expected a finite number"),
+    "scores not summing to 1": (lambda r: _lines(r / "data" / "student.jsonl", replace=(
+        0, '{"id": "e00", "label": "pos", "scores": {"pos": 0.5, "neg": 0.2}}')),
+        "data/student.jsonl: line 1: id 'e00': scores sum to 0.7, expected 1"),
+    "empty data set": (lambda r: (r / "data" / "eval.jsonl").write_text("", "utf-8"),
+                       "data/eval.jsonl: the data set has no examples"),
+    "slice matching nothing": (lambda r: edit(r / "suites" / "tiny.yaml", "{n_words: {lt: 5}}",
+                                              "{n_words: {gt: 1000}}"),
+                               "suites/tiny.yaml: slices[2]: slice 'short' matches no example"),
+    "sha256 pin mismatch": (lambda r: edit(r / "suites" / "tiny.yaml", "  id: id\n",
+                                           f"  sha256: '{'a' * 64}'\n  id: id\n"),
+                            "data/eval.jsonl: sha256 is "),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_is_one_line_and_exit_2(repo, capsys, case):
+    breakit, expected = BAD_INPUTS[case]
+    breakit(repo)
+    code, _, err = distill(capsys, "run", "suites/tiny.yaml", "--no-cache")
+    assert code == 2
+    line = one_line(err)
+    assert line.startswith("distill: ")
+    assert expected in line
+
+
+def test_no_suites_in_a_folder(repo, capsys):
+    (repo / "empty").mkdir()
+    code, _, err = distill(capsys, "run", "empty")
+    assert code == 2 and one_line(err) == "distill: no suite files in empty"
+
+
+def test_missing_suite_path(repo, capsys):
+    code, _, err = distill(capsys, "run", "suites/nope.yaml")
+    assert code == 2 and one_line(err) == "distill: suites/nope.yaml: no such suite file or folder"
+
+
+def test_usage_errors_exit_2(repo, capsys):
+    code, _, err = distill(capsys, "run")
+    assert code == 2 and "distill:" in err
+    code, _, err = distill(capsys, "frobnicate")
+    assert code == 2
+    code, _, err = distill(capsys, "run", "suites/tiny.yaml", "--device", "tpu")
+    assert code == 2 and "--device: 'tpu' is not one of" in one_line(err)
+
+
+def test_internal_error_exits_3_without_a_traceback(repo, capsys, monkeypatch):
+    from harness.session import DistillSession
+
+    def broken(self, path):
+        raise RuntimeError("kaboom")
+
+    monkeypatch.setattr(DistillSession, "evaluate", broken)
+    code, _, err = distill(capsys, "run", "suites/tiny.yaml", "--no-cache")
+    assert code == 3
+    line = one_line(err)
+    assert line.startswith("distill: internal error: RuntimeError: kaboom")
+
+
+# --------------------------------------------------------------------------- validate
+
+def test_validate_good_files(repo, capsys):
+    distill(capsys, "run", "suites/tiny.yaml", "--no-cache", "--report", "r.json")
+    code, out, _ = distill(capsys, "validate", "suites/tiny.yaml", "rubrics/tiny.yaml",
+                           "data/teacher.jsonl", "r.json")
+    assert code == 0
+    assert out.splitlines() == ["suites/tiny.yaml: valid suite", "rubrics/tiny.yaml: valid rubric",
+                                "data/teacher.jsonl: valid predictions", "r.json: valid report"]
+
+
+@pytest.mark.parametrize(("name", "content", "expected"), [
+    ("suites/bad.yaml", "schema_version: 1\nname: bad\nversion: 1\ntask: regression\ndata: {path: x}\n"
+     "teacher: {type: predictions, path: x}\nstudent: {type: predictions, path: x}\nrubric: r\n",
+     "suites/bad.yaml: task: 'regression' is not one of classification, generation"),
+    ("rubrics/bad.yaml", "schema_version: 1\nid: r\nversion: 1\ncriteria:\n"
+     "  - {name: a, metric: accuracy, compare: value, min: 0.5, scope: everywhere}\n",
+     "rubrics/bad.yaml: criteria[0].scope: 'everywhere' is not one of overall, slices, all, discovered"),
+    ("data/bad.jsonl", '{"id": "a", "label": 3}\n',
+     "data/bad.jsonl: line 1: label: expected string, got 3"),
+    ("bad.json", '{"schema_version": 1, "harness_version": "0.1.0", "verdict": "maybe", "suites": []}',
+     "bad.json: verdict: 'maybe' is not one of "),
+    ("what.yaml", "hello: world\n", "what.yaml: cannot tell what this file is"),
+    ("nope.yaml", None, "nope.yaml: file not found"),
+])
+def test_validate_bad_files(repo, capsys, name, content, expected):
+    if content is not None:
+        (repo / name).write_text(content, "utf-8")
+    code, _, err = distill(capsys, "validate", name)
+    assert code == 2
+    assert one_line(err).startswith(f"distill: {expected}")
+
+
+# --------------------------------------------------------------------------- report
+
+def test_report_renders_a_stored_report(repo, capsys):
+    distill(capsys, "run", "suites/tiny.yaml", "--no-cache", "--report", "r.json")
+    code, out, _ = distill(capsys, "report", "r.json", "--format", "markdown")
+    assert code == 1 and "|" in out and "lang=de" in out
+    code, out, _ = distill(capsys, "report", "r.json", "--format", "table")
+    assert code == 1 and "distill verdict: FAIL" in out and "lang=de" in out
+    code, out, _ = distill(capsys, "report", "r.json")
+    assert code == 1 and "slice" in out
+
+
+def test_report_of_a_passing_run_exits_0(repo, capsys):
+    shutil.copyfile(repo / "data" / "teacher.jsonl", repo / "data" / "student.jsonl")
+    distill(capsys, "run", "suites/tiny.yaml", "--no-cache", "--report", "r.json")
+    code, out, _ = distill(capsys, "report", "r.json", "--format", "markdown")
+    assert code == 0
+
+
+def test_report_of_a_bad_file_exits_2(repo, capsys):
+    (repo / "r.json").write_text('{"schema_version": 1}', "utf-8")
+    code, _, err = distill(capsys, "report", "r.json")
+    assert code == 2
+    assert one_line(err).startswith("distill: r.json: harness_version: required field is missing")
+
+
+# --------------------------------------------------------------------------- the console script
+
+def test_console_script_exit_codes_and_no_traceback(repo):
+    exe = Path(sys.executable).with_name("distill")
+    if not exe.exists():
+        pytest.skip("the distill console script is not installed next to this Python")
+    env = {**os.environ, **OFFLINE}
+    ok = subprocess.run([str(exe), "run", "suites/tiny.yaml", "--no-cache", "--quiet"],
+                        capture_output=True, text=True, env=env, timeout=120)
+    assert ok.returncode == 1, ok.stderr
+    edit(repo / "rubrics" / "tiny.yaml", "compare: value", "compare: teacher_ration")
+    bad = subprocess.run([str(exe), "run", "suites/tiny.yaml", "--no-cache"], capture_output=True,
+                         text=True, env=env, timeout=120)
+    assert bad.returncode == 2
+    assert "Traceback" not in bad.stderr
+    assert bad.stderr.strip().startswith("distill: rubrics/tiny.yaml: criteria[2].compare: ")
