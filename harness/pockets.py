@@ -50,9 +50,10 @@ BOUNDS = ("min", "max")
 COMPARES = ("teacher_delta", "teacher_ratio")
 
 _BEAM = 256  # level-2 conjunctions expanded into level 3
-_EXAMINE_FACTOR = 10  # candidates examined per report slot in the greedy pass
+_EXAMINE_FACTOR = 10  # candidates examined (past the parent rule) per slot of the family
 _N_EXAMPLES = 5
-_CHILD_Z = 2.0  # how much worse than the rest of a breaching parent a child must be
+_MIN_SCORE = 2.0  # discovery-half score a candidate needs to be tested at all
+_CHILD_Z = 3.0  # how much worse than the rest of a breaching parent a child must be
 _MAX_LEVELS = 8  # a gap with at most this many distinct values is histogrammed by level
 
 _Key = tuple[tuple[int, int], ...]  # ((feature index, predicate index), ...) by feature
@@ -428,6 +429,15 @@ def _score(st: np.ndarray, m: float) -> np.ndarray:
     return np.asarray((m * n - s1) / np.sqrt(spread))
 
 
+def _two_sample_z(n_a: float, s1_a: float, s2_a: float, n_b: float, s1_b: float, s2_b: float) -> float:
+    """How much lower mean(a) is than mean(b), in standard errors (Welch, from sums)."""
+    mean_a, mean_b = s1_a / n_a, s1_b / n_b
+    var = max(s2_a / n_a - mean_a**2, 0.0) / n_a + max(s2_b / n_b - mean_b**2, 0.0) / n_b
+    if var == 0.0:
+        return math.inf if mean_a < mean_b else -math.inf if mean_a > mean_b else 0.0
+    return (mean_b - mean_a) / math.sqrt(var)
+
+
 class _Search:
     """Candidate generation and selection on the discovery half."""
 
@@ -586,32 +596,44 @@ class _Search:
         """The family to confirm: strongest distinct breaching candidates, at most ``size``."""
         cands = self._candidates()
         cands.sort(key=lambda c: (-c[0], len(c[1]), c[1]))
-        kept: list[tuple[_Key, np.ndarray, float]] = []  # key, disc mask, disc mean
-        for _, key, st in cands[: _EXAMINE_FACTOR * size]:
-            if len(kept) >= size:
+        kept: list[tuple[_Key, np.ndarray]] = []  # key, discovery-half mask
+        examined = 0
+        for score, key, st in cands:
+            if len(kept) >= size or examined >= _EXAMINE_FACTOR * size or score < _MIN_SCORE:
                 break
-            mean = st[1] / st[0]
             if self._no_worse_than_parent(key, st):
                 continue
+            examined += 1
             mask = _mask(self.feats, key, self.codes)
             redundant, explained = False, []
-            for j, (_, other, other_mean) in enumerate(kept):
+            for j, (_, other) in enumerate(kept):
                 if not np.any(mask & other):
                     continue
-                if self._evident(mask & ~other):
-                    continue  # overlaps, but has evidence of its own
-                # explained by a kept candidate (which scores higher): it stays only where it
-                # is worse and explains the kept one in turn
-                if mean < other_mean and not self._evident(other & ~mask):
-                    explained.append(j)
-                else:
-                    redundant = True
-                    break
+                inside = not self._evident(mask & ~other)  # the candidate adds no evidence
+                around = not self._evident(other & ~mask)  # the kept one adds none
+                if inside:
+                    # it stays only if clearly worse than the rest of the kept one, and then
+                    # replaces the kept one if that one has nothing else to show
+                    if not self._worse_than_rest(mask, other):
+                        redundant = True
+                        break
+                    if around:
+                        explained.append(j)
+                elif around and not self._worse_than_rest(other, mask):
+                    explained.append(j)  # the candidate explains the kept one
             if redundant:
                 continue
             kept = [k for j, k in enumerate(kept) if j not in explained]
-            kept.append((key, mask, mean))
-        return [k for k, _, _ in kept]
+            kept.append((key, mask))
+        return [k for k, _ in kept]
+
+    def _worse_than_rest(self, inner: np.ndarray, outer: np.ndarray) -> bool:
+        """Whether ``inner`` is worse than ``outer`` minus ``inner`` by ``_CHILD_Z``."""
+        a, b = self.g[inner], self.g[outer & ~inner]
+        if a.size < 2 or b.size < 2:
+            return False  # (nearly) the same rows: the one kept first has the shorter name
+        z = _two_sample_z(a.size, a.sum(), (a * a).sum(), b.size, b.sum(), (b * b).sum())
+        return z >= _CHILD_Z
 
     def _evident(self, mask: np.ndarray) -> bool:
         """Whether the rows of ``mask`` show a shortfall of their own (score above 1)."""
@@ -631,7 +653,6 @@ class _Search:
         if len(key) < 2:
             return False
         n_c, s1_c, s2_c = child[0], child[1], child[2]
-        mean_c = s1_c / n_c
         for drop in range(len(key)):
             parent = self.stats_of(key[:drop] + key[drop + 1 :])
             if parent[0] == 0 or parent[1] / parent[0] >= self.margin:
@@ -639,8 +660,6 @@ class _Search:
             n_r, s1_r, s2_r = parent[0] - n_c, parent[1] - s1_c, parent[2] - s2_c
             if n_r < 2:
                 return True  # same rows as the parent: the shorter description wins
-            mean_r = s1_r / n_r
-            var = max(s2_c / n_c - mean_c**2, 0.0) / n_c + max(s2_r / n_r - mean_r**2, 0.0) / n_r
-            if mean_c >= mean_r or (mean_r - mean_c) < _CHILD_Z * math.sqrt(var):
+            if _two_sample_z(n_c, s1_c, s2_c, n_r, s1_r, s2_r) < _CHILD_Z:
                 return True
         return False

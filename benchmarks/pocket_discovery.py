@@ -1,0 +1,399 @@
+"""Pocket discovery on planted pockets: recall, false discoveries, time, memory, vs SliceLine.
+
+Synthetic paired outcomes: the teacher is right on 85% of examples; the student loses 4% of
+those and wins back as many of the teacher's misses, so the student-minus-teacher delta is 0
+everywhere except in the planted pockets, where the student loses more, by
+``--gap-multiple`` times the margin (default: delta = -0.10 against a threshold of -0.05).
+
+What it prints:
+
+* recall: a planted pocket counts as found when a *confirmed* pocket uses exactly its
+  features and its rows overlap the planted rows with Jaccard >= 0.8 (a numeric cut can
+  land one integer off the planted one); broken down by planted size.
+* false discoveries: confirmed pockets whose TRUE delta (the generator's expected delta over
+  the pocket's rows) meets the threshold, i.e. the null hypothesis was true. Pooled over
+  seeds, as a share of all confirmed pockets.
+* time and peak memory (``ru_maxrss`` of a fresh subprocess per measurement, so one
+  measurement cannot inherit another's peak; it includes the input data, whose share is
+  printed too) at ``--rows`` x ``--features`` x ``--predicates``.
+* SliceLine (the ``sliceline`` package, which is not a project dependency) on
+  ``--sliceline-rows`` x ``--sliceline-features`` at 2 predicates, run under its own
+  interpreter. Create it with::
+
+      python3 -m venv /tmp/slvenv
+      /tmp/slvenv/bin/pip install sliceline numpy scipy scikit-learn   # numba: optional
+
+  SliceLine gets the same features, numeric ones cut into the same quantile bins (it needs
+  categorical input), and as its error vector the NEGATIVE-FLIP indicator (teacher right
+  and student wrong): SliceLine wants a non-negative error per example, and the flips the
+  student loses are what a pocket is made of. (``teacher - student`` clipped at 0 is the
+  same vector for 0/1 correctness.) Its planted pocket is larger (1/32 of the rows): with
+  SliceLine's own score a small slice with a 4x error rate scores below zero and is never
+  reported, which would make the comparison pointless.
+
+Usage: ``python benchmarks/pocket_discovery.py [--rows 1000000 --features 50 --predicates 3]
+[--skip-sliceline] [--sliceline-python /tmp/slvenv/bin/python]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+TEACHER_ACC = 0.85
+LOSE = 0.04  # P(student wrong | teacher right) outside pockets
+WIN = LOSE * TEACHER_ACC / (1 - TEACHER_ACC)  # P(student right | teacher wrong): delta 0
+
+# planted pockets for the recall runs, as the cardinalities of the categorical features they
+# use ("n" is a numeric feature cut at its first quartile); the product sets the size
+RECALL_POCKETS = [(32, 32), (16, 32), (4, 8, 8), ("n", 64), (2, 64), (2, 4, 8)]
+SLICELINE_POCKETS = [(4, 8)]
+
+
+def cardinalities(n_features: int) -> list[int | str]:
+    """Feature kinds: even positions categorical (cycling cardinalities), odd numeric."""
+    cycle = [2, 4, 8, 16, 32, 64, 4, 8, 16, 32]
+    out: list[int | str] = []
+    for j in range(n_features):
+        out.append(cycle[(j // 2) % len(cycle)] if j % 2 == 0 else ("int" if j % 4 == 1 else "float"))
+    return out
+
+
+def make_data(rows: int, n_features: int, seed: int, pockets: list[tuple]) -> dict:
+    """Features, paired outcomes, the planted pockets' masks and each row's true delta."""
+    rng = np.random.default_rng(seed)
+    kinds = cardinalities(n_features)
+    features: dict[str, np.ndarray] = {}
+    cat_codes: dict[str, np.ndarray] = {}
+    for j, kind in enumerate(kinds):
+        if kind == "int":
+            features[f"x{j}"] = rng.integers(0, 100, rows)
+        elif kind == "float":
+            features[f"x{j}"] = rng.normal(size=rows)
+        else:
+            codes = rng.integers(0, int(kind), rows)
+            cat_codes[f"c{j}"] = codes
+            labels = np.array([f"v{k}" for k in range(int(kind))])
+            features[f"c{j}"] = labels[codes]
+    teacher = (rng.random(rows) < TEACHER_ACC).astype(np.float64)
+    u = rng.random(rows)
+    planted = []
+    used: set[str] = set()
+    for spec in pockets:
+        mask = np.ones(rows, dtype=bool)
+        preds = []
+        for card in spec:
+            if card == "n":
+                names = [n for n, k in zip(features, kinds, strict=True) if k == "int" and n not in used]
+                name = names[rng.integers(len(names))]
+                mask &= features[name] < 25
+                preds.append((name, "lt", 25))
+            else:
+                names = [n for n, k in zip(features, kinds, strict=True) if k == card and n not in used]
+                if not names:
+                    names = [n for n, k in zip(features, kinds, strict=True) if k == card]
+                name = names[rng.integers(len(names))]
+                value = int(rng.integers(int(card)))
+                mask &= cat_codes[name] == value
+                preds.append((name, "eq", f"v{value}"))
+            used.add(name)
+        planted.append({"features": sorted(p[0] for p in preds), "predicates": preds, "mask": mask})
+    return {"features": features, "teacher": teacher, "u": u, "planted": planted, "kinds": kinds}
+
+
+def outcomes(data: dict, margin: float, gap_multiple: float) -> tuple[np.ndarray, np.ndarray]:
+    """Student outcomes and each row's expected (true) student - teacher delta."""
+    t, u = data["teacher"], data["u"]
+    in_pocket = np.zeros(t.shape[0], dtype=bool)
+    for p in data["planted"]:
+        in_pocket |= p["mask"]
+    # in a pocket the student loses `extra` more of the teacher's right answers
+    extra = gap_multiple * margin / TEACHER_ACC
+    lose = np.where(in_pocket, LOSE + extra, LOSE)
+    s = t.copy()
+    s[(t == 1) & (u < lose)] = 0
+    s[(t == 0) & (u < WIN)] = 1
+    true_delta = np.where(in_pocket, -gap_multiple * margin, 0.0)
+    return s, true_delta
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+# --- workers (run in a fresh subprocess each) --------------------------------------------------
+def worker_ours(args: argparse.Namespace) -> dict:
+    sys.path.insert(0, str(ROOT))
+    from harness.pockets import find_pockets
+
+    pockets = RECALL_POCKETS if args.which == "recall" else SLICELINE_POCKETS
+    data = make_data(args.rows, args.features, args.seed, pockets)
+    s, true_delta = outcomes(data, args.margin, args.gap_multiple)
+    before = rss_mb()
+    start = time.perf_counter()
+    found = find_pockets(
+        data["features"],
+        s,
+        data["teacher"],
+        threshold=-args.margin,
+        max_predicates=args.predicates,
+        min_support=args.min_support,
+        seed=args.seed,
+    )
+    elapsed = time.perf_counter() - start
+    peak = rss_mb()
+    confirmed = [p for p in found if p.confirmed]
+    hits, false = [], 0
+    masks = []
+    for p in confirmed:
+        mask = np.ones(args.rows, dtype=bool)
+        for pr in p.predicates:
+            col = data["features"][pr.feature]
+            mask &= {"eq": col == pr.value, "lt": col < pr.value, "gte": col >= pr.value}[pr.op]
+        masks.append(mask)
+        if true_delta[mask].mean() >= -args.margin:
+            false += 1
+    for planted in data["planted"]:
+        pm = planted["mask"]
+        ok = False
+        for p, mask in zip(confirmed, masks, strict=True):
+            same = sorted({pr.feature for pr in p.predicates}) == planted["features"]
+            jac = (pm & mask).sum() / max((pm | mask).sum(), 1)
+            ok = ok or bool(same and jac >= 0.8)
+        hits.append({"n": int(pm.sum()), "found": ok, "name": str(planted["predicates"])})
+    return {
+        "seconds": elapsed,
+        "peak_mb": peak,
+        "data_mb": before,
+        "confirmed": len(confirmed),
+        "false": false,
+        "planted": hits,
+        "pockets": [f"{p.slice} n={p.n} delta={p.delta:.3f} q={p.q_value:.2g}" for p in confirmed],
+    }
+
+
+def worker_sliceline(args: argparse.Namespace) -> dict:
+    from sliceline.slicefinder import Slicefinder
+
+    data = make_data(args.rows, args.features, args.seed, SLICELINE_POCKETS)
+    s, _ = outcomes(data, args.margin, args.gap_multiple)
+    t = data["teacher"]
+    cols = []
+    for col in data["features"].values():
+        if col.dtype.kind in "iuf":  # the same quantile bins find_pockets uses
+            edges = np.unique(np.quantile(col, [0.25, 0.5, 0.75], method="higher"))
+            cols.append(np.searchsorted(edges, col, side="right"))
+        else:
+            cols.append(np.unique(col, return_inverse=True)[1].ravel())
+    x = np.stack(cols, axis=1)
+    errors = ((t == 1) & (s == 0)).astype(np.float64)  # negative flips
+    before = rss_mb()
+    start = time.perf_counter()
+    sf = Slicefinder(alpha=0.95, k=5, max_l=2, min_sup=args.min_support, verbose=False)
+    sf.fit(x, errors)
+    elapsed = time.perf_counter() - start
+    peak = rss_mb()
+    names = list(data["features"])
+    planted = data["planted"][0]
+    want = {}
+    for name, _, value in planted["predicates"]:
+        labels = np.unique(data["features"][name])
+        want[names.index(name)] = int(np.searchsorted(labels, value))
+    top = []
+    found = False
+    for row in np.asarray(sf.top_slices_):
+        got = {j: int(v) for j, v in enumerate(row) if v is not None and v == v}
+        top.append({names[j]: v for j, v in got.items()})
+        found = found or got == want
+    return {"seconds": elapsed, "peak_mb": peak, "data_mb": before, "found": found, "top": top}
+
+
+def run_worker(python: str, which: str, args: argparse.Namespace, rows: int, features: int,
+               predicates: int, seed: int, timeout: float = 1800) -> dict:
+    """Run one measurement in a fresh interpreter; kill it above ``--mem-cap-gb`` of RSS."""
+    cmd = [python, __file__, "--worker", which, "--rows", str(rows), "--features", str(features),
+           "--predicates", str(predicates), "--seed", str(seed), "--margin", str(args.margin),
+           "--gap-multiple", str(args.gap_multiple), "--min-support", str(args.min_support),
+           "--which", args.which_setting]
+    # the machine is shared: a runaway measurement is stopped, not allowed to swap others out
+    cap_kb = args.mem_cap_gb * 1024 * 1024
+    start = time.monotonic()
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        while proc.poll() is None:
+            time.sleep(0.2)
+            try:
+                status = Path(f"/proc/{proc.pid}/status").read_text()
+                rss = int(next(ln.split()[1] for ln in status.splitlines()
+                               if ln.startswith("VmRSS")))
+            except (OSError, StopIteration):
+                rss = 0
+            if rss > cap_kb or time.monotonic() - start > timeout:
+                proc.kill()
+                proc.wait()
+                return {"error": f"stopped at {rss / 1048576:.1f} GB RSS after "
+                        f"{time.monotonic() - start:.0f} s (cap {args.mem_cap_gb} GB, "
+                        f"{timeout:.0f} s)"}
+        out, err = proc.communicate()
+    if proc.returncode != 0:
+        return {"error": (err.strip().splitlines() or ["?"])[-1]}
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+def oracle_power(n: int, margin: float, gap_multiple: float) -> float:
+    """Power of ONE one-sided test at alpha 0.05 on all n rows of a pocket known in advance.
+
+    No search, no split, no multiplicity: an upper bound on what any honest method can find.
+    """
+    from statistics import NormalDist
+
+    extra = gap_multiple * margin / TEACHER_ACC
+    p_lose = TEACHER_ACC * (LOSE + extra)
+    p_win = (1 - TEACHER_ACC) * WIN
+    delta = p_win - p_lose
+    sd = math.sqrt(p_lose + p_win - delta * delta)
+    z = (-margin - delta) * math.sqrt(n) / sd
+    return NormalDist().cdf(z - 1.6449)
+
+
+def verdict(ok: bool) -> str:
+    return "MET" if ok else "NOT MET"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--features", type=int, default=50)
+    ap.add_argument("--predicates", type=int, default=3)
+    ap.add_argument("--skip-sliceline", action="store_true")
+    ap.add_argument("--sliceline-python", default="/tmp/slvenv/bin/python")
+    ap.add_argument("--sliceline-rows", type=int, default=1_000_000)
+    ap.add_argument("--sliceline-features", type=int, default=10)
+    ap.add_argument("--recall-rows", type=int, default=250_000)
+    ap.add_argument("--recall-features", type=int, default=20)
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--margin", type=float, default=0.05, help="threshold is -margin")
+    ap.add_argument("--gap-multiple", type=float, default=2.0)
+    ap.add_argument("--min-support", type=int, default=30)
+    ap.add_argument("--skip-recall", action="store_true")
+    ap.add_argument("--mem-cap-gb", type=float, default=14.0,
+                    help="stop a measurement whose RSS passes this (shared machine)")
+    ap.add_argument("--skip-scale", action="store_true")
+    ap.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--worker", choices=["ours", "sliceline"], help=argparse.SUPPRESS)
+    ap.add_argument("--which", default="recall", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        result = worker_ours(args) if args.worker == "ours" else worker_sliceline(args)
+        print(json.dumps(result))
+        return 0
+
+    py = sys.executable
+    print(f"threshold delta >= {-args.margin:+.3f}; pockets planted at delta "
+          f"{-args.gap_multiple * args.margin:+.3f} ({args.gap_multiple:g}x the margin)")
+    ok_all = True
+    if not args.skip_recall:
+        print(f"\n== recall: {args.recall_rows} rows x {args.recall_features} features, "
+              f"{args.predicates} predicates, {args.seeds} seeds")
+        args.which_setting = "recall"
+        by_size: dict[str, list[bool]] = {}
+        oracle: dict[str, list[float]] = {}
+        confirmed = false = 0
+        for seed in range(args.seeds):
+            r = run_worker(py, "ours", args, args.recall_rows, args.recall_features,
+                           args.predicates, seed)
+            if "error" in r:
+                print(f"seed {seed}: {r['error']}")
+                ok_all = False
+                continue
+            confirmed += r["confirmed"]
+            false += r["false"]
+            hit = sum(h["found"] for h in r["planted"])
+            print(f"seed {seed}: {hit}/{len(r['planted'])} planted found, {r['confirmed']} "
+                  f"confirmed, {r['false']} false, {r['seconds']:.1f} s")
+            for h in r["planted"]:
+                bucket = next(b for b in ("200-399", "400-799", "800-1599", "1600+")
+                              if h["n"] < {"200-399": 400, "400-799": 800,
+                                           "800-1599": 1600, "1600+": 10**12}[b])
+                if h["n"] >= 200:
+                    by_size.setdefault(bucket, []).append(h["found"])
+                    oracle.setdefault(bucket, []).append(
+                        oracle_power(h["n"], args.margin, args.gap_multiple))
+        flat = [x for v in by_size.values() for x in v]
+        recall = sum(flat) / max(len(flat), 1)
+        fdp = false / max(confirmed, 1)
+        for bucket in sorted(by_size, key=lambda b: int(b.split("-")[0].rstrip("+"))):
+            hits = by_size[bucket]
+            best = sum(oracle[bucket]) / len(oracle[bucket])
+            print(f"  planted n {bucket:>9}: recall {sum(hits)}/{len(hits)}  (one known-pocket "
+                  f"test on all rows would have power {best:.0%})")
+        print(f"recall (n >= 200): {recall:.0%}  target >= 90%: {verdict(recall >= 0.9)}")
+        print(f"false discoveries: {false}/{confirmed} = {fdp:.1%}  target <= 5%: "
+              f"{verdict(fdp <= 0.05)}")
+        ok_all &= recall >= 0.9 and fdp <= 0.05
+
+    ours_small = None
+    if not args.skip_scale:
+        print(f"\n== scale: {args.rows} rows x {args.features} features, {args.predicates} "
+              "predicates (fresh subprocess)")
+        args.which_setting = "recall"
+        r = run_worker(py, "ours", args, args.rows, args.features, args.predicates, 0)
+        if "error" in r:
+            print(r["error"])
+            ok_all = False
+        else:
+            print(f"find_pockets: {r['seconds']:.1f} s, peak RSS {r['peak_mb']:.0f} MB "
+                  f"(input data {r['data_mb']:.0f} MB); {r['confirmed']} confirmed, "
+                  f"planted found {sum(h['found'] for h in r['planted'])}/{len(r['planted'])}")
+            ok = r["seconds"] < 60 and r["peak_mb"] < 4096
+            print(f"target < 60 s and < 4 GB: {verdict(ok)}")
+            ok_all &= ok
+
+    if not args.skip_sliceline:
+        print(f"\n== vs SliceLine: {args.sliceline_rows} rows x {args.sliceline_features} "
+              "features, 2 predicates, planted pocket 1/32 of the rows")
+        args.which_setting = "sliceline"
+        ours_small = run_worker(py, "ours", args, args.sliceline_rows, args.sliceline_features,
+                                2, 0)
+        if not os.path.exists(args.sliceline_python):
+            print(f"no SliceLine interpreter at {args.sliceline_python}; create it with:\n"
+                  "  python3 -m venv /tmp/slvenv && /tmp/slvenv/bin/pip install sliceline "
+                  "numpy scipy scikit-learn\nor pass --sliceline-python, or --skip-sliceline")
+            return 1
+        sl = run_worker(args.sliceline_python, "sliceline", args, args.sliceline_rows,
+                        args.sliceline_features, 2, 0)
+        for label, r in (("find_pockets", ours_small), ("sliceline", sl)):
+            if "error" in r:
+                print(f"{label}: {r['error']}")
+                continue
+            found = r.get("found")
+            if found is None:
+                found = all(h["found"] for h in r["planted"])
+            print(f"{label:>12}: {r['seconds']:.1f} s, peak RSS {r['peak_mb']:.0f} MB "
+                  f"(input data {r['data_mb']:.0f} MB), planted pocket found: {found}")
+        if "error" not in ours_small and "error" not in sl:
+            speed = sl["seconds"] / ours_small["seconds"]
+            mem = sl["peak_mb"] / ours_small["peak_mb"]
+            mem_own = (sl["peak_mb"] - sl["data_mb"]) / max(
+                ours_small["peak_mb"] - ours_small["data_mb"], 1.0)
+            print(f"speed-up {speed:.1f}x  target >= 5x: {verdict(speed >= 5)}")
+            print(f"memory: peak RSS ratio {mem:.1f}x, above-input ratio {mem_own:.1f}x  "
+                  f"target >= 5x (peak RSS): {verdict(mem >= 5)}")
+            ok_all &= speed >= 5 and mem >= 5
+        else:
+            ok_all = False
+    print(f"\nall targets: {verdict(ok_all)}")
+    return 0 if ok_all else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
