@@ -287,3 +287,24 @@ def test_one_bad_suite_does_not_hide_a_good_one(pytester, tiny_repo):
     result.stdout.fnmatch_lines(["collected 7 items / 1 error"])
     result.assert_outcomes(errors=1)
     assert result.ret == pytest.ExitCode.INTERRUPTED
+
+
+# --------------------------------------------------------------------------- pytest and the CLI agree
+
+def test_distill_run_gives_the_same_verdicts_as_pytest(pytester, tiny_repo, capsys):
+    from harness import cli
+
+    result = run(pytester, "--distill-suite", "suites/tiny.yaml", "--distill-report", "py.json", "-rA")
+    code = cli.main(["run", "suites/tiny.yaml", "--no-cache", "--quiet", "--report", "cli.json"])
+    capsys.readouterr()
+    assert code == result.ret == 1
+    from_pytest = json.loads((tiny_repo / "py.json").read_text("utf-8"))
+    from_cli = json.loads((tiny_repo / "cli.json").read_text("utf-8"))
+    assert from_cli["verdict"] == from_pytest["verdict"] == "fail"
+    verdicts = {c["id"]: c["verdict"] for c in from_pytest["suites"][0]["checks"]}
+    assert verdicts == {c["id"]: c["verdict"] for c in from_cli["suites"][0]["checks"]}
+    # each item's outcome follows its check's verdict
+    for check_id, verdict in verdicts.items():
+        item = "suites/tiny.yaml::" + check_id.split("::", 1)[1]
+        outcome = "FAILED" if verdict in ("fail", "error") else "PASSED"
+        result.stdout.fnmatch_lines([f"{outcome} {item.replace('[', '[[]')}*"])
