@@ -102,12 +102,16 @@ def known_metrics() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def get_metric(name: str) -> Metric:
-    """The metric called ``name``; ``evaluate:<module>`` loads a Hugging Face evaluate module."""
+def get_metric(name: str, *, local_module: Path | None = None) -> Metric:
+    """The metric called ``name``; ``evaluate:<module>`` loads a Hugging Face evaluate module.
+
+    ``local_module`` is the resolved file or folder of an ``evaluate:<path>`` metric (the rubric
+    loader resolves it against the rubric file and the repository root).
+    """
     if name in _REGISTRY:
         return _REGISTRY[name]
     if name.startswith("evaluate:"):
-        return _evaluate_metric(name)
+        return _evaluate_metric(name, local_module)
     close = difflib.get_close_matches(name, list(_REGISTRY), n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     raise SpecError(f"unknown metric {name!r}{hint}; known metrics: {', '.join(known_metrics())}, "
@@ -230,7 +234,7 @@ for _name, (_hib, _desc) in SUITE_METRICS.items():
 _EVALUATE_CACHE: dict[str, Metric] = {}
 
 
-def _evaluate_metric(name: str) -> Metric:
+def _evaluate_metric(name: str, local_module: Path | None = None) -> Metric:
     """Wrap a Hugging Face ``evaluate`` module (hub name or local path) as an aggregate metric.
 
     The module is loaded once per process. Offline (``HF_EVALUATE_OFFLINE`` / ``HF_HUB_OFFLINE``)
@@ -241,7 +245,11 @@ def _evaluate_metric(name: str) -> Metric:
     module_ref = name.split(":", 1)[1].strip()
     if not module_ref:
         raise SpecError("evaluate: needs a module name or a local module path")
-    is_local = Path(module_ref).exists()
+    if local_module is None and Path(module_ref).is_absolute() and Path(module_ref).exists():
+        local_module = Path(module_ref)
+    is_local = local_module is not None
+    if local_module is not None:
+        module_ref = str(local_module)
     offline = any(os.environ.get(v, "").lower() in ("1", "true", "yes", "on")
                   for v in ("HF_EVALUATE_OFFLINE", "HF_HUB_OFFLINE"))
     if not is_local and offline:
@@ -254,7 +262,7 @@ def _evaluate_metric(name: str) -> Metric:
         raise SpecError(f"metric {name!r} needs the 'evaluate' package: pip install "
                         "'distill-harness[evaluate]'") from None
     try:
-        module = evaluate.load(str(Path(module_ref).resolve()) if is_local else module_ref)
+        module = evaluate.load(module_ref)
     except Exception as exc:  # evaluate raises many kinds; all mean "cannot load"
         raise SpecError(f"cannot load evaluate module {module_ref!r}: "
                         f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"

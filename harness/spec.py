@@ -287,7 +287,9 @@ def load_rubric(path: Path, root: Path | None = None) -> RubricSpec:
                             field=f"{field}.name")
         names.add(raw["name"])
         try:
-            metric = metrics.get_metric(raw["metric"])
+            metric = metrics.get_metric(raw["metric"],
+                                        local_module=_evaluate_module(raw["metric"], path, root,
+                                                                      f"{field}.metric"))
         except SpecError as exc:
             raise SpecError(exc.detail, file=shown, field=f"{field}.metric") from None
         scope = raw.get("scope", "overall")
@@ -318,6 +320,19 @@ def load_rubric(path: Path, root: Path | None = None) -> RubricSpec:
         ))
     return RubricSpec(path=path, id=str(doc["id"]), version=doc["version"],
                       criteria=tuple(criteria), teacher_floor=doc.get("teacher_floor"), raw=doc)
+
+
+def _evaluate_module(metric: str, rubric: Path, root: Path | None, field: str) -> Path | None:
+    """The local module of an ``evaluate:<path>`` metric, resolved against the rubric file.
+
+    None when the metric is not an evaluate module or names no local file (a hub module).
+    """
+    if not metric.startswith("evaluate:"):
+        return None
+    ref = metric.split(":", 1)[1].strip()
+    if not ref or not (rubric.parent / ref).exists():
+        return None
+    return resolve_path(ref, source=rubric, root=root or find_root(rubric), field=field)
 
 
 def load_suite(path: Path, root: Path | None = None) -> SuiteSpec:

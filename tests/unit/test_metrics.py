@@ -211,3 +211,38 @@ def test_evaluate_hub_name_offline_is_a_clear_error_fast(offline):
 def test_evaluate_without_a_module_name():
     with pytest.raises(SpecError, match="evaluate: needs a module name"):
         get_metric("evaluate:")
+
+
+def test_evaluate_module_path_resolves_against_the_rubric(tmp_path, offline, monkeypatch):
+    pytest.importorskip("evaluate")
+    from harness.spec import load_rubric
+
+    (tmp_path / "pyproject.toml").write_text("")
+    rubrics = tmp_path / "rubrics"
+    (rubrics / "metrics").mkdir(parents=True)
+    (rubrics / "metrics" / "tiny_match.py").write_text(LOCAL_MODULE, "utf-8")
+    rubric = rubrics / "r.yaml"
+    rubric.write_text("schema_version: 1\nid: r\nversion: 1\ncriteria:\n"
+                      "  - {name: m, metric: 'evaluate:metrics/tiny_match.py', compare: value, "
+                      "min: 0.5}\n")
+    monkeypatch.chdir(tmp_path)  # the working directory is not the rubric's folder
+    monkeypatch.delitem(metrics._EVALUATE_CACHE, "evaluate:metrics/tiny_match.py", raising=False)
+    spec = load_rubric(rubric)
+    m = get_metric(spec.criteria[0].metric)
+    assert m.value(ctx(), STUDENT_OUT, ALL) == pytest.approx(0.7)
+
+
+def test_evaluate_module_path_may_not_leave_the_repository(tmp_path, offline):
+    from harness.errors import SpecError
+    from harness.spec import load_rubric
+
+    repo = tmp_path / "repo"
+    (repo / "rubrics").mkdir(parents=True)
+    (repo / "pyproject.toml").write_text("")
+    (tmp_path / "outside.py").write_text(LOCAL_MODULE, "utf-8")
+    rubric = repo / "rubrics" / "r.yaml"
+    rubric.write_text("schema_version: 1\nid: r\nversion: 1\ncriteria:\n"
+                      "  - {name: m, metric: 'evaluate:../../outside.py', compare: value, "
+                      "min: 0.5}\n")
+    with pytest.raises(SpecError, match=r"criteria\[0\]\.metric: .*leaves the repository root"):
+        load_rubric(rubric)
