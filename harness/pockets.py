@@ -285,7 +285,8 @@ def _encode(name: str, col: np.ndarray, min_support: int, n_bins: int) -> _Featu
         inverse = np.zeros(col.shape[0], dtype=np.intp)
         inverse[present] = inv
     counts = np.bincount(inverse[present], minlength=len(values))
-    kept = np.flatnonzero(counts >= min_support)
+    # a value every row has selects the whole data set: that is "overall", not a pocket
+    kept = np.flatnonzero((counts >= min_support) & (counts < col.shape[0]))
     if kept.size == 0:
         return None
     n_codes = kept.size + 1

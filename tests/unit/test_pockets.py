@@ -156,6 +156,22 @@ def test_teacher_ratio_and_max_bound():
     assert mirrored[0].delta == pytest.approx(8 / 25)
 
 
+def test_continuous_metric_uses_the_paired_t_test():
+    features, s, t, _ = grid(short_plots)
+    k = np.arange(len(s))
+    teacher = 0.8 + 0.01 * np.sin(k)  # fixed, distinct scores: no level shortcut applies
+    student = teacher + 0.01 * np.cos(3 * k)
+    student[(features["source"] == "plot") & (features["n_words"] < 10)] -= 0.2
+    pockets = find_pockets(features, student, teacher, threshold=-0.05, binary=False)
+    assert [(p.slice, p.n, p.confirmed) for p in pockets] == [
+        ("source=plot & n_words<10", 250, True)
+    ]
+    assert pockets[0].delta == pytest.approx(-0.2, abs=1e-3)
+    # source=plot alone sits exactly on the threshold (-0.05): not a breach
+    one = find_pockets(features, student, teacher, threshold=-0.05, binary=False, max_predicates=1)
+    assert one == []
+
+
 def test_paired_p_value():
     g = np.array([-1] * 12 + [1] * 2 + [0] * 86, dtype=float)
     exact = stats.binomtest(12, 14, 0.5, alternative="greater").pvalue
