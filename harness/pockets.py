@@ -19,11 +19,22 @@ How the search works (``find_pockets``):
    parent's examples whose gap is below the margin. A child's support never exceeds its
    parent's, so parents too small to hold a child of ``min_support`` are not expanded.
 3. Candidates that breach on the discovery half are ranked by a one-sided score
-   ``(margin*n - sum g) / sqrt(sum (g - margin)^2 + 1)`` and a greedy pass keeps at most
-   ``max_report`` of them, best first: a child no worse than a breaching parent is dropped;
-   identical masks keep the shortest description; a candidate that overlaps one already kept
-   is dropped unless the rows it adds show a shortfall of their own (score > 1), or it is
-   worse and explains the kept one (what remains of that shows none), which it then replaces.
+   ``(margin*n - sum g) / sqrt(sum (g - margin)^2 + 1)``; those scoring at least
+   ``_MIN_SCORE`` enter a greedy pass that keeps at most ``max_report`` of them, best first
+   (a smaller family costs less in the BH step):
+
+   - a child is dropped unless it is worse than the rest of each breaching parent (the
+     parent's rows outside it) by a two-sample z of ``_CHILD_Z`` -- the children of a real
+     pocket all look a little worse or better by chance, and the parent speaks for them;
+   - identical masks keep the shortest description;
+   - a candidate whose rows outside a kept one show no shortfall of their own (score <= 1)
+     lies inside it: it is dropped unless it is clearly worse (the same z) than the rest of
+     the kept one, and replaces the kept one when that rest shows nothing either (or when
+     the two differ only by a numeric range: the sharper cut wins); a kept one that lies
+     inside the candidate and is not clearly worse is replaced by it;
+   - otherwise a candidate that differs from a kept one only by an overlapping numeric range
+     (``x<20`` next to ``x<10``) is dropped.
+
 4. The kept candidates are tested on the confirmation half with a one-sided test of "the true
    value meets the threshold" (see ``paired_p_value``), and Benjamini-Hochberg over that
    family gives ``q_value``; ``confirmed`` is ``q < alpha`` and a breach on the full data.
@@ -96,8 +107,10 @@ def find_pockets(
     mean(teacher). ``bound="min"`` flags values below the threshold, ``"max"`` values above.
 
     Returns at most ``max_report`` pockets: confirmed ones first (worst value first), then
-    tested-but-unconfirmed candidates whose full-data value breaches, each with its
-    confirmation-half ``p_value`` and BH ``q_value``. Every pocket has ``n >= min_support``
+    tested-but-unconfirmed candidates whose full-data value breaches and whose
+    confirmation-half p-value alone is below ``alpha`` (``confirmed=False``), each with its
+    confirmation-half ``p_value`` and BH ``q_value``; children no worse than a breaching
+    parent (one predicate fewer) on the full data are left out. Every pocket has ``n >= min_support``
     on the full data, predicates on distinct features (a range is two predicates on one
     feature) and the slice name ``predicate_name`` gives. ``ids`` (one per example) fills
     ``Pocket.ids`` with a few of the pocket's worst examples (teacher right, student wrong
@@ -607,7 +620,7 @@ class _Search:
             examined += 1
             mask = _mask(self.feats, key, self.codes)
             redundant, explained = False, []
-            for j, (_, other) in enumerate(kept):
+            for j, (other_key, other) in enumerate(kept):
                 if not np.any(mask & other):
                     continue
                 inside = not self._evident(mask & ~other)  # the candidate adds no evidence
@@ -618,15 +631,29 @@ class _Search:
                     if not self._worse_than_rest(mask, other):
                         redundant = True
                         break
-                    if around:
-                        explained.append(j)
+                    if around or self._range_variant(key, other_key):
+                        explained.append(j)  # the sharper cut of one range wins
                 elif around and not self._worse_than_rest(other, mask):
                     explained.append(j)  # the candidate explains the kept one
+                elif self._range_variant(key, other_key):
+                    redundant = True  # a wider or shifted cut of a kept pocket
+                    break
             if redundant:
                 continue
             kept = [k for j, k in enumerate(kept) if j not in explained]
             kept.append((key, mask))
         return [k for k, _ in kept]
+
+    def _range_variant(self, a: _Key, b: _Key) -> bool:
+        """Whether ``a`` and ``b`` differ only in overlapping ranges of one numeric feature."""
+        if [fi for fi, _ in a] != [fi for fi, _ in b]:
+            return False
+        differ = [(fi, pa, pb) for (fi, pa), (_, pb) in zip(a, b, strict=True) if pa != pb]
+        if len(differ) != 1:
+            return False
+        fi, pa, pb = differ[0]
+        inset = self.feats[fi].inset
+        return self.feats[fi].preds[pa][0].op != "eq" and bool(np.any(inset[pa] & inset[pb]))
 
     def _worse_than_rest(self, inner: np.ndarray, outer: np.ndarray) -> bool:
         """Whether ``inner`` is worse than ``outer`` minus ``inner`` by ``_CHILD_Z``."""

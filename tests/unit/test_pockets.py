@@ -22,15 +22,17 @@ def grid(pocket=None, extra_flips: int = 8):
 
     In every cell the teacher is right on 22 of 25 rows; the student loses one of those and
     wins one of the teacher's misses, so every cell has delta 0 exactly. In cells where
-    ``pocket(source, n_words, lang)`` holds, the student also loses ``extra_flips`` more.
+    ``pocket(source, n_words, lang)`` holds, the student also loses ``extra_flips`` more (or
+    as many as ``pocket`` returns, when it returns a number).
     """
     source, n_words, lang, teacher, student, ids = [], [], [], [], [], []
     for src, nw, lg in itertools.product(SOURCES, N_WORDS, LANGS):
-        bad = pocket is not None and pocket(src, nw, lg)
+        bad = pocket(src, nw, lg) if pocket is not None else 0
+        extra = extra_flips if bad is True else int(bad)
         for rep in range(REPS):
             t = 1 if rep < 22 else 0
             s = t
-            if rep == 0 or (bad and 1 <= rep <= extra_flips):
+            if rep == 0 or 1 <= rep <= extra:
                 s = 0
             if rep == 22:
                 s = 1
@@ -107,6 +109,17 @@ def test_child_no_worse_than_its_parent_is_not_reported():
     pockets = find_pockets(features, s, t, threshold=-0.05, max_predicates=3)
     assert [p.slice for p in pockets] == ["source=plot"]
     assert pockets[0].confirmed
+
+
+def test_child_clearly_worse_than_a_breaching_parent_is_reported_too():
+    # plot is bad everywhere (-0.12), and much worse on short texts (-0.48)
+    features, s, t, _ = grid(lambda src, nw, lg: (12 if nw < 10 else 3) if src == "plot" else 0)
+    pockets = find_pockets(features, s, t, threshold=-0.05, max_predicates=3)
+    assert [(p.slice, p.confirmed) for p in pockets] == [
+        ("source=plot & n_words<10", True),
+        ("source=plot", True),
+    ]
+    assert pockets[1].delta == pytest.approx(-(12 * 250 + 3 * 750) / 1000 / 25)
 
 
 def test_min_support_is_respected():
