@@ -122,6 +122,14 @@ def test_child_clearly_worse_than_a_breaching_parent_is_reported_too():
     assert pockets[1].delta == pytest.approx(-(12 * 250 + 3 * 750) / 1000 / 25)
 
 
+def test_identical_masks_keep_the_shortest_description():
+    features, s, t, _ = grid(short_plots)
+    features["short_plot"] = (features["source"] == "plot") & (features["n_words"] < 10)
+    pockets = find_pockets(features, s, t, threshold=-0.05, max_predicates=3)
+    assert [p.slice for p in pockets] == ["short_plot=true"]
+    assert pockets[0].predicates == (Predicate("short_plot", "eq", True),)
+
+
 def test_min_support_is_respected():
     features, s, t, _ = grid(short_plots)
     pockets = find_pockets(features, s, t, threshold=-0.05, min_support=300)
