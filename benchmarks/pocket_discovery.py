@@ -406,7 +406,7 @@ def main() -> int:
             ok_all &= speed >= 5 and mem >= 5
         else:
             ok_all = False
-    print(f"\nall targets: {verdict(ok_all)}")
+    print(f"\nall targets of the sections run: {verdict(ok_all)}")
     return 0 if ok_all else 1
 
 
