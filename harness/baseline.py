@@ -25,11 +25,8 @@ what is wrong, and that ``--distill-update-baselines`` rewrites it. The gate tur
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +36,7 @@ import numpy as np
 
 from harness.data import Dataset
 from harness.errors import BaselineError, SpecError
+from harness.fileio import atomic_write
 from harness.metrics import Outputs
 from harness.models.base import Predictions
 from harness.results import SuiteResult
@@ -311,33 +309,6 @@ def write_baseline(spec: SuiteSpec, result: SuiteResult, data: Dataset, student:
                 pass  # a corrupt file is simply replaced
     atomic_write(path, payload)
     return "written"
-
-
-def atomic_write(path: Path, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` via a temporary file in the same folder, fsync and
-    ``os.replace``: readers see the old file or the new one, never a part."""
-    folder = path.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    mode = (path.stat().st_mode & 0o777) if path.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)  # mkstemp makes 0600; a baseline is a shared, committed file
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    if os.name == "posix":  # make the rename itself durable
-        with contextlib.suppress(OSError):
-            dir_fd = os.open(folder, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
 
 
 # --------------------------------------------------------------------------- unused files

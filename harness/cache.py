@@ -23,8 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -33,6 +31,7 @@ import numpy as np
 
 from harness import OUTPUT_FORMAT_VERSION
 from harness.data import Dataset
+from harness.fileio import atomic_write
 from harness.models.base import Model, Predictions, Progress
 
 log = logging.getLogger(__name__)
@@ -136,24 +135,6 @@ def decode_entry(raw: bytes, key: dict[str, Any], data: Dataset) -> Predictions:
     )
 
 
-def write_atomic(path: Path, content: bytes) -> None:
-    """Write ``content`` to ``path`` so that readers see the old file or the new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(content)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 class PredictionCache:
     """Model outputs on disk under ``root`` (``None``: caching off, every lookup misses).
 
@@ -208,7 +189,7 @@ class PredictionCache:
             return
         assert self.root is not None
         self._init_root(self.root)
-        write_atomic(path, encode_entry(cache_key(fingerprint, data.sha256, labels), predictions))
+        atomic_write(path, encode_entry(cache_key(fingerprint, data.sha256, labels), predictions))
 
     @staticmethod
     def _init_root(root: Path) -> None:

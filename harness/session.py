@@ -114,7 +114,8 @@ class DistillSession:
 
     def write_outputs(self, doc: dict[str, Any]) -> list[str]:
         """Write the JSON / Markdown reports, the job summary and annotations; return log lines."""
-        from harness.report import atomic_write_text, github, write_json
+        from harness.fileio import atomic_write_text
+        from harness.report import github, write_json
         from harness.report.markdown import render_markdown
 
         lines: list[str] = []
