@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import importlib
 import inspect
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -14,6 +13,7 @@ import numpy as np
 from harness.data import Dataset
 from harness.errors import ModelError
 from harness.models.base import Model, Predictions, Progress
+from harness.models.predictions import score_row
 
 
 class CallableModel(Model):
@@ -97,30 +97,10 @@ class CallableModel(Model):
                                  f"of {', '.join(label_list)}", file=file, field=field)
             out_labels.append(str(label))
             if with_scores:
-                scores[i] = self._scores(r["scores"], label_list, f"prediction {i} "
-                                         f"(id {data.ids[i]!r})", file, field)
+                try:
+                    scores[i] = score_row(r["scores"], label_list)
+                except ValueError as exc:
+                    raise ModelError(f"prediction {i} (id {data.ids[i]!r}): {exc}", file=file,
+                                     field=field) from None
         return Predictions(ids=data.ids, labels=tuple(out_labels),
                            scores=scores if with_scores else None)
-
-    @staticmethod
-    def _scores(raw: Any, labels: list[str], what: str, file: str, field: str) -> np.ndarray:
-        """One row of probabilities over ``labels``, held to the predictions-file contract."""
-        from harness.models.predictions import SUM_TOLERANCE
-
-        if not isinstance(raw, dict):
-            raise ModelError(f"{what}: scores must map label -> probability", file=file,
-                             field=field)
-        row = np.zeros(len(labels))
-        for j, lab in enumerate(labels):
-            v = raw.get(lab, 0.0)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise ModelError(f"{what}: score {v!r} for {lab!r} is not finite", file=file,
-                                 field=field)
-            if v < 0 or v > 1:
-                raise ModelError(f"{what}: score {v!r} for {lab!r} is outside [0, 1]", file=file,
-                                 field=field)
-            row[j] = float(v)
-        if abs(row.sum() - 1.0) > SUM_TOLERANCE:
-            raise ModelError(f"{what}: scores sum to {row.sum():.6g}, expected 1", file=file,
-                             field=field)
-        return row

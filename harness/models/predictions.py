@@ -97,7 +97,11 @@ class PredictionsModel(Model):
                                         "none", file=shown, field=where)
                     if row_scores is not None:
                         assert scores is not None
-                        scores[row] = self._scores(row_scores, label_set, ex_id, shown, where)
+                        try:
+                            scores[row] = score_row(row_scores, label_set)
+                        except ValueError as exc:
+                            raise DataError(f"id {ex_id!r}: {exc}", file=shown,
+                                            field=where) from None
                 else:
                     out = obj.get("output")
                     if not isinstance(out, str):
@@ -115,26 +119,27 @@ class PredictionsModel(Model):
                                scores=scores if has_scores else None)
         return Predictions(ids=data.ids, outputs=tuple(str(x) for x in outputs))
 
-    @staticmethod
-    def _scores(raw: Any, labels: list[str], ex_id: str, shown: str, where: str) -> np.ndarray:
-        if not isinstance(raw, dict):
-            raise DataError(f"id {ex_id!r}: scores must map label -> probability", file=shown,
-                            field=where)
-        unknown = sorted(set(raw) - set(labels))
-        if unknown:
-            raise DataError(f"id {ex_id!r}: score for unknown label {unknown[0]!r}", file=shown,
-                            field=where)
-        row = np.zeros(len(labels))
-        for j, lab in enumerate(labels):
-            v = raw.get(lab, 0.0)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise DataError(f"id {ex_id!r}: score for {lab!r} is {v!r}, expected a finite "
-                                "number", file=shown, field=where)
-            if v < 0 or v > 1:
-                raise DataError(f"id {ex_id!r}: score for {lab!r} is {v}, outside [0, 1]",
-                                file=shown, field=where)
-            row[j] = float(v)
-        if abs(row.sum() - 1.0) > SUM_TOLERANCE:
-            raise DataError(f"id {ex_id!r}: scores sum to {row.sum():.6g}, expected 1",
-                            file=shown, field=where)
-        return row
+
+def score_row(raw: Any, labels: Sequence[str]) -> np.ndarray:
+    """One row of probabilities over ``labels`` (the suite's order), held to the contract.
+
+    ``raw`` maps label -> probability; every value is a finite number in [0, 1], no label is
+    unknown, and the row sums to 1 (within :data:`SUM_TOLERANCE`). A label not named scores 0.
+    Raises ValueError saying what is wrong.
+    """
+    if not isinstance(raw, dict):
+        raise ValueError("scores must map label -> probability")
+    unknown = sorted(set(raw) - set(labels))
+    if unknown:
+        raise ValueError(f"score for unknown label {unknown[0]!r}")
+    row = np.zeros(len(labels))
+    for j, lab in enumerate(labels):
+        v = raw.get(lab, 0.0)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ValueError(f"score for {lab!r} is {v!r}, expected a finite number")
+        if v < 0 or v > 1:
+            raise ValueError(f"score for {lab!r} is {v}, outside [0, 1]")
+        row[j] = float(v)
+    if abs(row.sum() - 1.0) > SUM_TOLERANCE:
+        raise ValueError(f"scores sum to {row.sum():.6g}, expected 1")
+    return row
