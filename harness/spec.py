@@ -470,23 +470,19 @@ def validate_file(path: Path, kind: str | None = None) -> str:
 
 
 def _validate_jsonl(path: Path) -> None:
+    from harness.data import read_rows
+    from harness.errors import DataError
+
     shown = display_path(path)
-    if not path.exists():
-        raise SpecError("file not found", file=shown)
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise SpecError(f"invalid JSON: {exc.msg}", file=shown,
-                                field=f"line {lineno}") from None
-            try:
-                validate_document(obj, "predictions", path)
-            except SpecError as exc:
-                raise SpecError(exc.detail, file=shown,
-                                field=f"line {lineno}: {exc.field}") from None
+    try:
+        rows = read_rows(path)
+    except DataError as exc:
+        raise SpecError(exc.detail, file=shown, field=exc.field) from None
+    for lineno, obj in rows:
+        try:
+            validate_document(obj, "predictions", path)
+        except SpecError as exc:
+            raise SpecError(exc.detail, file=shown, field=f"line {lineno}: {exc.field}") from None
 
 
 def env_flag(name: str) -> bool:
