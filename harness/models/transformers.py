@@ -496,8 +496,12 @@ class TransformersModel(Model):
         device = self._device
         self._model = None
         self._tokenizer = None
-        gc.collect()
-        if device is not None and getattr(device, "type", "cpu") == "cuda":
-            import torch
+        # On the CPU, dropping the references frees the weights (a loaded model holds no
+        # reference cycles); a full gc.collect() there cost ~0.2 s per model, in every run.
+        # An accelerator's cached blocks go back only once nothing can still refer to them.
+        if device is not None and getattr(device, "type", "cpu") != "cpu":
+            gc.collect()
+            if device.type == "cuda":
+                import torch
 
-            torch.cuda.empty_cache()
+                torch.cuda.empty_cache()
