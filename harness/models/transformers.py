@@ -430,7 +430,11 @@ class TransformersModel(Model):
             return
         tok = self._tokenizer
         max_length = self._max_length()
-        lengths = [len(ids) for ids in tok(texts, truncation=True, max_length=max_length)["input_ids"]]
+        # One tokenizer pass, truncated and unpadded: its lengths order the batches and its
+        # ids are padded batch by batch (tokenizing every batch again cost a second pass).
+        encoded = tok(texts, truncation=True, max_length=max_length)
+        fields = list(encoded.keys())
+        lengths = [len(ids) for ids in encoded["input_ids"]]
         # Longest first, so padding within a batch is small and a batch that does not fit
         # in memory shows up at once; stable, so equal lengths keep file order.
         order = sorted(range(len(texts)), key=lambda i: -lengths[i])
@@ -438,11 +442,9 @@ class TransformersModel(Model):
         done = 0
         for start in range(0, len(order), size):
             pos = order[start : start + size]
-            enc = tok(
-                [texts[i] for i in pos],
+            enc = tok.pad(
+                {k: [encoded[k][i] for i in pos] for k in fields},
                 padding=True,
-                truncation=True,
-                max_length=max_length,
                 return_tensors="pt",
             )
             enc = {k: v.to(self._device) for k, v in enc.items()}
