@@ -41,7 +41,7 @@ def predict(folder: Path, rows: list[dict[str, Any]]) -> tuple[list[str], float]
             batch = order[start : start + 64]
             enc = tokenizer([rows[i]["text"] for i in batch], truncation=True, max_length=64,
                             padding=True, return_tensors="pt")
-            for i, j in zip(batch, model(**enc).logits.argmax(-1).tolist()):
+            for i, j in zip(batch, model(**enc).logits.argmax(-1).tolist(), strict=True):
                 preds[i] = labels[j]
     return preds, time.perf_counter() - started
 
