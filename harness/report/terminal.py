@@ -97,6 +97,8 @@ def economics_lines(econ: Mapping[str, Any]) -> list[str]:
         lines.append(tabulate(table, headers=["candidate", "params", "quality ratio",
                                               "speed-up", "passes", "frontier", ""],
                               tablefmt="simple", disable_numparse=True))
+        if econ.get("frontier_plot"):
+            lines.append(f"frontier plot: {econ['frontier_plot']} (next to the JSON report)")
     return lines
 
 
