@@ -13,6 +13,7 @@ import json
 import os
 import re
 import struct
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,6 +53,11 @@ _HUB_TIMEOUT_S = 10.0
 # sha256 of a file, by (resolved path, size, mtime_ns): fingerprinting the same 90 MB weights
 # twice in one process reads them once.
 _FILE_HASHES: dict[tuple[str, int, int], str] = {}
+
+# Tokenized texts, by (tokenizer file hashes, max_length, texts): a student cut from its
+# teacher shares the teacher's tokenizer, so the eval set is tokenized once per run, not twice.
+_ENCODINGS: OrderedDict[tuple[str, int, int, int], Any] = OrderedDict()
+_ENCODINGS_KEPT = 4
 
 
 def file_sha256(path: Path) -> str:
@@ -432,7 +438,7 @@ class TransformersModel(Model):
         max_length = self._max_length()
         # One tokenizer pass, truncated and unpadded: its lengths order the batches and its
         # ids are padded batch by batch (tokenizing every batch again cost a second pass).
-        encoded = tok(texts, truncation=True, max_length=max_length)
+        encoded = self._encode(texts, max_length)
         fields = list(encoded.keys())
         lengths = [len(ids) for ids in encoded["input_ids"]]
         # Longest first, so padding within a batch is small and a batch that does not fit
@@ -454,6 +460,22 @@ class TransformersModel(Model):
             done += len(pos)
             if progress is not None:
                 progress(done, len(texts))
+
+    def _encode(self, texts: list[str], max_length: int) -> Any:
+        """Truncated, unpadded encodings of ``texts`` (shared between models with one tokenizer)."""
+        folder = self.folder()
+        tok_files = [folder / n for n in TOKENIZER_FILES if (folder / n).is_file()]
+        tok_key = hashlib.sha256("|".join(f"{p.name}:{file_sha256(p)}" for p in tok_files)
+                                 .encode()).hexdigest()
+        key = (tok_key, max_length, len(texts), hash(tuple(texts)))
+        if key in _ENCODINGS:
+            _ENCODINGS.move_to_end(key)
+            return _ENCODINGS[key]
+        encoded = self._tokenizer(texts, truncation=True, max_length=max_length)
+        _ENCODINGS[key] = encoded
+        while len(_ENCODINGS) > _ENCODINGS_KEPT:
+            _ENCODINGS.popitem(last=False)
+        return encoded
 
     def predict(self, data: Dataset, labels: Sequence[str], progress: Progress | None = None) -> Predictions:
         """Softmax probabilities over ``labels`` (suite order) and the argmax label per example."""
