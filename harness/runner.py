@@ -460,7 +460,9 @@ def _candidates(prep: PreparedSuite, students: dict[str, Model], teacher: Model,
         size = float(facts.params or facts.bytes or 0)
         candidates.append(economics.Candidate(
             name=name, quality_ratio=float(quality if quality is not None else float("nan")),
-            latency=float(p50 if p50 is not None else size), size=size, passes=passes,
+            # Unmeasured (a predictions-file model): a constant, so the frontier is decided by
+            # quality and size alone.
+            latency=float(p50) if p50 is not None else 0.0, size=size, passes=passes,
             cost_per_million=cost))
         rows.append({"name": name, "fingerprint": model.fingerprint(), "params": facts.params,
                      "bytes": facts.bytes, "quality_ratio": quality, "passes": passes,
