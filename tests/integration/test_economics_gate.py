@@ -87,3 +87,44 @@ def test_timing_a_predictions_file_is_an_error_not_a_pass(tmp_path: Path) -> Non
     (check,) = run_suite(suite, Options(cache_dir=None)).checks
     assert check.verdict == "error"
     assert "cannot be timed" in check.message
+
+
+def test_candidate_students_frontier_and_recommendation(tmp_path: Path) -> None:
+    """Three candidates on prediction files: the smallest one that passes is recommended."""
+    (tmp_path / "pyproject.toml").write_text("")
+    rows = [{"id": f"e{k}", "text": f"t{k}", "label": "pos" if k % 2 else "neg"}
+            for k in range(400)]
+    (tmp_path / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    def write(name: str, wrong_every: int) -> None:
+        lines = []
+        for k, r in enumerate(rows):
+            wrong = wrong_every and k % wrong_every == 0
+            label = ("neg" if r["label"] == "pos" else "pos") if wrong else r["label"]
+            lines.append(json.dumps({"id": r["id"], "label": label}) + "\n")
+        (tmp_path / f"{name}.jsonl").write_text("".join(lines))
+
+    write("teacher", 0)
+    write("tiny", 2)     # half wrong: fails quality
+    write("small", 50)   # 2% wrong: passes
+    write("big", 100)    # 1% wrong: passes, larger
+    (tmp_path / "r.yaml").write_text(
+        "schema_version: 1\nid: r\nversion: 1\ncriteria:\n"
+        "  - {name: q, metric: accuracy, compare: teacher_ratio, min: 0.9}\n")
+
+    def model(name: str, params: int) -> str:
+        return f"{{type: predictions, path: {name}.jsonl, metadata: {{params: {params}}}}}"
+
+    (tmp_path / "s.yaml").write_text(
+        "schema_version: 1\nname: s\nversion: '1'\ntask: classification\n"
+        "data: {path: data.jsonl, label: label}\nlabels: [pos, neg]\n"
+        f"teacher: {model('teacher', 1000)}\nrubric: r.yaml\nstudents:\n"
+        f"  tiny: {model('tiny', 100)}\n  small: {model('small', 300)}\n"
+        f"  big: {model('big', 600)}\n")
+    result = run_suite(tmp_path / "s.yaml", Options(cache_dir=None))
+    econ = result.economics
+    assert {c["name"]: c["passes"] for c in econ["candidates"]} == {
+        "tiny": False, "small": True, "big": True}
+    assert set(econ["frontier"]) == {"tiny", "small", "big"}  # each wins on quality or size
+    assert econ["recommended"] == "small"
+    assert econ["gated_student"] == "tiny"  # the first candidate is gated when no student is named
