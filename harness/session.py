@@ -34,15 +34,18 @@ class DistillSession:
         self.targets = targets
         self.outcomes: dict[Path, SuiteOutcome] = {}
         self.extra_results: list[dict[str, Any]] = []  # suite dicts gathered from xdist workers
+        self._paths: list[Path] | None = None
 
     def suite_paths(self) -> list[Path]:
         """Every suite file the targets name (a missing target is a HarnessError)."""
-        out: list[Path] = []
-        for t in self.targets:
-            for p in suite_files(t):
-                if p not in out:
-                    out.append(p)
-        return out
+        if self._paths is None:
+            out: list[Path] = []
+            for t in self.targets:
+                for p in suite_files(t):
+                    if p not in out:
+                        out.append(p)
+            self._paths = out
+        return list(self._paths)
 
     def evaluate(self, path: Path) -> SuiteOutcome:
         """Prepare and run the suite at ``path`` (once; later calls return the same outcome)."""
