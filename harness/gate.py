@@ -299,7 +299,9 @@ def discovered_check(p: PlannedCheck, inputs: GateInputs) -> tuple[Check, list[P
             p_value=worst.p_value, q_value=worst.q_value, examples=worst.ids[:MAX_EXAMPLES],
             severity=c.severity, decision=c.decision,
             test="pocket search (discover on one half, confirm on the other, BH)",
-            criterion_index=c.index, extra={"pockets": [pk.slice for pk in confirmed]})
+            criterion_index=c.index,
+            extra={"pockets": [{"slice": pk.slice, "n": pk.n, "delta": pk.delta,
+                                "q_value": pk.q_value} for pk in confirmed]})
     else:
         overall = inputs.slices["overall"]
         value = _point(metric, inputs, overall, ref, c.compare)
@@ -361,6 +363,13 @@ def explain(ch: Check, c: Criterion) -> str:
         head += f"; p={_fmt(ch.p_value)}"
     if ch.q_value is not None:
         head += f", q={_fmt(ch.q_value)} (BH)"
+    found = ch.extra.get("pockets") if ch.scope == "discovered" else None
+    if found:
+        head += "; confirmed pockets: " + ", ".join(
+            f"{pk['slice']} (n={pk['n']}, delta {pk['delta']:+.3f}, q={_fmt(pk['q_value'])})"
+            for pk in found)
+    elif ch.scope == "discovered" and ch.verdict == "pass":
+        head += "; no confirmed pocket breaches the threshold"
     verdict = ch.verdict
     if verdict == "pass":
         tail = "meets the threshold"
