@@ -8,7 +8,6 @@ decides every check.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,12 +25,6 @@ from harness.options import Options
 from harness.results import Check, ModelInfo, SuiteResult
 from harness.spec import display_path, load_suite
 from harness.spec_types import SuiteSpec
-
-log = logging.getLogger("harness")
-
-#: Metrics measured by timing the models (only run when a criterion or the suite asks).
-TIMED = {"latency_improvement", "throughput_improvement", "teacher_cost_per_million",
-         "student_cost_per_million", "cost_reduction", "payback_predictions"}
 
 
 @dataclass
@@ -321,10 +314,10 @@ def _economics(prep: PreparedSuite, teacher: Model, student: Model, options: Opt
     wanted = {c.metric for c in spec.rubric.criteria}
     settings = economics.parse_economics(spec.economics, display_path(spec.path))
     latency = None
-    if spec.economics or wanted & TIMED:
+    if spec.economics or wanted & set(economics.TIMING_METRICS):
         timeable = all(m.spec.type != "predictions" for m in (teacher, student))
         if not timeable:
-            for name in TIMED:
+            for name in economics.TIMING_METRICS:
                 errors[name] = "a predictions-file model cannot be timed"
         else:
             latency = _measure(prep, teacher, student, settings, options)
