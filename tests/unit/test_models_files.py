@@ -272,7 +272,8 @@ def test_callable_that_raises(tmp_path, fake_models):
 
 
 def test_callable_nan_score(tmp_path, fake_models):
-    assert "score for 'pos' is nan, expected a finite number" in model_error(tmp_path, "fake_models_mod:nan_score")
+    message = model_error(tmp_path, "fake_models_mod:nan_score")
+    assert "score for 'pos' is nan, expected a finite number" in message
 
 
 def test_callable_scores_not_summing_to_one(tmp_path, fake_models):
