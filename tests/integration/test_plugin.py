@@ -308,3 +308,16 @@ def test_distill_run_gives_the_same_verdicts_as_pytest(pytester, tiny_repo, caps
         item = "suites/tiny.yaml::" + check_id.split("::", 1)[1]
         outcome = "FAILED" if verdict in ("fail", "error") else "PASSED"
         result.stdout.fnmatch_lines([f"{outcome} {item.replace('[', '[[]')}*"])
+
+
+def test_distill_result_fixture_gives_the_suite_result(pytester, tiny_repo):
+    pytester.makepyfile(test_mine='''
+        def test_german_slice_is_reported(distill_result):
+            result = distill_result("suites/tiny.yaml")
+            assert result.name == "tiny"
+            rows = {row["slice"]: row for row in result.slices}
+            assert rows["lang=de"]["delta"] < 0
+            assert result.verdict == "fail"
+    ''')
+    result = pytester.runpytest("-p", "no:cacheprovider", "test_mine.py", "--distill-no-cache")
+    result.assert_outcomes(passed=1)
