@@ -209,20 +209,18 @@ def paired_p_value(g: np.ndarray, margin: float, *, discrete: bool) -> float:
 
     ``discrete``: ``g`` is student − teacher correctness in {-1, 0, 1}. With ``margin == 0``
     this is the exact McNemar test (binomial on the discordant pairs); otherwise Tango's score
-    test for a difference of paired proportions (restricted maximum likelihood variance,
-    continuity correction 1/2). Otherwise a one-sided t-test on ``g`` against ``margin``.
+    test with the continuity and skewness corrections of :mod:`harness.stats` (the same test
+    the declared slices get). Otherwise a one-sided t-test on ``g`` against ``margin``.
     """
     n = g.shape[0]
     if n == 0:
         return 1.0
     if discrete:
-        a = int((g < 0).sum())  # student wrong, teacher right
-        b = int((g > 0).sum())  # student right, teacher wrong
-        if margin == 0:
-            if a + b == 0:
-                return 1.0
-            return float(stats.binomtest(a, a + b, 0.5, alternative="greater").pvalue)
-        return _tango_p(a, b, n, margin)
+        from harness.stats import paired_proportion_p
+
+        worse = int((g < 0).sum())  # student wrong, teacher right
+        better = int((g > 0).sum())  # student right, teacher wrong
+        return paired_proportion_p(worse, better, n, margin)
     mean = float(g.mean())
     if n < 2:
         return 1.0
@@ -231,21 +229,6 @@ def paired_p_value(g: np.ndarray, margin: float, *, discrete: bool) -> float:
         return 0.0 if mean < margin else 1.0
     t_stat = (mean - margin) / (sd / math.sqrt(n))
     return float(stats.t.cdf(t_stat, df=n - 1))
-
-
-def _tango_p(a: int, b: int, n: int, d0: float) -> float:
-    """Tango's score test p-value for H0: p_b - p_a >= d0 against p_b - p_a < d0."""
-    big_a = 2.0 * n
-    big_b = -(a + b) + d0 * (2.0 * n + a - b)
-    big_c = -a * d0 * (1.0 - d0)
-    disc = max(big_b * big_b - 4.0 * big_a * big_c, 0.0)
-    p_a = (-big_b + math.sqrt(disc)) / (2.0 * big_a)
-    p_a = min(max(p_a, max(0.0, -d0)), (1.0 - d0) / 2.0)
-    var = 2.0 * p_a + d0 - d0 * d0
-    if var <= 0.0:
-        return 0.0 if (b - a) / n < d0 else 1.0
-    z = (b - a - n * d0 + 0.5) / math.sqrt(n * var)
-    return float(stats.norm.cdf(z))
 
 
 def _gap(

@@ -444,6 +444,24 @@ def _corrected_z(b: int, c: int, n: int, m: float) -> float:
     return z - g / 6 * (z * z - 1)
 
 
+def paired_proportion_p(b: int, c: int, n: int, margin: float) -> float:
+    """One-sided p-value of "student - reference >= margin" for paired 0/1 outcomes.
+
+    ``b``: pairs the reference gets right and the student wrong; ``c``: the reverse; ``n``:
+    all pairs. Exact McNemar for a zero margin, the corrected Tango score test otherwise
+    (the test :func:`compare_test` uses for binary deltas).
+    """
+    if n == 0:
+        return 1.0
+    if margin == 0:
+        if b + c == 0:
+            return 1.0
+        return float(stats.binomtest(b, b + c, 0.5, alternative="greater").pvalue)
+    if not -1 < margin < 1:
+        return 0.0 if (c - b) / n < margin else 1.0
+    return float(stats.norm.cdf(_corrected_z(b, c, n, margin)))
+
+
 def _tango_interval(b: int, c: int, n: int, confidence: float) -> tuple[float, float]:
     """Score interval for the paired difference: the margins Tango's test does not reject."""
     z = float(stats.norm.ppf(0.5 + confidence / 2))
