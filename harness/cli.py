@@ -93,6 +93,13 @@ def _run(args: argparse.Namespace) -> int:
     for path in paths:
         session.evaluate(path)
     doc = session.report()
+    errors = session.errors()
+    if errors:
+        # Bad input: one line per broken suite on stderr and no verdict (nothing was gated).
+        session.write_outputs(doc)
+        for err in errors:
+            print(f"distill: {err['message']}", file=sys.stderr)
+        return EXIT_INPUT
     if args.quiet:
         print(f"distill verdict: {str(doc['verdict']).upper()}")
     else:
@@ -103,11 +110,6 @@ def _run(args: argparse.Namespace) -> int:
     for name, items in (doc.get("baselines") or {}).items():
         for item in items:
             print(f"distill: baseline {name}: {item}")
-    errors = session.errors()
-    if errors:
-        for err in errors:
-            print(f"distill: {err['message']}", file=sys.stderr)
-        return EXIT_INPUT
     return EXIT_PASS if doc["verdict"] == "pass" else EXIT_FAIL
 
 

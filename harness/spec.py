@@ -202,7 +202,7 @@ def resolve_path(
     root = root.resolve()
     if target != root and root not in target.parents:
         raise SpecError(
-            f"path {value!r} leaves the repository root {display_path(root)}",
+            f"path {value!r} leaves the repository root ({root})",
             file=display_path(source),
             field=field,
         )
