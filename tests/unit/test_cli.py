@@ -147,8 +147,9 @@ BAD_INPUTS = {
 def test_bad_input_is_one_line_and_exit_2(repo, capsys, case):
     breakit, expected = BAD_INPUTS[case]
     breakit(repo)
-    code, _, err = distill(capsys, "run", "suites/tiny.yaml", "--no-cache")
+    code, out, err = distill(capsys, "run", "suites/tiny.yaml", "--no-cache")
     assert code == 2
+    assert out == ""  # nothing was gated: no table, no verdict
     line = one_line(err)
     assert line.startswith("distill: ")
     assert expected in line
