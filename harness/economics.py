@@ -606,17 +606,23 @@ def _unknown_key(
     )
 
 
-def _price(value: Any, source: Path | str | None, where: str) -> float:
+def _non_negative(
+    value: Any, source: Path | str | None, where: str, unit: str | None = None
+) -> float:
+    """``value`` as a float, or a SpecError when it is not a finite number >= 0."""
     if (
         isinstance(value, bool)
         or not isinstance(value, int | float)
         or not math.isfinite(value)
         or value < 0
     ):
-        raise SpecError(
-            f"expected a number >= 0 (USD per hour), got {value!r}", file=source, field=where
-        )
+        what = f"a number >= 0 ({unit})" if unit else "a number >= 0"
+        raise SpecError(f"expected {what}, got {value!r}", file=source, field=where)
     return float(value)
+
+
+def _price(value: Any, source: Path | str | None, where: str) -> float:
+    return _non_negative(value, source, where, "USD per hour")
 
 
 def _int(value: Any, minimum: int, source: Path | str | None, where: str) -> int:
@@ -715,18 +721,7 @@ def parse_training(
 
     def number(key: str) -> float | None:
         value = raw.get(key)
-        if value is None:
-            return None
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not math.isfinite(value)
-            or value < 0
-        ):
-            raise SpecError(
-                f"expected a number >= 0, got {value!r}", file=source, field=f"{where}.{key}"
-            )
-        return float(value)
+        return None if value is None else _non_negative(value, source, f"{where}.{key}")
 
     examples = raw.get("examples")
     return TrainingFacts(
