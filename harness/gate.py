@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -116,6 +116,21 @@ class GateInputs:
     discovery: Any = None
     seed: int = 0
     strict: bool = False
+    _per_example: dict[tuple[str, int], np.ndarray] = field(default_factory=dict, repr=False)
+
+    def per_example(self, metric: Metric, out: Outputs) -> np.ndarray:
+        """``metric``'s per-example values on ``out``, computed once per run for all checks."""
+        key = (metric.name, id(out))
+        if key not in self._per_example:
+            self._per_example[key] = metric.per_example(self.ctx, out)
+        return self._per_example[key]
+
+    def value(self, metric: Metric, out: Outputs, index: np.ndarray) -> float:
+        """``metric`` over the examples at ``index`` (per-example values reused)."""
+        if metric.per_example_fn is None:
+            return metric.value(self.ctx, out, index)
+        vals = self.per_example(metric, out)[index]
+        return float(vals.mean()) if len(vals) else float("nan")
 
 
 def _fmt(x: float | None, digits: int = 4) -> str:
@@ -188,8 +203,8 @@ def evaluate_check(p: PlannedCheck, inputs: GateInputs) -> Check:
         return _error_check(p, n, err)
     try:
         if metric.per_example_fn is not None:
-            s_all = metric.per_example(inputs.ctx, inputs.student)
-            r_all = metric.per_example(inputs.ctx, ref) if ref is not None else None
+            s_all = inputs.per_example(metric, inputs.student)
+            r_all = inputs.per_example(metric, ref) if ref is not None else None
             s = s_all[index]
             r = r_all[index] if r_all is not None else None
             statistic = None
@@ -219,15 +234,15 @@ def evaluate_check(p: PlannedCheck, inputs: GateInputs) -> Check:
     if not test.defined:
         return _error_check(p, n, f"{c.metric} {c.compare} is undefined on this slice "
                             f"({test.method})")
-    s_val = metric.value(inputs.ctx, inputs.student, index)
-    r_val = metric.value(inputs.ctx, ref, index) if ref is not None else None
+    s_val = inputs.value(metric, inputs.student, index)
+    r_val = inputs.value(metric, ref, index) if ref is not None else None
     examples = _bad_examples(metric, s, r, inputs.ids, index) if statistic is None else ()
     return Check(
         id=p.id, criterion=c.name, scope=c.scope, slice=p.slice, metric=c.metric,
         compare=c.compare, value=float(test.value), ci=(float(test.ci[0]), float(test.ci[1])),
         n=n, threshold=_threshold(c), verdict="pending", message="", p_value=test.p_value,
         examples=examples, severity=c.severity, decision=c.decision, test=test.method,
-        teacher=metric.value(inputs.ctx, inputs.ctx.teacher, index),
+        teacher=inputs.value(metric, inputs.ctx.teacher, index),
         student=s_val, reference=r_val, needed=needed, criterion_index=c.index,
         extra={"testable": test.testable},
     )
@@ -235,10 +250,10 @@ def evaluate_check(p: PlannedCheck, inputs: GateInputs) -> Check:
 
 def _point(metric: Metric, inputs: GateInputs, index: np.ndarray, ref: Outputs | None,
            compare: str) -> float:
-    s = metric.value(inputs.ctx, inputs.student, index)
+    s = inputs.value(metric, inputs.student, index)
     if ref is None:
         return s
-    r = metric.value(inputs.ctx, ref, index)
+    r = inputs.value(metric, ref, index)
     if compare.endswith("delta"):
         return s - r
     return s / r if r else float("nan")
@@ -272,8 +287,8 @@ def discovered_check(p: PlannedCheck, inputs: GateInputs) -> tuple[Check, list[P
     if ref is None:
         return _error_check(p, n, "scope: discovered compares the student with the teacher or "
                             "the baseline (compare: teacher_delta / teacher_ratio)"), []
-    s = metric.per_example(inputs.ctx, inputs.student)
-    r = metric.per_example(inputs.ctx, ref)
+    s = inputs.per_example(metric, inputs.student)
+    r = inputs.per_example(metric, ref)
     disc = inputs.discovery
     feats = dict(inputs.features or {})
     if not feats:

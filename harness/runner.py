@@ -285,8 +285,8 @@ def _slice_table(prep: PreparedSuite, inputs: gate.GateInputs,
     from harness import stats
 
     metric = get_metric(_primary_metric(inputs.ctx))
-    s_all = metric.per_example(inputs.ctx, inputs.student)
-    t_all = metric.per_example(inputs.ctx, inputs.ctx.teacher)
+    s_all = inputs.per_example(metric, inputs.student)
+    t_all = inputs.per_example(metric, inputs.ctx.teacher)
     rank = {"error": 5, "fail": 4, "inconclusive": 3, "warn": 2, "pass": 1}
     rows = []
     for name, idx in prep.slices.items():
