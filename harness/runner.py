@@ -420,6 +420,7 @@ def _candidates(prep: PreparedSuite, students: dict[str, Model], teacher: Model,
     rows = []
     no_baseline = [p for p in prep.plan if not p.criterion.compare.startswith("baseline")]
     criteria = {c.name: c for c in spec.rubric.criteria}
+    features = _discovery_features(prep)
     named = {m.fingerprint() for n, m in students.items() if n != gated}
     for name, model in students.items():
         if name == gated and name == "student" and model.fingerprint() in named:
@@ -435,7 +436,7 @@ def _candidates(prep: PreparedSuite, students: dict[str, Model], teacher: Model,
             training=model.spec.metadata.get("training"), quality_retained=quality,
             source=display_path(spec.path))
         inputs = gate.GateInputs(ctx=ctx, student=out, slices=prep.slices, ids=data.ids,
-                                 suite_metrics=figures, features=_discovery_features(prep),
+                                 suite_metrics=figures, features=features,
                                  discovery=spec.discovery, seed=options.seed)
         checks = []
         for planned in no_baseline:
