@@ -80,6 +80,15 @@ def encode_entry(key: dict[str, Any], predictions: Predictions) -> bytes:
         "scores_dtype": str(np.asarray(scores).dtype) if scores is not None else None,
         "outputs": list(predictions.outputs) if predictions.outputs is not None else None,
     }
+    # Usage, finish reasons and request latency travel with the outputs: a cache hit keeps them.
+    for name in ("input_tokens", "output_tokens", "latency_s"):
+        arr = getattr(predictions, name)
+        if arr is not None:
+            payload[name] = np.asarray(arr).tolist()
+    if predictions.finish_reasons is not None:
+        payload["finish_reasons"] = list(predictions.finish_reasons)
+    if predictions.served is not None:
+        payload["served"] = dict(predictions.served)
     body = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
     header = {
         "format": FILE_FORMAT,
@@ -127,11 +136,26 @@ def decode_entry(raw: bytes, key: dict[str, Any], data: Dataset) -> Predictions:
     outputs = payload.get("outputs")
     if outputs is not None and len(outputs) != n:
         raise CorruptEntry("outputs length differs from ids")
+    extra: dict[str, Any] = {}
+    for name, dtype in (("input_tokens", np.int64), ("output_tokens", np.int64),
+                        ("latency_s", np.float64)):
+        if payload.get(name) is not None:
+            arr = np.asarray(payload[name], dtype=dtype)
+            if arr.shape != (n,):
+                raise CorruptEntry(f"{name} length differs from ids")
+            extra[name] = arr
+    if payload.get("finish_reasons") is not None:
+        if len(payload["finish_reasons"]) != n:
+            raise CorruptEntry("finish_reasons length differs from ids")
+        extra["finish_reasons"] = tuple(str(x) for x in payload["finish_reasons"])
+    if isinstance(payload.get("served"), dict):
+        extra["served"] = payload["served"]
     return Predictions(
         ids=ids,
         labels=tuple(str(x) for x in labels) if labels is not None else None,
         scores=scores,
         outputs=tuple(str(x) for x in outputs) if outputs is not None else None,
+        **extra,
     )
 
 

@@ -26,6 +26,13 @@ class Dataset:
     labels: tuple[str, ...] | None
     features: dict[str, np.ndarray] = field(default_factory=dict)
     records: tuple[dict[str, Any], ...] = ()
+    #: Generation: the acceptable reference strings of each example (one or more).
+    references: tuple[tuple[str, ...], ...] | None = None
+
+    @property
+    def has_gold(self) -> bool:
+        """Whether the data carries gold labels or references."""
+        return self.labels is not None or self.references is not None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -45,6 +52,8 @@ class Dataset:
             labels=tuple(self.labels[i] for i in idx) if self.labels is not None else None,
             features={k: v[idx] for k, v in self.features.items()},
             records=tuple(self.records[i] for i in idx) if self.records else (),
+            references=(tuple(self.references[i] for i in idx)
+                        if self.references is not None else None),
         )
 
 
@@ -144,12 +153,38 @@ def _column(values: list[Any]) -> np.ndarray:
     return col
 
 
-def load_dataset(spec: Any, labels: Sequence[str] | None = None) -> Dataset:
+def _reference(value: Any, ex_id: str, label: str, shown: str, where: str) -> tuple[str, ...]:
+    from harness.errors import DataError
+
+    if isinstance(value, str):
+        return (value,)
+    if (isinstance(value, list) and value and all(isinstance(v, str) for v in value)):
+        return tuple(value)
+    raise DataError(f"id {ex_id!r}: reference field {label!r} is {value!r}; expected a string "
+                    "or a non-empty list of strings", file=shown, field=where)
+
+
+def _render(template: str, names: Sequence[str], row: Mapping[str, Any], ex_id: str,
+            shown: str, where: str) -> str:
+    from harness.errors import DataError
+
+    missing = [f for f in names if row.get(f) is None]
+    if missing:
+        raise DataError(f"id {ex_id!r}: prompt field {missing[0]!r} is missing", file=shown,
+                        field=where)
+    return template.format(**{f: row[f] if isinstance(row[f], str) else str(row[f])
+                              for f in names})
+
+
+def load_dataset(spec: Any, labels: Sequence[str] | None = None, *,
+                 references: bool = False) -> Dataset:
     """Load the data a :class:`~harness.spec_types.DataSpec` names, checked.
 
     Every row needs the id and input fields; ids are unique; labels (when the spec names a
     label field and ``labels`` is given) are in the label set; the optional sha256 pin must
-    match. Raises :class:`~harness.errors.DataError` naming the file, line and field.
+    match. With ``references`` (generation) the label field holds a reference string or a list
+    of acceptable strings. With a ``prompt`` template each input is the rendered prompt.
+    Raises :class:`~harness.errors.DataError` naming the file, line and field.
     """
     from harness.errors import DataError
     from harness.spec import display_path
@@ -164,6 +199,21 @@ def load_dataset(spec: Any, labels: Sequence[str] | None = None) -> Dataset:
     rows = read_rows(path)
     if not rows:
         raise DataError("the data set has no examples", file=shown)
+    prompt = getattr(spec, "prompt", None)
+    prompt_names: tuple[str, ...] = ()
+    if prompt is not None:
+        from harness.errors import SpecError
+        from harness.spec import prompt_fields
+
+        suite_file = display_path(spec.source)
+        prompt_names = prompt_fields(prompt, file=suite_file, field=f"{spec.field}.prompt")
+        first = rows[0][1]
+        unknown = [f for f in prompt_names if f not in first]
+        if unknown:
+            raise SpecError(f"prompt placeholder {{{unknown[0]}}} names no field of "
+                            f"{shown} (its fields: {', '.join(sorted(first))})",
+                            file=suite_file, field=f"{spec.field}.prompt")
+    refs: list[tuple[str, ...]] = []
     ids: list[str] = []
     inputs: list[Any] = []
     gold: list[str] = []
@@ -180,15 +230,22 @@ def load_dataset(spec: Any, labels: Sequence[str] | None = None) -> Dataset:
         seen[ex_id] = lineno
         ids.append(ex_id)
         missing = [f for f in spec.input if f not in row or row[f] is None]
-        if missing:
+        if missing and prompt is None:  # with a prompt, its placeholders are the inputs
             raise DataError(f"id {ex_id!r}: missing input field {missing[0]!r}", file=shown,
                             field=where)
-        if len(spec.input) == 1:
+        if prompt is not None:
+            inputs.append(_render(prompt, prompt_names, row, ex_id, shown, where))
+        elif len(spec.input) == 1:
             inputs.append(row[spec.input[0]] if isinstance(row[spec.input[0]], str)
                           else str(row[spec.input[0]]))
         else:
             inputs.append({f: row[f] for f in spec.input})
-        if spec.label:
+        if spec.label and references:
+            if spec.label not in row or row[spec.label] is None:
+                raise DataError(f"id {ex_id!r}: missing reference field {spec.label!r}",
+                                file=shown, field=where)
+            refs.append(_reference(row[spec.label], ex_id, spec.label, shown, where))
+        elif spec.label:
             if spec.label not in row or row[spec.label] is None:
                 raise DataError(f"id {ex_id!r}: missing label field {spec.label!r}", file=shown,
                                 field=where)
@@ -206,8 +263,9 @@ def load_dataset(spec: Any, labels: Sequence[str] | None = None) -> Dataset:
         del col
     return Dataset(
         path=path, sha256=digest, ids=tuple(ids), inputs=tuple(inputs),
-        labels=tuple(gold) if spec.label else None, features=features,
+        labels=tuple(gold) if spec.label and not references else None, features=features,
         records=tuple(row for _, row in rows),
+        references=tuple(refs) if spec.label and references else None,
     )
 
 

@@ -50,6 +50,8 @@ class Check:
     reference: float | None = None  # teacher or baseline value the student is compared with
     needed: int | None = None  # examples that would decide an inconclusive check
     criterion_index: int | None = None
+    owner: str | None = None
+    playbook: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -77,6 +79,10 @@ class Check:
             "reference": self.reference,
             "needed": self.needed,
         }
+        if self.owner:
+            d["owner"] = self.owner
+        if self.playbook:
+            d["playbook"] = self.playbook
         d.update(self.extra)
         return d
 
@@ -151,15 +157,24 @@ class ModelInfo:
     bytes: int | None
     type: str
     cached: bool = False
+    usage: dict[str, int] | None = None  # input_tokens, output_tokens, requests, cached
+    served: dict[str, Any] | None = None  # type: openai — the server's model, system_fingerprint
+    health: dict[str, float] = field(default_factory=dict)  # truncated_rate, invalid_rate
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "fingerprint": self.fingerprint,
             "params": self.params,
             "bytes": self.bytes,
             "type": self.type,
             "cached": self.cached,
         }
+        if self.usage is not None:
+            d["usage"] = dict(self.usage)
+        if self.served is not None:
+            d["served"] = dict(self.served)
+        d.update(self.health)
+        return d
 
 
 @dataclass
@@ -184,6 +199,7 @@ class SuiteResult:
     economics: dict[str, Any] = field(default_factory=dict)
     baseline: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    traffic: dict[str, Any] | None = None  # the traffic block, when the suite has traffic_data
 
     @property
     def verdict(self) -> str:
@@ -211,4 +227,5 @@ class SuiteResult:
             "economics": dict(self.economics),
             "baseline": dict(self.baseline),
             "notes": list(self.notes),
+            **({"traffic": dict(self.traffic)} if self.traffic is not None else {}),
         }

@@ -24,6 +24,7 @@ from harness.spec_types import (
     Criterion,
     DataSpec,
     DiscoverySpec,
+    GenerationSettings,
     ModelSpec,
     RubricSpec,
     SliceSpec,
@@ -212,8 +213,39 @@ def resolve_path(
     return target
 
 
+def prompt_fields(template: str, *, file: str, field: str) -> tuple[str, ...]:
+    """The ``{field}`` names of a prompt template; anything but plain names is a SpecError.
+
+    ``string.Formatter`` parses the template exactly as ``str.format`` would; attribute or
+    index access (``{row.x}``, ``{row[0]}``), conversions and format specs are refused, so a
+    template can only ever paste a field's text.
+    """
+    import string
+
+    names: list[str] = []
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise SpecError(f"invalid prompt template: {exc}", file=file, field=field) from None
+    for _, name, spec, conversion in parsed:
+        if name is None:
+            continue
+        if not name.isidentifier():
+            raise SpecError(f"prompt placeholder {{{name}}} is not a plain field name (no "
+                            "attribute or index access, no positional {})", file=file, field=field)
+        if spec or conversion:
+            raise SpecError(f"prompt placeholder {{{name}}} has a conversion or format spec; "
+                            "only plain {field} names are allowed", file=file, field=field)
+        if name not in names:
+            names.append(name)
+    return tuple(names)
+
+
 def _data_spec(raw: Mapping[str, Any], *, source: Path, root: Path, field: str) -> DataSpec:
     inp = raw.get("input", "text")
+    prompt = raw.get("prompt")
+    if prompt is not None:
+        prompt_fields(prompt, file=display_path(source), field=f"{field}.prompt")
     return DataSpec(
         path=resolve_path(raw["path"], source=source, root=root, field=f"{field}.path"),
         source=source,
@@ -223,10 +255,26 @@ def _data_spec(raw: Mapping[str, Any], *, source: Path, root: Path, field: str) 
         input=(inp,) if isinstance(inp, str) else tuple(inp),
         label=raw.get("label"),
         features=tuple(raw.get("features", ())),
+        prompt=prompt,
     )
 
 
-def _model_spec(raw: Mapping[str, Any], *, source: Path, root: Path, field: str) -> ModelSpec:
+def _generation(raw: Mapping[str, Any] | None) -> GenerationSettings | None:
+    if raw is None:
+        return None
+    return GenerationSettings(
+        max_new_tokens=int(raw.get("max_new_tokens", 32)),
+        stop=tuple(raw.get("stop") or ()),
+        temperature=float(raw.get("temperature", 0.0)),
+        top_p=float(raw["top_p"]) if raw.get("top_p") is not None else None,
+        seed=int(raw.get("seed", 0)),
+        chat=bool(raw.get("chat", False)),
+        system=raw.get("system"),
+    )
+
+
+def _model_spec(raw: Mapping[str, Any], *, source: Path, root: Path, field: str,
+                task: str = "classification", prompt: str | None = None) -> ModelSpec:
     mtype = raw["type"]
     path = raw.get("path")
     local: Path | None = None
@@ -265,6 +313,12 @@ def _model_spec(raw: Mapping[str, Any], *, source: Path, root: Path, field: str)
         trust_remote_code=bool(raw.get("trust_remote_code", False)),
         allow_pickle=bool(raw.get("allow_pickle", False)),
         metadata=dict(raw.get("metadata") or {}),
+        generation=_generation(raw.get("generation")) or (
+            GenerationSettings() if task == "generation" else None),
+        device_map=raw.get("device_map"),
+        prompt=prompt,
+        task=task,
+        raw=dict(raw),
     )
 
 
@@ -317,6 +371,8 @@ def load_rubric(path: Path, root: Path | None = None) -> RubricSpec:
             alpha=float(setting("alpha", 0.05)), confidence=float(setting("confidence", 0.95)),
             min_support=int(setting("min_support", 30)),
             line=lines[i] if i < len(lines) else None,
+            against=str(raw.get("against", "current")),
+            owner=raw.get("owner"), playbook=raw.get("playbook"),
         ))
     return RubricSpec(path=path, id=str(doc["id"]), version=doc["version"],
                       criteria=tuple(criteria), teacher_floor=doc.get("teacher_floor"), raw=doc)
@@ -351,15 +407,19 @@ def load_suite(path: Path, root: Path | None = None) -> SuiteSpec:
     if "distillation_data" in doc:
         distill = _data_spec(doc["distillation_data"], source=path, root=root,
                              field="distillation_data")
-    teacher = _model_spec(doc["teacher"], source=path, root=root, field="teacher")
+    traffic = None
+    if "traffic_data" in doc:
+        traffic = _data_spec(doc["traffic_data"], source=path, root=root, field="traffic_data")
+    model_kw = {"source": path, "root": root, "task": task, "prompt": data.prompt}
+    teacher = _model_spec(doc["teacher"], field="teacher", **model_kw)
     students: dict[str, ModelSpec] = {}
     if "student" in doc:
-        students["student"] = _model_spec(doc["student"], source=path, root=root, field="student")
+        students["student"] = _model_spec(doc["student"], field="student", **model_kw)
     for name, raw in (doc.get("students") or {}).items():
         if name == "student" and "student" in students:
             raise SpecError("candidate name 'student' is reserved for the gated student",
                             file=shown, field="students.student")
-        students[name] = _model_spec(raw, source=path, root=root, field=f"students.{name}")
+        students[name] = _model_spec(raw, field=f"students.{name}", **model_kw)
     rubric_path = resolve_path(doc["rubric"], source=path, root=root, field="rubric")
     rubric = load_rubric(rubric_path, root)
     if "baseline" in doc:
@@ -378,12 +438,14 @@ def load_suite(path: Path, root: Path | None = None) -> SuiteSpec:
             for key, cond in raw["where"].items():
                 _check_condition(cond, file=shown, field=f"slices[{i}].where.{key}")
             slices.append(SliceSpec(name=raw["name"], where=dict(raw["where"]),
-                                    field=f"slices[{i}]"))
+                                    field=f"slices[{i}]", owner=raw.get("owner"),
+                                    playbook=raw.get("playbook")))
         else:
             by = raw["by"]
             slices.append({"by": [by] if isinstance(by, str) else list(by),
                            "where": dict(raw.get("where") or {}), "field": f"slices[{i}]",
-                           "min_support": raw.get("min_support")})
+                           "min_support": raw.get("min_support"), "owner": raw.get("owner"),
+                           "playbook": raw.get("playbook")})
     disc = doc.get("discovery") or {}
     feats = disc.get("features")
     discovery = DiscoverySpec(
@@ -397,7 +459,8 @@ def load_suite(path: Path, root: Path | None = None) -> SuiteSpec:
         path=path, root=root, name=doc["name"], version=str(doc["version"]), task=task,
         data=data, labels=labels, teacher=teacher, students=students, rubric=rubric,
         baseline_path=baseline, slices=tuple(slices), discovery=discovery,
-        distillation_data=distill, economics=dict(doc.get("economics") or {}), raw=raw_doc,
+        distillation_data=distill, traffic_data=traffic,
+        economics=dict(doc.get("economics") or {}), raw=raw_doc,
     )
 
 

@@ -31,6 +31,31 @@ class ModelSpec:
     trust_remote_code: bool = False
     allow_pickle: bool = False
     metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: ``generation:`` settings (generation suites and ``type: openai``), or None.
+    generation: GenerationSettings | None = None
+    device_map: str | None = None
+    #: The suite's ``data.prompt`` template: it changes what the model sees, so adapters hash it.
+    prompt: str | None = None
+    #: The suite's task (``classification`` | ``generation``): adapters pick their head by it.
+    task: str = "classification"
+    #: The spec as written: adapter-specific keys (``base_url``, ``api``, ``labels_map``, …).
+    raw: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """How a language model generates: one frozen value, hashed whole into the fingerprint."""
+
+    max_new_tokens: int = 32
+    stop: tuple[str, ...] = ()
+    temperature: float = 0.0
+    top_p: float | None = None
+    seed: int = 0
+    chat: bool = False
+    system: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self) | {"stop": list(self.stop)}
 
 
 @dataclass(frozen=True)
@@ -45,6 +70,7 @@ class DataSpec:
     input: tuple[str, ...] = ("text",)
     label: str | None = None
     features: tuple[str, ...] = ()
+    prompt: str | None = None  # generation: "{field}" template of the model's input
 
 
 @dataclass(frozen=True)
@@ -54,6 +80,8 @@ class SliceSpec:
     name: str
     where: dict[str, Any]
     field: str  # e.g. "slices[2]"
+    owner: str | None = None
+    playbook: str | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +109,9 @@ class Criterion:
     confidence: float = 0.95
     min_support: int = 30
     line: int | None = None  # line of the criterion in the rubric file, when known
+    against: str = "current"  # baseline_* compares: "current" or a pinned baseline's name
+    owner: str | None = None
+    playbook: str | None = None
 
 
 @dataclass(frozen=True)
@@ -109,6 +140,7 @@ class SuiteSpec:
     slices: tuple[SliceSpec | dict[str, Any], ...] = ()
     discovery: DiscoverySpec = dataclasses.field(default_factory=DiscoverySpec)
     distillation_data: DataSpec | None = None
+    traffic_data: DataSpec | None = None
     economics: dict[str, Any] = dataclasses.field(default_factory=dict)
     raw: dict[str, Any] = dataclasses.field(default_factory=dict)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,6 +29,15 @@ class Predictions:
     labels: tuple[str, ...] | None = None
     scores: np.ndarray | None = None
     outputs: tuple[str, ...] | None = None
+    #: Per example token counts (int arrays) where the model reports them (generation).
+    input_tokens: np.ndarray | None = None
+    output_tokens: np.ndarray | None = None
+    #: Per example ``stop`` | ``length`` (generation), as the model or server said.
+    finish_reasons: tuple[str, ...] | None = None
+    #: Per example request latency in seconds (endpoint models), for the economics section.
+    latency_s: np.ndarray | None = None
+    #: What served the answers (``type: openai``): {"model": …, "system_fingerprint": …}.
+    served: dict[str, Any] | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -36,12 +45,31 @@ class Predictions:
     def subset(self, index: np.ndarray | Sequence[int]) -> Predictions:
         """The predictions of the examples at ``index``, in that order."""
         idx = [int(i) for i in index]
+
+        def rows(a: np.ndarray | None) -> np.ndarray | None:
+            return a[idx] if a is not None else None
+
+        def items(t: tuple[str, ...] | None) -> tuple[str, ...] | None:
+            return tuple(t[i] for i in idx) if t is not None else None
+
         return Predictions(
-            ids=tuple(self.ids[i] for i in idx),
-            labels=tuple(self.labels[i] for i in idx) if self.labels is not None else None,
-            scores=self.scores[idx] if self.scores is not None else None,
-            outputs=tuple(self.outputs[i] for i in idx) if self.outputs is not None else None,
+            ids=tuple(self.ids[i] for i in idx), labels=items(self.labels),
+            scores=rows(self.scores), outputs=items(self.outputs),
+            input_tokens=rows(self.input_tokens), output_tokens=rows(self.output_tokens),
+            finish_reasons=items(self.finish_reasons), latency_s=rows(self.latency_s),
+            served=self.served,
         )
+
+    def usage(self) -> dict[str, int] | None:
+        """Token totals over every example, where the model reported them."""
+        if self.input_tokens is None and self.output_tokens is None:
+            return None
+        out = {"requests": len(self.ids)}
+        if self.input_tokens is not None:
+            out["input_tokens"] = int(np.asarray(self.input_tokens).sum())
+        if self.output_tokens is not None:
+            out["output_tokens"] = int(np.asarray(self.output_tokens).sum())
+        return out
 
 
 @dataclass(frozen=True)
@@ -61,6 +89,16 @@ class Model(abc.ABC):
     (weights, tokenizers) happens on the first :meth:`predict`, so that a run whose outputs
     are all cached never loads the model.
     """
+
+    #: Capabilities the runner asks about (it never tests ``spec.type``).
+    #: ``timeable``: latency can be measured by calling :meth:`predict` on subsets.
+    timeable: bool = True
+    #: ``counts_params``: :meth:`facts` knows the parameter count from the weights themselves.
+    counts_params: bool = False
+    #: ``reports_usage``: predictions carry token counts (generation, endpoints).
+    reports_usage: bool = False
+    #: ``request_latency``: predictions carry per-request latency (endpoint models).
+    request_latency: bool = False
 
     def __init__(self, spec: ModelSpec, role: str):
         self.spec = spec

@@ -6,7 +6,7 @@ import hashlib
 import importlib
 import inspect
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -14,6 +14,10 @@ from harness.data import Dataset
 from harness.errors import ModelError
 from harness.models.base import Model, Predictions, Progress
 from harness.models.predictions import score_row
+
+if TYPE_CHECKING:
+    from harness.options import Options
+    from harness.spec_types import ModelSpec
 
 
 class CallableModel(Model):
@@ -104,3 +108,8 @@ class CallableModel(Model):
                                      field=field) from None
         return Predictions(ids=data.ids, labels=tuple(out_labels),
                            scores=scores if with_scores else None)
+
+
+def build(spec: ModelSpec, role: str, options: Options) -> Model:
+    """The ``type: callable`` factory."""
+    return CallableModel(spec, role)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -17,6 +17,10 @@ from harness.spec import display_path
 #: Scores over the label set must sum to 1 within this tolerance.
 SUM_TOLERANCE = 1e-3
 
+if TYPE_CHECKING:
+    from harness.options import Options
+    from harness.spec_types import ModelSpec
+
 
 class PredictionsModel(Model):
     """Reads, checks and aligns a predictions file to the data set's example order.
@@ -25,6 +29,8 @@ class PredictionsModel(Model):
     (optional) are finite probabilities over exactly the suite's labels summing to 1. Any
     breach is a :class:`~harness.errors.DataError` naming the file, line and id.
     """
+
+    timeable = False
 
     def __init__(self, spec: Any, role: str):
         super().__init__(spec, role)
@@ -58,6 +64,7 @@ class PredictionsModel(Model):
         outputs: list[str | None] = [None] * len(data)
         scores = np.full((len(data), len(label_set)), np.nan) if label_set else None
         has_scores: bool | None = None
+        extras = _Extras(len(data))
         seen: dict[str, int] = {}
         if not self.path.exists():
             raise DataError("predictions file not found", file=shown)
@@ -107,6 +114,7 @@ class PredictionsModel(Model):
                     if not isinstance(out, str):
                         raise DataError(f"id {ex_id!r}: missing output", file=shown, field=where)
                     outputs[row] = out
+                    _generation_extras(obj, row, extras, f"id {ex_id!r}", shown, where)
         missing = [ex_id for ex_id in data.ids if ex_id not in seen]
         if missing:
             more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
@@ -117,7 +125,62 @@ class PredictionsModel(Model):
         if label_set:
             return Predictions(ids=data.ids, labels=tuple(str(x) for x in got_labels),
                                scores=scores if has_scores else None)
-        return Predictions(ids=data.ids, outputs=tuple(str(x) for x in outputs))
+        return Predictions(ids=data.ids, outputs=tuple(str(x) for x in outputs),
+                           **extras.fields(shown))
+
+
+class _Extras:
+    """Optional per-example ``usage`` and ``finish_reason`` of generation predictions."""
+
+    def __init__(self, n: int):
+        self.input_tokens = np.full(n, -1, dtype=np.int64)
+        self.output_tokens = np.full(n, -1, dtype=np.int64)
+        self.finish: list[str | None] = [None] * n
+
+    def fields(self, shown: str) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        # All or nothing: totals over some of the examples would be silently wrong.
+        for name, arr in (("input_tokens", self.input_tokens), ("output_tokens", self.output_tokens)):
+            given = arr >= 0
+            if given.all():
+                out[name] = arr
+            elif given.any():
+                raise DataError(f"usage.{name} is given for {int(given.sum())} of {len(arr)} "
+                                "examples; give it for every line or none", file=shown)
+        given_f = [f is not None for f in self.finish]
+        if all(given_f):
+            out["finish_reasons"] = tuple(str(f) for f in self.finish)
+        elif any(given_f):
+            raise DataError(f"finish_reason is given for {sum(given_f)} of {len(given_f)} "
+                            "examples; give it for every line or none", file=shown)
+        return out
+
+
+FINISH_REASONS = ("stop", "length")
+
+
+def _generation_extras(obj: dict[str, Any], row: int, extras: _Extras, who: str, shown: str,
+                       where: str) -> None:
+    usage = obj.get("usage")
+    if usage is not None:
+        if not isinstance(usage, dict):
+            raise DataError(f"{who}: usage must be an object with input_tokens / output_tokens",
+                            file=shown, field=f"{where}: usage")
+        for name in ("input_tokens", "output_tokens"):
+            v = usage.get(name)
+            if v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise DataError(f"{who}: usage.{name} is {v!r}, expected a non-negative integer",
+                                file=shown, field=f"{where}: usage.{name}")
+            getattr(extras, name)[row] = v
+    finish = obj.get("finish_reason")
+    if finish is not None:
+        if finish not in FINISH_REASONS:
+            raise DataError(f"{who}: finish_reason {finish!r} is not one of "
+                            f"{', '.join(FINISH_REASONS)}", file=shown,
+                            field=f"{where}: finish_reason")
+        extras.finish[row] = finish
 
 
 def score_row(raw: Any, labels: Sequence[str]) -> np.ndarray:
@@ -143,3 +206,8 @@ def score_row(raw: Any, labels: Sequence[str]) -> np.ndarray:
     if abs(row.sum() - 1.0) > SUM_TOLERANCE:
         raise ValueError(f"scores sum to {row.sum():.6g}, expected 1")
     return row
+
+
+def build(spec: ModelSpec, role: str, options: Options) -> Model:
+    """The ``type: predictions`` factory."""
+    return PredictionsModel(spec, role)

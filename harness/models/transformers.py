@@ -25,6 +25,7 @@ from harness.models.base import Model, ModelFacts, Predictions, Progress
 
 if TYPE_CHECKING:
     from harness.data import Dataset
+    from harness.options import Options
     from harness.spec_types import ModelSpec
 
 #: Files that determine a tokenizer's output, whichever of them a model folder has.
@@ -140,6 +141,8 @@ class TransformersModel(Model):
     Construction reads nothing. :meth:`fingerprint` and :meth:`facts` read files but never
     import torch; the weights load on the first :meth:`predict` or :meth:`embed`.
     """
+
+    counts_params = True
 
     def __init__(
         self,
@@ -529,3 +532,14 @@ class TransformersModel(Model):
                 import torch
 
                 torch.cuda.empty_cache()
+
+
+def build(spec: ModelSpec, role: str, options: Options) -> Model:
+    """The ``type: transformers`` factory: a classifier, or a generator for generation suites."""
+    if spec.task == "generation":
+        from harness.models.transformers_generation import GenerationModel
+
+        return GenerationModel(spec, role, allow_remote_code=options.allow_remote_code,
+                               device_override=options.device)
+    return TransformersModel(spec, role, allow_remote_code=options.allow_remote_code,
+                             device_override=options.device)

@@ -144,7 +144,7 @@ def test_unknown_scope(repo):
     edit(repo / "rubrics" / "tiny.yaml", "scope: slices", "scope: slice")
     msg = spec_error(load_rubric, repo / "rubrics" / "tiny.yaml")
     assert msg == ("rubrics/tiny.yaml: criteria[1].scope: 'slice' is not one of overall, slices, "
-                   "all, discovered")
+                   "all, discovered, traffic")
 
 
 def test_required_field_missing(repo):
