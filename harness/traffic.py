@@ -10,7 +10,9 @@ the pure statistics that compare it with the eval data (DESIGN "Traffic and drif
   their traffic share);
 - :func:`uncovered_traffic` — traffic rows far from every eval row, in the embedding space
   :mod:`harness.coverage` already uses for distillation gaps (an ``uncovered`` entry);
-- :func:`drift_gaps` — the flagged entries as coverage gaps of kind ``drift``.
+- :func:`drift_gaps` — the flagged entries as coverage gaps of kind ``drift``;
+- :func:`analyse` — all of it in one call, as a :class:`TrafficAnalysis` (the report's
+  ``traffic`` block).
 
 Everything here is plain numpy / scipy; nothing reads pytest or a spec, nothing imports torch.
 """
@@ -30,7 +32,7 @@ from scipy import stats
 from harness.coverage import EmbeddingCoverage, embedding_coverage
 from harness.errors import DataError
 from harness.naming import format_value, predicate_name
-from harness.results import CoverageGap, Predicate
+from harness.results import CoverageGap, Pocket, Predicate
 from harness.stats import bh_adjust
 
 __all__ = [
@@ -39,6 +41,8 @@ __all__ = [
     "PSI_BINS",
     "PSI_FLOOR",
     "Drift",
+    "TrafficAnalysis",
+    "analyse",
     "drift_gaps",
     "feature_drift",
     "psi",
@@ -650,3 +654,110 @@ def drift_gaps(drifts: Sequence[Drift]) -> list[CoverageGap]:
             )
         )
     return gaps
+
+
+# ---------------------------------------------------------------------------- analysis
+
+
+@dataclass
+class TrafficAnalysis:
+    """Everything the traffic sample says without labels, for the report's ``traffic`` block.
+
+    ``drifts`` holds every feature's shift entry (gap or not), the unseen values and the
+    uncovered entry; ``uncovered`` the embedding summary (None without texts or vectors);
+    ``pockets`` the traffic pockets a ``scope: traffic`` search found (filled in by the
+    caller that ran the search); ``notes`` what could not be computed and why.
+    """
+
+    n: int
+    agreement: float | None
+    drifts: list[Drift]
+    uncovered: EmbeddingCoverage | None = None
+    pockets: list[Pocket] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def gaps(self) -> list[CoverageGap]:
+        """The drift entries that are gaps, as coverage gaps of kind ``drift``."""
+        return drift_gaps(self.drifts)
+
+    def to_dict(self) -> dict[str, Any]:
+        """DESIGN's ``traffic`` block: ``n``, ``agreement``, ``drift`` (the entries that are
+        gaps), ``pockets``; plus ``features`` (every feature's shift test),
+        ``uncovered_fraction`` and ``notes``."""
+        d: dict[str, Any] = {
+            "n": self.n,
+            "agreement": self.agreement,
+            "drift": [x.to_dict() for x in self.drifts if x.gap],
+            "pockets": [p.to_dict() for p in self.pockets],
+            "features": [x.to_dict() for x in self.drifts if x.kind == "shift"],
+        }
+        if self.uncovered is not None:
+            d["uncovered_fraction"] = self.uncovered.uncovered_fraction
+        if self.notes:
+            d["notes"] = list(self.notes)
+        return d
+
+
+def analyse(
+    eval_features: Mapping[str, np.ndarray],
+    traffic_features: Mapping[str, np.ndarray],
+    *,
+    agreement: np.ndarray | None = None,
+    eval_texts: Sequence[str] | None = None,
+    traffic_texts: Sequence[str] | None = None,
+    eval_vectors: np.ndarray | None = None,
+    traffic_vectors: np.ndarray | None = None,
+    traffic_ids: Sequence[str] | None = None,
+    n_traffic: int | None = None,
+    alpha: float = 0.05,
+    min_psi: float = MIN_PSI,
+    quantile: float = 0.95,
+    seed: int = 0,
+) -> TrafficAnalysis:
+    """Drift of ``traffic_features`` from ``eval_features`` and uncovered traffic, in one call.
+
+    :func:`feature_drift` on the features, then :func:`uncovered_traffic` when texts (or
+    vectors) of both sides are given — a text set with no words to compare becomes a note,
+    not an error. ``agreement`` (per traffic row, 1 where student and teacher agree, or a
+    label-free per-row score in [0, 1]) gives the block's ``agreement`` (its mean) and each
+    uncovered cluster's agreement. ``n_traffic`` is the number of traffic rows (else taken
+    from a feature column, the ids, the texts or ``agreement``).
+    """
+    n = n_traffic
+    for source in (*traffic_features.values(), traffic_ids, traffic_texts, agreement):
+        if n is None and source is not None:
+            n = len(source)
+    n = int(n or 0)
+    mean_agreement: float | None = None
+    if agreement is not None:
+        agree = np.asarray(agreement, dtype=float)
+        if agree.shape != (n,):
+            raise DataError(f"agreement has shape {agree.shape}, expected ({n},)", field="traffic_data")
+        mean_agreement = float(agree.mean()) if n else None
+    drifts = feature_drift(eval_features, traffic_features, alpha=alpha, min_psi=min_psi)
+    notes: list[str] = []
+    uncovered: EmbeddingCoverage | None = None
+    have_vectors = eval_vectors is not None and traffic_vectors is not None
+    have_texts = eval_texts is not None and traffic_texts is not None
+    if have_vectors or have_texts:
+        try:
+            uncovered, drift = uncovered_traffic(
+                list(eval_texts or ()),
+                list(traffic_texts or ()),
+                quantile=quantile,
+                seed=seed,
+                eval_vectors=eval_vectors if have_vectors else None,
+                traffic_vectors=traffic_vectors if have_vectors else None,
+                agreement=agreement,
+                ids=traffic_ids,
+                alpha=alpha,
+            )
+        except DataError as exc:
+            notes.append(f"uncovered traffic not computed: {exc.detail}")
+        else:
+            if drift is not None:
+                drifts.append(drift)
+    else:
+        notes.append("uncovered traffic not computed: no texts or vectors of both sides")
+    return TrafficAnalysis(n=n, agreement=mean_agreement, drifts=drifts, uncovered=uncovered, notes=notes)

@@ -10,7 +10,7 @@ from scipy import stats
 
 from harness.errors import DataError
 from harness.stats import bh_adjust
-from harness.traffic import Drift, drift_gaps, feature_drift, psi, uncovered_traffic
+from harness.traffic import Drift, analyse, drift_gaps, feature_drift, psi, uncovered_traffic
 
 
 def cat(values: list[object]) -> np.ndarray:
@@ -323,3 +323,35 @@ def test_uncovered_traffic_with_given_vectors_and_bad_input() -> None:
         uncovered_traffic(["a b"], ["c d"], agreement=np.ones(3))
     with pytest.raises(DataError, match="at least 2 eval rows"):
         uncovered_traffic(["movie"], ["film"])
+
+
+# ----------------------------------------------------------------------------- analyse
+
+
+def test_analyse_gives_the_traffic_block_with_the_gaps_as_drift_and_every_feature_tested() -> None:
+    rng = np.random.default_rng(4)
+    ev = {"lang": cat(["en"] * 200 + ["de"] * 100), "n": rng.normal(size=300)}
+    tv = {"lang": cat(["en"] * 200 + ["de"] * 100 + ["es"] * 100), "n": rng.normal(size=400)}
+    eval_texts = sentences(rng, TOPIC_A, 300)
+    traffic_texts = sentences(rng, TOPIC_A, 300) + sentences(rng, TOPIC_B, 100)
+    agreement = np.array([1.0] * 300 + [0.0] * 100)
+    result = analyse(ev, tv, agreement=agreement, eval_texts=eval_texts, traffic_texts=traffic_texts)
+    block = result.to_dict()
+    assert block["n"] == 400 and block["agreement"] == 0.75
+    assert [(d["feature"], d["kind"]) for d in block["drift"]] == [
+        ("lang", "shift"), ("lang", "unseen"), ("text", "uncovered")]
+    assert [(d["feature"], d["gap"]) for d in block["features"]] == [("lang", True), ("n", False)]
+    assert block["pockets"] == [] and 0.2 < block["uncovered_fraction"] < 0.3
+    assert [g.slice for g in result.gaps] == ["lang", "lang=es", "uncovered traffic"]
+    json.dumps(block, allow_nan=False)
+
+
+def test_analyse_without_texts_says_so_and_checks_the_agreement_length() -> None:
+    result = analyse({"n": np.arange(10.0)}, {"n": np.arange(10.0)})
+    assert result.uncovered is None and result.agreement is None and result.n == 10
+    assert result.notes == ["uncovered traffic not computed: no texts or vectors of both sides"]
+    with pytest.raises(DataError, match="agreement has shape"):
+        analyse({"n": np.arange(10.0)}, {"n": np.arange(10.0)}, agreement=np.ones(3))
+    words = analyse({}, {}, eval_texts=["the", "a"], traffic_texts=["an"], n_traffic=1)
+    assert words.notes == ["uncovered traffic not computed: uncovered traffic: embedding coverage: "
+                           "the texts contain no words to compare"]
