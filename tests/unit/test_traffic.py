@@ -352,6 +352,6 @@ def test_analyse_without_texts_says_so_and_checks_the_agreement_length() -> None
     assert result.notes == ["uncovered traffic not computed: no texts or vectors of both sides"]
     with pytest.raises(DataError, match="agreement has shape"):
         analyse({"n": np.arange(10.0)}, {"n": np.arange(10.0)}, agreement=np.ones(3))
-    words = analyse({}, {}, eval_texts=["the", "a"], traffic_texts=["an"], n_traffic=1)
+    words = analyse({}, {}, eval_texts=["a", "b"], traffic_texts=["c"], n_traffic=1)
     assert words.notes == ["uncovered traffic not computed: uncovered traffic: embedding coverage: "
                            "the texts contain no words to compare"]
