@@ -1,16 +1,21 @@
-"""The economics scorecard: timing method on fake models with known costs, and the arithmetic."""
+"""The economics scorecard: the arithmetic, the candidates, the settings and their schema.
+
+The latency measurement and its stopping rule are tested in test_economics_latency.py.
+"""
 
 from __future__ import annotations
 
 import json
 import math
+import subprocess
 import sys
-from collections.abc import Sequence
 from pathlib import Path
-from types import SimpleNamespace
 
+import jsonschema
 import pytest
 
+import harness
+from harness import economics
 from harness.economics import (
     METRICS,
     TIMING_KEY,
@@ -34,204 +39,16 @@ from harness.errors import SpecError
 from harness.models.base import ModelFacts
 
 
-class FakeClock:
-    """A clock that only moves when a fake model "works"."""
+def fixed_cost_models() -> tuple:
+    """Teacher 4 + 0.1/example, student 1 + 0.025/example clock units: a 4x speed-up."""
+    clock = {"now": 0.0}
 
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class FakeModel:
-    """Costs ``fixed + per_example * len(batch)`` clock units per call; records its calls."""
-
-    def __init__(
-        self, name: str, clock: FakeClock, fixed: float, per_example: float, log: list
-    ) -> None:
-        self.name = name
-        self.clock = clock
-        self.fixed = fixed
-        self.per_example = per_example
-        self.log = log
-
-    def __call__(self, batch: Sequence[int]) -> None:
-        self.log.append((self.name, list(batch)))
-        self.clock.now += self.fixed + self.per_example * len(batch)
-
-
-def fakes(student_per_example: float = 0.025) -> tuple[FakeModel, FakeModel, FakeClock, list]:
-    clock = FakeClock()
-    log: list = []
-    teacher = FakeModel("T", clock, 4.0, 0.1, log)
-    student = FakeModel("S", clock, 1.0, student_per_example, log)
-    return teacher, student, clock, log
-
-
-# ---------------------------------------------------------------------------- measure_latency
-
-
-def test_latency_recovers_known_costs() -> None:
-    teacher, student, clock, _ = fakes()
-    report = measure_latency(teacher, student, 100, clock=clock)
-
-    assert [s.batch_size for s in report.per_batch] == [1, 8, 32]
-    for s in report.per_batch:
-        b = s.batch_size
-        t_cost, s_cost = 4.0 + 0.1 * b, 1.0 + 0.025 * b
-        for value in (s.teacher_p50, s.teacher_p90, s.teacher_p99):
-            assert value == pytest.approx(t_cost)
-        for value in (s.student_p50, s.student_p90, s.student_p99):
-            assert value == pytest.approx(s_cost)
-        assert s.ratio_p50 == pytest.approx(4.0)
-        assert s.ratio_ci == pytest.approx((4.0, 4.0))
-        assert s.teacher_throughput == pytest.approx(b / t_cost)
-        assert s.student_throughput == pytest.approx(b / s_cost)
-    assert report.latency_improvement == pytest.approx(4.0)
-    assert report.latency_ci == pytest.approx((4.0, 4.0))
-    assert report.throughput_improvement == pytest.approx(4.0)
-    assert (report.warmup, report.repeats, report.sample_size, report.threads) == (2, 10, 64, None)
-
-
-def test_latency_improvement_is_geometric_mean_and_throughput_uses_best_batch() -> None:
-    # Student 1.0 + 0.1/example: a big win at batch 1, a small one at batch 32.
-    teacher, student, clock, _ = fakes(student_per_example=0.1)
-    report = measure_latency(teacher, student, 50, batch_sizes=(1, 32), repeats=4, clock=clock)
-
-    ratios = [(4.0 + 0.1 * b) / (1.0 + 0.1 * b) for b in (1, 32)]
-    assert [s.ratio_p50 for s in report.per_batch] == pytest.approx(ratios)
-    assert report.latency_improvement == pytest.approx(math.sqrt(ratios[0] * ratios[1]))
-    lo, hi = report.latency_ci
-    assert lo <= report.latency_improvement <= hi
-    # Both models are at their best throughput at batch 32.
-    assert report.throughput_improvement == pytest.approx(ratios[1])
-    assert report.teacher_throughput == pytest.approx(32 / 7.2)
-    assert report.student_throughput == pytest.approx(32 / 4.2)
-
-
-def test_latency_alternates_and_flips_start_order() -> None:
-    teacher, student, clock, log = fakes()
-    measure_latency(teacher, student, 10, batch_sizes=(2, 3), warmup=1, repeats=4, clock=clock)
-
-    order = "".join(name for name, _ in log)
-    per_size = "TS" + "TS" + "ST" + "TS" + "ST"  # warm-up, then flipped every repeat
-    assert order == per_size * 2
-    # Within each round, teacher and student get the same batch; rounds move through the sample.
-    batches = [batch for _, batch in log]
-    pairs = list(zip(batches[::2], batches[1::2], strict=True))
-    assert all(a == b for a, b in pairs)
-    assert [len(a) for a, _ in pairs] == [2] * 5 + [3] * 5
-    first_size = [a for a, _ in pairs[:5]]
-    assert len({tuple(b) for b in first_size}) == 5
-    assert all(0 <= p < 10 for b in batches for p in b)
-
-
-def test_latency_warmup_is_not_timed() -> None:
-    clock = FakeClock()
-    calls = {"T": 0, "S": 0}
-
-    def slow_first(name: str, fixed: float):
-        def run(batch: Sequence[int]) -> None:
-            calls[name] += 1
-            clock.now += 1000.0 if calls[name] == 1 else fixed
-
+    def model(fixed: float, per_example: float):
+        def run(batch: list[int]) -> None:
+            clock["now"] += fixed + per_example * len(batch)
         return run
 
-    report = measure_latency(
-        slow_first("T", 2.0), slow_first("S", 1.0), 5, batch_sizes=(1,), warmup=1, clock=clock
-    )
-    assert report.per_batch[0].teacher_p99 == pytest.approx(2.0)
-    assert report.per_batch[0].student_p99 == pytest.approx(1.0)
-
-
-def test_latency_is_seeded() -> None:
-    runs = []
-    for seed in (0, 0, 1):
-        teacher, student, clock, log = fakes()
-        measure_latency(teacher, student, 1000, batch_sizes=(4,), repeats=2, seed=seed, clock=clock)
-        runs.append([batch for _, batch in log])
-    assert runs[0] == runs[1]
-    assert runs[0] != runs[2]
-
-
-def test_latency_batch_larger_than_data_wraps() -> None:
-    teacher, student, clock, log = fakes()
-    report = measure_latency(teacher, student, 3, batch_sizes=(8,), repeats=2, clock=clock)
-    assert report.sample_size == 3
-    assert all(len(batch) == 8 and set(batch) == {0, 1, 2} for _, batch in log)
-
-
-def test_latency_fixes_torch_threads_only_when_torch_is_loaded(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    state = {"threads": 7}
-    seen: list[int] = []
-    fake_torch = SimpleNamespace(
-        get_num_threads=lambda: state["threads"],
-        set_num_threads=lambda n: state.update(threads=n),
-    )
-    monkeypatch.setitem(sys.modules, "torch", fake_torch)
-    teacher, student, clock, _ = fakes()
-
-    def watched(batch: Sequence[int]) -> None:
-        seen.append(state["threads"])
-        teacher(batch)
-
-    report = measure_latency(watched, student, 10, batch_sizes=(1,), threads=2, clock=clock)
-    assert set(seen) == {2}
-    assert state["threads"] == 7
-    assert report.threads == 2
-
-    def broken(batch: Sequence[int]) -> None:
-        raise RuntimeError("model crashed")
-
-    with pytest.raises(RuntimeError):
-        measure_latency(broken, student, 10, threads=3, clock=clock)
-    assert state["threads"] == 7
-
-
-def test_latency_never_imports_torch(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delitem(sys.modules, "torch", raising=False)
-    teacher, student, clock, _ = fakes()
-    measure_latency(teacher, student, 10, batch_sizes=(1,), threads=1, clock=clock)
-    assert "torch" not in sys.modules
-
-
-def test_latency_report_to_dict_is_json() -> None:
-    teacher, student, clock, _ = fakes()
-    report = measure_latency(teacher, student, 10, batch_sizes=(1, 4), repeats=3, clock=clock)
-    d = json.loads(json.dumps(report.to_dict(), allow_nan=False))
-    assert d["latency_improvement"] == pytest.approx(4.0)
-    assert [b["batch_size"] for b in d["per_batch"]] == [1, 4]
-    assert d["repeats"] == 3
-
-
-def test_latency_unresolvable_clock_gives_none_not_crash() -> None:
-    frozen = FakeClock()  # never advances: every duration is 0
-    report = measure_latency(lambda b: None, lambda b: None, 5, batch_sizes=(1,), clock=frozen)
-    assert math.isnan(report.latency_improvement)
-    d = json.loads(json.dumps(report.to_dict(), allow_nan=False))
-    assert d["latency_improvement"] is None
-    _, metrics = scorecard(
-        teacher=ModelFacts(),
-        student=ModelFacts(),
-        latency=report,
-        economics={"usd_per_hour": 1.0},
-        training=None,
-        quality_retained=None,
-    )
-    assert metrics == {}
-
-
-@pytest.mark.parametrize(
-    "kwargs",
-    [{"batch_sizes": ()}, {"batch_sizes": (0,)}, {"repeats": 0}, {"sample": 0}, {"warmup": -1}],
-)
-def test_latency_rejects_bad_settings(kwargs: dict) -> None:
-    teacher, student, clock, _ = fakes()
-    with pytest.raises(ValueError):
-        measure_latency(teacher, student, 10, clock=clock, **kwargs)
+    return model(4.0, 0.1), model(1.0, 0.025), lambda: clock["now"]
 
 
 # ---------------------------------------------------------------------------- size and cost
@@ -360,27 +177,57 @@ def test_parse_economics_defaults_and_forms() -> None:
         "sample": 32,
         "warmup": 0,
         "repeats": 5,
+        "max_repeats": 30,
+        "target_half_width": 0.10,
         "threads": 4,
     }
 
 
-@pytest.mark.parametrize(
-    ("raw", "field"),
-    [
-        ({"usd_per_hour": -1}, "economics.usd_per_hour"),
-        ({"usd_per_hour": "cheap"}, "economics.usd_per_hour"),
-        ({"usd_per_hour": {"teacher": 1, "student": True}}, "economics.usd_per_hour.student"),
-        ({"usd_per_hour": {"techer": 1}}, "economics.usd_per_hour.techer"),
-        ({"batch_sizes": []}, "economics.batch_sizes"),
-        ({"batch_sizes": [1, 0]}, "economics.batch_sizes[1]"),
-        ({"batch_sizes": [8, 8]}, "economics.batch_sizes"),
-        ({"sample": 0}, "economics.sample"),
-        ({"warmup": -1}, "economics.warmup"),
-        ({"repeats": 2.5}, "economics.repeats"),
-        ({"threads": 0}, "economics.threads"),
-        ({"repeat": 3}, "economics.repeat"),
-    ],
-)
+#: Sections parse_economics refuses, and the field each error names.
+BAD_SECTIONS = [
+    ({"usd_per_hour": -1}, "economics.usd_per_hour"),
+    ({"usd_per_hour": "cheap"}, "economics.usd_per_hour"),
+    ({"usd_per_hour": {"teacher": 1, "student": True}}, "economics.usd_per_hour.student"),
+    ({"usd_per_hour": {"techer": 1}}, "economics.usd_per_hour.techer"),
+    ({"batch_sizes": []}, "economics.batch_sizes"),
+    ({"batch_sizes": [1, 0]}, "economics.batch_sizes[1]"),
+    ({"batch_sizes": [8, 8]}, "economics.batch_sizes"),
+    ({"batch_sizes": None}, "economics.batch_sizes"),
+    ({"sample": 0}, "economics.sample"),
+    ({"warmup": -1}, "economics.warmup"),
+    ({"repeats": 2.5}, "economics.repeats"),
+    ({"repeats": None}, "economics.repeats"),
+    ({"threads": 0}, "economics.threads"),
+    ({"repeat": 3}, "economics.repeat"),
+    ({"latency": 5}, "economics.latency"),
+    ({"latency": {"min_repeat": 5}}, "economics.latency.min_repeat"),
+    ({"latency": {"min_repeats": 0}}, "economics.latency.min_repeats"),
+    ({"latency": {"max_repeats": True}}, "economics.latency.max_repeats"),
+    ({"latency": {"target_half_width": 0}}, "economics.latency.target_half_width"),
+    ({"latency": {"target_half_width": 1.5}}, "economics.latency.target_half_width"),
+    ({"latency": {"target_half_width": "10%"}}, "economics.latency.target_half_width"),
+]
+
+#: Refused for how two fields relate, which the JSON Schema cannot say.
+BAD_TOGETHER = [
+    ({"repeats": 5, "latency": {"min_repeats": 8}}, "economics.latency.min_repeats"),
+    ({"latency": {"min_repeats": 8, "max_repeats": 6}}, "economics.latency.max_repeats"),
+]
+
+GOOD_SECTIONS = [
+    {},
+    {"usd_per_hour": 0.1},
+    {"usd_per_hour": None},
+    {"usd_per_hour": {"teacher": 0.1}},
+    {"usd_per_hour": {"teacher": 0.1, "student": None}},
+    {"batch_sizes": 8, "sample": 1, "warmup": 0, "repeats": 1, "threads": None},
+    {"batch_sizes": [1, 32], "threads": 2, "repeats": 5, "latency": {"min_repeats": 5}},
+    {"latency": {"min_repeats": 3, "max_repeats": 3, "target_half_width": 1}},
+    {"latency": {}},
+]
+
+
+@pytest.mark.parametrize(("raw", "field"), BAD_SECTIONS + BAD_TOGETHER)
 def test_parse_economics_errors_name_the_field(raw: dict, field: str) -> None:
     with pytest.raises(SpecError) as info:
         parse_economics(raw, Path("suites/s.yaml"))
@@ -409,7 +256,7 @@ def test_parse_training_errors() -> None:
 
 
 def test_scorecard_metrics_and_timing_grouping() -> None:
-    teacher, student, clock, _ = fakes()
+    teacher, student, clock = fixed_cost_models()
     report = measure_latency(teacher, student, 100, batch_sizes=(1, 32), repeats=4, clock=clock)
     section, metrics = scorecard(
         teacher=ModelFacts(params=1000, bytes=4000),
@@ -466,7 +313,7 @@ def test_scorecard_leaves_out_what_cannot_be_computed() -> None:
 
 
 def test_scorecard_student_not_cheaper_has_no_payback() -> None:
-    teacher, student, clock, _ = fakes()
+    teacher, student, clock = fixed_cost_models()
     report: LatencyReport = measure_latency(
         teacher, student, 10, batch_sizes=(1,), repeats=2, clock=clock
     )
@@ -495,3 +342,56 @@ def test_scorecard_validates_economics() -> None:
             source=Path("suites/s.yaml"),
         )
     assert info.value.field == "economics.usd_per_hour"
+
+
+def test_parse_economics_latency_block() -> None:
+    assert parse_economics({"latency": {"max_repeats": 12, "target_half_width": 0.05}}) == (
+        EconomicsSettings(max_repeats=12, target_half_width=0.05))
+    # repeats and latency.min_repeats are one setting; the maximum follows a large minimum.
+    assert parse_economics({"repeats": 40}) == parse_economics({"latency": {"min_repeats": 40}})
+    assert parse_economics({"repeats": 40}).max_repeats == 40
+    kwargs = parse_economics({"latency": {"min_repeats": 3, "max_repeats": 9}}).latency_kwargs()
+    assert (kwargs["repeats"], kwargs["max_repeats"]) == (3, 9)
+
+
+# ---------------------------------------------------------------------------- the suite schema
+
+
+def _economics_schema() -> jsonschema.Draft202012Validator:
+    path = Path(harness.__file__).parent / "schemas" / "suite.schema.json"
+    schema = json.loads(path.read_text("utf-8"))["properties"]["economics"]
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+@pytest.mark.parametrize("raw", GOOD_SECTIONS)
+def test_schema_accepts_what_parse_economics_accepts(raw: dict) -> None:
+    parse_economics(raw, "s.yaml")
+    assert list(_economics_schema().iter_errors(raw)) == []
+
+
+@pytest.mark.parametrize(("raw", "field"), BAD_SECTIONS)
+def test_schema_refuses_what_parse_economics_refuses(raw: dict, field: str) -> None:
+    errors = list(_economics_schema().iter_errors(raw))
+    assert errors, f"the schema accepts {raw}"
+
+
+# ---------------------------------------------------------------------------- the package
+
+
+def test_package_keeps_the_names_its_callers_import() -> None:
+    for name in ("measure_latency", "measure_latencies", "parse_economics", "parse_training",
+                 "scorecard", "TIMING_METRICS", "TIMING_KEY", "METRICS", "Candidate",
+                 "pareto_frontier", "recommend", "frontier_plot", "EconomicsSettings",
+                 "LatencyReport", "LatencyStats", "TrainingFacts"):
+        assert hasattr(economics, name), name
+    assert set(economics.__all__) <= set(dir(economics))
+
+
+def test_importing_economics_imports_no_plotting_library() -> None:
+    probe = ("import sys, harness.economics\n"
+             "print(sorted(m for m in ('matplotlib', 'harness.report.frontier_plot') "
+             "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         timeout=120, check=True)
+    assert out.stdout.strip() == "[]"
