@@ -9,15 +9,30 @@ paired: student and reference answer the same examples, in the same order.
 Which test is used (``TestResult.method`` says it in words):
 
 ============================  ============================================================
-binary ``value``              exact binomial test (``scipy.stats.binomtest``), Wilson CI
-binary delta, margin 0        exact McNemar: binomial test on the discordant pairs;
-                              CI by inverting Tango's score test
+binary ``value``              exact binomial test (``scipy.stats.binomtest``); CI
+                              Clopper–Pearson, the inversion of that test
+binary delta, margin 0        exact McNemar: binomial test on the discordant pairs; CI
+                              as for a non-zero margin, each end that falls on the other
+                              side of 0 than the exact conditional interval's replaced by
+                              that one's (see :func:`_exact_conditional_interval`)
 binary delta, margin ≠ 0      Tango's score test for a paired difference of proportions
                               with a non-inferiority margin, continuity- and skewness-
-                              (Cornish–Fisher) corrected; CI by inverting Tango's test
+                              (Cornish–Fisher) corrected; CI the inversion of that same
+                              corrected test
 binary ratio, anything else   seeded paired bootstrap (BCa), p-value by inverting the BCa
-                              one-sided interval
+                              one-sided interval; CI the order statistics where that
+                              p-value crosses the level
 ============================  ============================================================
+
+**One test behind each interval and its verdict.** The CI is the set of thresholds the
+check's own one-sided test does not reject at ``(1 - confidence) / 2``, so for a check whose
+``bound`` is ``min`` (``max``): the threshold lies above the CI's upper end (below its lower
+end) exactly when ``p_value < (1 - confidence) / 2``. With the defaults (confidence 0.95,
+alpha 0.05) a CI that excludes the threshold on the breach side therefore always comes with
+a significant p-value. The exceptions, all documented where they arise: a bootstrap whose
+one-sided bound does not exist at that level (fewer than ``2 / (1 - confidence)``
+resamples, or an extreme acceleration), and a bootstrap whose point value its own test
+already rejects (a CI always contains the point value).
 
 Pure numpy/scipy; deterministic for a given ``seed``.
 """
@@ -175,19 +190,32 @@ def bh_adjust(p_values: Sequence[float | None]) -> list[float | None]:
     return out
 
 
-def wilson_interval(k: int, n: int, confidence: float) -> tuple[float, float]:
-    """Wilson score interval for a proportion ``k / n`` at two-sided ``confidence``.
+def breaches(value: float, *, min: float | None = None, max: float | None = None) -> bool:
+    """Whether ``value`` lies outside the bounds ``[min, max]`` (either may be None).
 
-    With ``n == 0`` there is no information and the interval is ``(0.0, 1.0)``.
-    Raises ``ValueError`` unless ``0 <= k <= n`` and ``0 < confidence < 1``.
+    The one breach test of the harness (the gate, the statistics and the pocket search all
+    use it): strictly below ``min`` or strictly above ``max``; a NaN value breaches nothing.
+    """
+    if min is not None and value < min:
+        return True
+    return max is not None and value > max
+
+
+def wilson_interval(successes: int, n: int, confidence: float) -> tuple[float, float]:
+    """Wilson score interval for a proportion ``successes / n`` at two-sided ``confidence``.
+
+    The one Wilson interval of the harness (``scipy.stats.binomtest(...).proportion_ci``,
+    method ``wilson``), for rates that are reported rather than tested. With ``n == 0``
+    there is no information and the interval is ``(0.0, 1.0)``. Raises ``ValueError``
+    unless ``0 <= successes <= n`` and ``0 < confidence < 1``.
     """
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    if n < 0 or not 0 <= k <= max(n, 0):
-        raise ValueError(f"need 0 <= k <= n, got k={k} n={n}")
+    if n < 0 or not 0 <= successes <= max(n, 0):
+        raise ValueError(f"need 0 <= successes <= n, got successes={successes} n={n}")
     if n == 0:
         return (0.0, 1.0)
-    ci = stats.binomtest(int(k), int(n)).proportion_ci(
+    ci = stats.binomtest(int(successes), int(n)).proportion_ci(
         confidence_level=confidence, method="wilson"
     )
     return (float(ci.low), float(ci.high))
@@ -339,7 +367,10 @@ def _check_inputs(
 
 
 def _breaches(value: float, bound: str, threshold: float) -> bool:
-    return value < threshold if bound == "min" else value > threshold
+    """:func:`breaches` for one ``bound`` (``"min"``/``"max"``) and its ``threshold``."""
+    if bound == "min":
+        return breaches(value, min=threshold)
+    return breaches(value, max=threshold)
 
 
 def _undefined(n: int, why: str) -> TestResult:
@@ -361,13 +392,32 @@ def _binomial_value_test(
     n = int(s.shape[0])
     k = int(s.sum())
     # A proportion's null "true value meets the threshold" is decided at the clipped
-    # threshold: a min bound below 0 can never be breached, one above 1 always is.
+    # threshold: a min bound at or below 0 can never be breached; one above 1 always is
+    # (no proportion meets it, so p = 0, as the interval, which lies in [0, 1], says).
     p0 = min(max(float(threshold), 0.0), 1.0)
     alternative = "less" if bound == "min" else "greater"
-    p = float(stats.binomtest(k, n, p0, alternative=alternative).pvalue)
-    low, high = wilson_interval(k, n, confidence)
+    test = stats.binomtest(k, n, p0, alternative=alternative)
+    p = float(test.pvalue)
+    if (bound == "min" and threshold > 1) or (bound == "max" and threshold < 0):
+        p = 0.0
+    # Clopper-Pearson is the inversion of this exact test: p < (1 - confidence)/2 exactly
+    # when the threshold is outside the interval on the breach side.
+    ci = _clopper_pearson(k, n, confidence)
     method = f"exact binomial, k={k} n={n} vs {_fmt(threshold)}"
-    return TestResult(value=k / n, ci=(low, high), p_value=min(p, 1.0), method=method, n=n)
+    return TestResult(value=k / n, ci=ci, p_value=min(p, 1.0), method=method, n=n)
+
+
+def _clopper_pearson(k: int, n: int, confidence: float) -> tuple[float, float]:
+    """The two-sided Clopper–Pearson interval for ``k / n``: each end is the proportion
+    whose exact one-sided binomial tail at ``k`` is ``(1 - confidence) / 2``.
+
+    The beta-quantile form of ``binomtest(k, n).proportion_ci(method="exact")`` (which
+    finds the same ends by root-finding, about ten times slower).
+    """
+    level = (1 - confidence) / 2
+    low = 0.0 if k == 0 else float(stats.beta.ppf(level, k, n - k + 1))
+    high = 1.0 if k == n else float(stats.beta.ppf(1 - level, k + 1, n - k))
+    return (low, high)
 
 
 def _discordant(s: NDArray[np.float64], r: NDArray[np.float64]) -> tuple[int, int]:
@@ -423,7 +473,11 @@ def _corrected_z(b: int, c: int, n: int, m: float) -> float:
       -1, 0, +1 with the restricted probabilities ``(t, 1 - 2t - m, t + m)``; its third
       central moment gives the skewness ``g`` of the standardised sum, and the
       Cornish–Fisher expansion ``P(Z <= z) ~ Phi(z - g/6 (z^2 - 1))`` accounts for it;
-    - the counts are discrete: ``c - b - n m`` is shrunk by 1/2 towards 0 (as Yates does).
+    - the counts are discrete: ``c - b - n m`` is shrunk towards 0 by 1/2. That is half of
+      the Yates/Edwards correction of McNemar's test, which shrinks ``|c - b|`` by 1; at a
+      zero margin this statistic is ``(|c - b| - 1/2) / sqrt(b + c)`` (the skewness term
+      vanishes there), not McNemar's corrected ``(|c - b| - 1) / sqrt(b + c)``. A zero
+      margin is decided by the exact McNemar test anyway.
 
     Together they keep the size at or below nominal from 100 to 1,300 examples, for about
     one point of power. Beyond the expansion's turning point (|z| of 6 or more in
@@ -462,26 +516,64 @@ def paired_proportion_p(b: int, c: int, n: int, margin: float) -> float:
     return float(stats.norm.cdf(_corrected_z(b, c, n, margin)))
 
 
-def _tango_interval(b: int, c: int, n: int, confidence: float) -> tuple[float, float]:
-    """Score interval for the paired difference: the margins Tango's test does not reject."""
-    z = float(stats.norm.ppf(0.5 + confidence / 2))
+# Margins checked beyond the first root before it is accepted as the end: the corrected
+# statistic is monotone in the margin except far out in the tails (|z| near 3 at 20
+# examples), and the check makes the end the OUTERMOST margin the test does not reject.
+_SCAN_POINTS = 16
+
+
+def _score_interval(b: int, c: int, n: int, confidence: float) -> tuple[float, float]:
+    """The margins the corrected Tango test (:func:`_corrected_z`) does not reject.
+
+    Each end is where the corrected one-sided z equals the critical value at
+    ``(1 - confidence) / 2``: the upper end ``U`` is the largest margin ``m`` whose p-value
+    of "delta >= m" (``Phi(z)``) is at least that level, the lower end ``L`` the smallest
+    whose p-value of "delta <= m" (``1 - Phi(z)``) is. So a ``min`` check at margin ``m``
+    is significant at ``(1 - confidence) / 2`` exactly when ``m > U`` (a ``max`` check when
+    ``m < L``), wherever the statistic is monotone in the margin (everywhere but the far
+    tails of very small samples; the scan keeps the outermost crossing there).
+    """
+    zc = float(stats.norm.ppf(0.5 + confidence / 2))
     d = (c - b) / n
     eps = 1e-12
-    lo_end, hi_end = -1.0 + eps, 1.0 - eps
 
-    def root(f: Callable[[float], float], a: float, b_: float, fallback: float) -> float:
-        fa, fb = f(a), f(b_)
-        if fa == 0:
-            return a
-        if fb == 0:
-            return b_
-        if math.copysign(1.0, fa) == math.copysign(1.0, fb):
-            return fallback
-        return float(optimize.brentq(f, a, b_, xtol=1e-10))
+    def outermost(accept: Callable[[float], float], outer: float) -> float:
+        """The margin farthest from ``d`` towards ``outer`` where ``accept(m) >= 0``."""
+        if abs(outer - d) <= eps or accept(d) < 0:
+            return d  # (the point value is never rejected; kept for safety)
+        if accept(outer) >= 0:
+            return math.copysign(1.0, outer)  # not rejected even at the edge of [-1, 1]
+        inner = d
+        while True:
+            root = float(optimize.brentq(accept, inner, outer, xtol=1e-13))
+            beyond = root + (outer - root) * np.linspace(0.0, 1.0, _SCAN_POINTS + 1)[1:-1]
+            again = [float(m) for m in beyond if accept(float(m)) >= 0]
+            if not again:
+                return root
+            inner = again[-1]
 
-    low = root(lambda m: _tango_z(b, c, n, m) - z, lo_end, d, -1.0) if d > lo_end else -1.0
-    high = root(lambda m: _tango_z(b, c, n, m) + z, d, hi_end, 1.0) if d < hi_end else 1.0
+    low = outermost(lambda m: zc - _corrected_z(b, c, n, m), -1.0 + eps)
+    high = outermost(lambda m: _corrected_z(b, c, n, m) + zc, 1.0 - eps)
     return (min(low, d), max(high, d))
+
+
+def _exact_conditional_interval(
+    b: int, c: int, n: int, confidence: float
+) -> tuple[float, float]:
+    """The exact McNemar test's interval for the paired difference, given ``b + c``.
+
+    Clopper–Pearson for the student's share ``c / (b + c)`` of the discordant pairs (the
+    inversion of the exact binomial test behind McNemar's), mapped to a difference with the
+    observed discordance: ``delta = (b + c) / n * (2 * share - 1)``. It excludes 0 exactly
+    when the exact McNemar test rejects; it ignores the variation of ``b + c``, so it is
+    used only to settle on which side of 0 an end of the score interval falls.
+    """
+    discordant = b + c
+    if discordant == 0:
+        return (0.0, 0.0)
+    low, high = _clopper_pearson(c, discordant, confidence)
+    scale = discordant / n
+    return (scale * (2 * low - 1), scale * (2 * high - 1))
 
 
 def _paired_proportion_test(
@@ -495,11 +587,20 @@ def _paired_proportion_test(
     b, c = _discordant(s, r)
     d = (c - b) / n
     m = float(threshold)
-    ci = _tango_interval(b, c, n, confidence)
+    low, high = _score_interval(b, c, n, confidence)
     p: float | None
     if m == 0:
         # Exact McNemar: given b + c discordant pairs, b ~ Binomial(b + c, 1/2) at the null
-        # boundary; a min bound is breached by many b, a max bound by many c.
+        # boundary; a min bound is breached by many b, a max bound by many c. The score
+        # interval and the exact test can disagree about 0 (the score test's half-unit
+        # continuity shrink is more liberal, the exact tail far out lighter): an end on the
+        # other side of 0 than the exact conditional interval's end is replaced by that
+        # end, so 0 lies outside the interval exactly when the exact test rejects.
+        x_low, x_high = _exact_conditional_interval(b, c, n, confidence)
+        if (high < 0) != (x_high < 0):
+            high = x_high
+        if (low > 0) != (x_low > 0):
+            low = x_low
         discordant = b + c
         if discordant == 0:
             p = 1.0
@@ -516,6 +617,7 @@ def _paired_proportion_test(
         z = _corrected_z(b, c, n, m)
         p = float(stats.norm.cdf(z) if bound == "min" else stats.norm.sf(z))
         method = f"Tango score test (continuity+skew corrected), b={b} c={c} (margin {_fmt(m)})"
+    ci = (min(low, d), max(high, d))
     return TestResult(value=d, ci=ci, p_value=p, method=method, n=n)
 
 
@@ -675,9 +777,7 @@ def _bootstrap_test(
     if jackknife is None:
         jackknife = _group_jackknife(n, aggregate, kind, seed)
     z0, accel = _bca_constants(reps, value, jackknife)
-    alpha2 = (1 - confidence) / 2
-    levels = [_bca_level(z0, accel, float(stats.norm.ppf(q))) for q in (alpha2, 1 - alpha2)]
-    low, high = (float(x) for x in np.quantile(reps, levels))
+    low, high = _bca_interval(reps, z0, accel, (1 - confidence) / 2)
     ci = (min(low, value), max(high, value))
     p = _bca_p_value(reps, z0, accel, bound, threshold)
     return TestResult(value=value, ci=ci, p_value=p, method=method, n=n)
@@ -702,41 +802,69 @@ def _bca_constants(
     return z0, accel
 
 
-def _bca_level(z0: float, accel: float, z: float) -> float:
-    """The bootstrap quantile level that BCa uses for a nominal normal quantile ``z``."""
-    u = z0 + z
-    denom = 1 - accel * u
-    if denom <= 0:
-        return 1.0 if u > 0 else 0.0
-    return float(stats.norm.cdf(z0 + u / denom))
+def _bca_p_values(
+    meets: NDArray[np.int64], b: int, z0: float, accel: float, bound: str
+) -> NDArray[np.float64]:
+    """The one-sided BCa p-value for each count of replicates that meet the threshold.
+
+    ``meets`` counts the replicates ``>= threshold`` (``min``) or ``<= threshold``
+    (``max``). For a ``min`` bound the p-value is the alpha at which the upper one-sided
+    BCa bound at ``1 - alpha`` equals the threshold: the test rejects "true value >=
+    threshold" at every alpha above it. With ``z0 = a = 0`` this is the percentile
+    p-value, the share of replicates that meet the threshold; a ``max`` bound mirrors it
+    with the lower bound. The share carries the usual +1 so that the p-value is never
+    below ``1/(B+1)``. It does not decrease as ``meets`` grows.
+    """
+    m = np.asarray(meets, dtype=np.float64)
+    if bound == "min":
+        g = 1.0 - (m + 1) / (b + 1)  # bootstrap share strictly below the threshold
+    else:
+        g = (m + 1) / (b + 1)  # bootstrap share at or below the threshold
+    g = np.clip(g, 1 / (b + 1), b / (b + 1))
+    w = stats.norm.ppf(g) - z0
+    denom = 1 + accel * w
+    # Solve level(z) = g for the nominal z: z0 + u/(1 - a u) = ppf(g) with u = z0 + z.
+    u = np.where(denom > 0, w / np.where(denom > 0, denom, 1.0), np.copysign(np.inf, w))
+    z = u - z0
+    p = stats.norm.sf(z) if bound == "min" else stats.norm.cdf(z)
+    return np.asarray(np.clip(p, 1 / (b + 1), 1.0), dtype=np.float64)
 
 
 def _bca_p_value(
     reps: NDArray[np.float64], z0: float, accel: float, bound: str, threshold: float
 ) -> float:
-    """One-sided p-value by inverting the BCa one-sided interval.
-
-    For a ``min`` bound, the p-value is the alpha at which the upper one-sided BCa bound at
-    ``1 - alpha`` equals the threshold: the test rejects "true value >= threshold" at every
-    alpha above it. With ``z0 = a = 0`` this is the percentile p-value, the share of
-    replicates that meet the threshold; a ``max`` bound mirrors it with the lower bound.
-    The share carries the usual +1 so that the p-value is never below ``1/(B+1)``.
-    """
-    b = reps.size
+    """One-sided p-value by inverting the BCa one-sided interval (see :func:`_bca_p_values`)."""
     if bound == "min":
         meets = int(np.count_nonzero(reps >= threshold))
-        g = 1.0 - (meets + 1) / (b + 1)  # bootstrap share strictly below the threshold
     else:
         meets = int(np.count_nonzero(reps <= threshold))
-        g = (meets + 1) / (b + 1)  # bootstrap share at or below the threshold
-    g = min(max(g, 1 / (b + 1)), b / (b + 1))
-    w = float(stats.norm.ppf(g)) - z0
-    denom = 1 + accel * w
-    # Solve level(z) = g for the nominal z: z0 + u/(1 - a u) = ppf(g) with u = z0 + z.
-    u = w / denom if denom > 0 else math.copysign(math.inf, w)
-    z = u - z0
-    p = float(stats.norm.sf(z)) if bound == "min" else float(stats.norm.cdf(z))
-    return min(max(p, 1 / (b + 1)), 1.0)
+    return float(_bca_p_values(np.array([meets]), reps.size, z0, accel, bound)[0])
+
+
+def _bca_interval(
+    reps: NDArray[np.float64], z0: float, accel: float, level: float
+) -> tuple[float, float]:
+    """The thresholds the one-sided BCa p-values do not reject at ``level``.
+
+    Built from the same p-value function as the verdict, so for a ``min`` check the
+    threshold is above the upper end exactly when its p-value is below ``level`` (a ``max``
+    check: below the lower end). The p-value depends on the threshold only through the
+    count of replicates that meet it, and does not decrease with that count: the ``min``
+    test rejects exactly when at most ``K`` replicates are ``>= threshold``, i.e. when the
+    threshold is above the ``(K+1)``-th largest replicate, which is the upper end (the
+    lower end mirrors it). Where no count is rejected (``level`` below ``1/(B+1)``, or an
+    acceleration so large that BCa's one-sided bound does not exist) the end is the extreme
+    replicate, and there alone a threshold beyond it is not significant.
+    """
+    b = reps.size
+    ordered = np.sort(reps)
+    counts = np.arange(b + 1)
+    ends = []
+    for bound in ("max", "min"):
+        rejected = int(np.count_nonzero(_bca_p_values(counts, b, z0, accel, bound) < level))
+        k = min(max(rejected - 1, 0), b - 1)  # rejected: meets <= rejected - 1
+        ends.append(float(ordered[k] if bound == "max" else ordered[b - 1 - k]))
+    return ends[0], ends[1]
 
 
 # --------------------------------------------------------------------------------------

@@ -72,7 +72,10 @@ def test_binomial_value_min_and_max_bounds() -> None:
         binary=True,
     )
     assert accuracy.p_value == pytest.approx(stats.binom.cdf(45, 60, 0.85), rel=1e-10)
-    assert accuracy.ci == pytest.approx(hs.wilson_interval(45, 60, 0.95))
+    # Clopper-Pearson from its beta-quantile formula: the inversion of the exact test
+    assert accuracy.ci == pytest.approx(
+        (stats.beta.ppf(0.025, 45, 16), stats.beta.ppf(0.975, 46, 15)), rel=1e-9
+    )
     flips = hs.compare_test(
         student=outcomes(9, 100),
         reference=None,
@@ -91,7 +94,26 @@ def test_wilson_interval_matches_the_formula() -> None:
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
     assert hs.wilson_interval(k, n, 0.95) == pytest.approx((centre - half, centre + half))
+    assert hs.wilson_interval(successes=k, n=n, confidence=0.95) == hs.wilson_interval(k, n, 0.95)
     assert hs.wilson_interval(0, 0, 0.95) == (0.0, 1.0)
+    with pytest.raises(ValueError, match="successes"):
+        hs.wilson_interval(11, 10, 0.95)
+
+
+@pytest.mark.parametrize(
+    ("value", "lo", "hi", "out"),
+    [
+        (0.5, 0.6, None, True),
+        (0.6, 0.6, None, False),  # on the bound: met
+        (0.7, None, 0.6, True),
+        (0.6, None, 0.6, False),
+        (0.5, 0.4, 0.6, False),
+        (0.5, None, None, False),
+        (math.nan, 0.4, 0.6, False),
+    ],
+)
+def test_breaches_is_strictly_outside_the_bounds(value, lo, hi, out) -> None:
+    assert hs.breaches(value, min=lo, max=hi) is out
 
 
 def test_bh_matches_scipy_on_a_fixed_list() -> None:
@@ -123,16 +145,20 @@ def _score_statistic(b: int, c: int, n: int, m: float) -> float:
     return (c - b - n * m) / math.sqrt(n * (2 * t + m - m * m))
 
 
-def test_paired_difference_ci_is_the_score_interval() -> None:
+def test_paired_difference_ci_inverts_the_corrected_score_test() -> None:
     s, r = paired(both=150, b=24, c=8, neither=18)
     result = hs.compare_test(
         student=s, reference=r, compare="teacher_delta", bound="min", threshold=-0.05,
         binary=True,
     )
     low, high = result.ci
+    # at each end the corrected test's one-sided p-value is the CI's one-sided level
+    assert hs.paired_proportion_p(24, 8, 200, high) == pytest.approx(0.025, abs=1e-9)
+    assert 1 - hs.paired_proportion_p(24, 8, 200, low) == pytest.approx(0.025, abs=1e-9)
+    # which is wider than the plain score interval (the corrections are conservative)
     z = stats.norm.ppf(0.975)
-    assert _score_statistic(24, 8, 200, low) == pytest.approx(z, abs=1e-5)
-    assert _score_statistic(24, 8, 200, high) == pytest.approx(-z, abs=1e-5)
+    assert _score_statistic(24, 8, 200, low) > z
+    assert _score_statistic(24, 8, 200, high) < -z
     assert result.value == pytest.approx(-0.08)
     assert result.method.startswith("Tango score test")
     # The one-sided p-value is close to the plain score test's (a small skewness correction).
@@ -388,3 +414,131 @@ def test_needed_examples_for_a_bootstrapped_delta_is_the_normal_formula() -> Non
     za, zb = stats.norm.ppf(0.95), stats.norm.ppf(0.8)
     expected = ((za + zb) * np.std(diff, ddof=1) / (diff.mean() + 0.02)) ** 2
     assert needed == math.ceil(expected)
+
+
+# ---------------------------------------------------------------- one test behind CI and verdict
+#
+# For every test path: with level = (1 - confidence) / 2, a min check's threshold lies above
+# the CI's upper end exactly when its p-value is below level (a max check: below the lower
+# end). Thresholds within BOUNDARY of an end are left to the checks just inside and outside.
+
+BOUNDARY = 1e-9
+
+
+def _agrees(result: hs.TestResult, bound: str, threshold: float, level: float) -> bool | None:
+    """Whether "outside the CI on the breach side" and "p < level" agree (None: at an end)."""
+    low, high = result.ci
+    end = high if bound == "min" else low
+    if abs(threshold - end) < BOUNDARY:
+        return None
+    outside = threshold > high if bound == "min" else threshold < low
+    assert result.p_value is not None
+    return outside == (result.p_value < level)
+
+
+def _tables() -> list[tuple[int, int, int]]:
+    """(b, c, n): paired tables from 20 to 2000 pairs, few to many discordant pairs."""
+    out = []
+    for n in (20, 60, 200, 700, 2000):
+        for fb, fc in ((0, 0), (0.05, 0), (0, 0.05), (0.1, 0.02), (0.02, 0.1), (0.15, 0.05),
+                       (0.3, 0.3)):
+            out.append((round(fb * n), round(fc * n), n))
+        out.extend([(1, 0, n), (3, 1, n)])
+    return out
+
+
+MARGINS = (-0.2, -0.1, -0.05, -0.02, -0.01, 0.01, 0.02, 0.05, 0.1, 0.2)
+
+
+def _delta(b: int, c: int, n: int, bound: str, margin: float, confidence: float = 0.95,
+           compare: str = "teacher_delta") -> hs.TestResult:
+    s, r = paired(both=n - b - c, b=b, c=c, neither=0)
+    return hs.compare_test(student=s, reference=r, compare=compare, bound=bound,
+                           threshold=margin, binary=True, confidence=confidence)
+
+
+def test_tango_ci_excludes_the_margin_exactly_when_the_corrected_test_rejects() -> None:
+    checked = 0
+    for b, c, n in _tables():
+        for bound in ("min", "max"):
+            for margin in MARGINS:
+                compare = "teacher_delta" if margin < 0 else "baseline_delta"
+                result = _delta(b, c, n, bound, margin, compare=compare)
+                agrees = _agrees(result, bound, margin, 0.025)
+                assert agrees is not False, (b, c, n, bound, margin, result)
+                checked += agrees is not None
+            # just inside and just outside the end on the breach side
+            low, high = _delta(b, c, n, bound, 0.5).ci
+            end, outward = (high, 1.0) if bound == "min" else (low, -1.0)
+            for step, significant in ((-1e-7, False), (1e-7, True)):
+                margin = end + outward * step
+                if not -1 < margin < 1 or abs(margin) < 1e-6:
+                    continue
+                p = _delta(b, c, n, bound, margin).p_value
+                assert p is not None and (p < 0.025) is significant, (b, c, n, bound, margin, p)
+    assert checked > 800
+
+
+def test_mcnemar_ci_excludes_zero_exactly_when_the_exact_test_rejects() -> None:
+    replaced = 0
+    for confidence in (0.95, 0.995):
+        level = (1 - confidence) / 2
+        for b in range(0, 16):
+            for c in (0, 1, 3):
+                n = 100
+                for bound in ("min", "max"):
+                    result = _delta(b, c, n, bound, 0.0, confidence)
+                    assert result.method.startswith("exact McNemar")
+                    assert _agrees(result, bound, 0.0, level) is not False, (b, c, bound, result)
+                score_low, score_high = hs._score_interval(b, c, n, confidence)
+                low, high = result.ci
+                replaced += (low, high) != pytest.approx((score_low, score_high))
+    # the score interval alone disagrees with the exact test on some of these tables
+    assert replaced > 0
+
+
+def test_binomial_ci_excludes_the_threshold_exactly_when_the_exact_test_rejects() -> None:
+    for n in (20, 1000):
+        for k in sorted({0, 1, n // 10, n - 1, n}):
+            s = outcomes(k, n)
+            ends = hs.compare_test(student=s, reference=None, compare="value", bound="min",
+                                   threshold=0.5, binary=True).ci
+            thresholds = [x / 10 for x in range(-1, 12)]
+            thresholds += [e + d for e in ends for d in (-1e-7, 1e-7)]
+            for bound in ("min", "max"):
+                for threshold in thresholds:
+                    result = hs.compare_test(student=s, reference=None, compare="value",
+                                             bound=bound, threshold=threshold, binary=True)
+                    assert result.ci == ends
+                    assert _agrees(result, bound, threshold, 0.025) is not False, (
+                        n, k, bound, threshold, result)
+
+
+@pytest.mark.parametrize(
+    ("student", "reference", "compare", "binary"),
+    [
+        (SCORES, TEACHER_SCORES, "teacher_delta", False),
+        (SCORES, None, "value", False),
+        (*paired(both=150, b=24, c=8, neither=18), "teacher_ratio", True),
+        (*paired(both=30, b=3, c=1, neither=6), "baseline_ratio", True),
+    ],
+    ids=["delta", "value", "ratio-200", "ratio-40"],
+)
+def test_bootstrap_ci_excludes_the_threshold_exactly_when_its_p_value_is_small(
+    student, reference, compare, binary
+) -> None:
+    kwargs = dict(student=student, reference=reference, compare=compare, binary=binary,
+                  seed=5, n_resamples=400)
+    first = hs.compare_test(bound="min", threshold=0.0, **kwargs)
+    low, high = first.ci
+    width = high - low
+    thresholds = list(np.linspace(low - width / 2, high + width / 2, 21))
+    for end in (low, high):
+        thresholds += [end, float(np.nextafter(end, -np.inf)), float(np.nextafter(end, np.inf))]
+    for bound in ("min", "max"):
+        for threshold in thresholds:
+            result = hs.compare_test(bound=bound, threshold=float(threshold), **kwargs)
+            assert result.ci == first.ci
+            outside = threshold > high if bound == "min" else threshold < low
+            assert result.p_value is not None
+            assert outside == (result.p_value < 0.025), (bound, threshold, result)
