@@ -56,6 +56,7 @@ from scipy import stats
 from harness.errors import DataError
 from harness.naming import predicate_name
 from harness.results import Pocket, Predicate
+from harness.stats import breaches, paired_proportion_p
 
 BOUNDS = ("min", "max")
 COMPARES = ("teacher_delta", "teacher_ratio")
@@ -175,7 +176,7 @@ def find_pockets(
         if n < min_support:
             continue
         value = _value(s[mask], t[mask], compare)
-        if not _breaches(value, threshold, bound):
+        if not breaches(value, **{bound: threshold}):
             continue
         confirmed = bool(q < alpha)
         if not confirmed and p >= alpha:
@@ -216,8 +217,6 @@ def paired_p_value(g: np.ndarray, margin: float, *, discrete: bool) -> float:
     if n == 0:
         return 1.0
     if discrete:
-        from harness.stats import paired_proportion_p
-
         worse = int((g < 0).sum())  # student wrong, teacher right
         better = int((g > 0).sum())  # student right, teacher wrong
         return paired_proportion_p(worse, better, n, margin)
@@ -249,10 +248,6 @@ def _value(s: np.ndarray, t: np.ndarray, compare: str) -> float:
     if compare == "teacher_delta":
         return mean_s - mean_t
     return mean_s / mean_t if mean_t != 0 else math.inf
-
-
-def _breaches(value: float, threshold: float, bound: str) -> bool:
-    return value < threshold if bound == "min" else value > threshold
 
 
 def _native(value: Any) -> Any:
@@ -404,7 +399,7 @@ def _no_worse_than_a_parent(
         parent = key[:drop] + key[drop + 1 :]
         mask = _mask(feats, parent)
         p_value = _value(s[mask], t[mask], compare)
-        if not _breaches(p_value, threshold, bound):
+        if not breaches(p_value, **{bound: threshold}):
             continue
         if (bound == "min" and value >= p_value) or (bound == "max" and value <= p_value):
             return True
