@@ -6,6 +6,10 @@ things, in this order once its keys are sorted:
 - ``about``: what the stored student was measured on — suite name and version, rubric id and
   version, the data's sha256 and size, teacher and student fingerprints, the harness version
   that wrote it, and the per-slice table (n, teacher, student, delta, CI; no timing);
+  and the deterministic **scorecard** of the accepted run (``about.scorecard``: quality ratio,
+  primary metric, size reduction in parameters and bytes, training metadata and training
+  efficiency; the models' params and bytes sit next to their fingerprints). Nothing timed is
+  stored (latency lives in reports), so a rewrite of an unchanged run is byte-identical;
 - ``outcomes``: the student's answer for every example, one line per example id
   (``"rt-17": "rotten"``), so that a pull request's diff lists exactly the examples whose
   prediction changed. Scores are not stored: every retrained student moves every score, and
@@ -17,6 +21,11 @@ newline). A rewrite whose content is unchanged leaves the file alone — bytes a
 ``harness_version`` alone is not a change (the stored one is the version that last wrote a
 change), as syrupy does for its snapshots.
 
+A **pinned** baseline (``baselines/<suite>@<name>.json``, same format) is a copy of the current
+one made by ``distill baseline pin SUITE --as NAME`` (:func:`pin_baseline`); rubric criteria
+``against: NAME`` compare with it (:func:`load_pinned`). ``--distill-update-baselines`` writes
+only the current file, never a pin.
+
 Loading is strict: a missing, stale (data sha256, suite version, rubric id or version changed)
 or corrupt file raises a :class:`~harness.errors.BaselineError` whose text says which file,
 what is wrong, and that ``--distill-update-baselines`` rewrites it. The gate turns that into
@@ -27,6 +36,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,10 +163,20 @@ def load_baseline(spec: SuiteSpec, data: Dataset) -> StoredBaseline:
         err = MissingBaseline(f"no baseline at {shown}: run with {UPDATE_FLAG} to write one")
         err.file = shown
         raise err
-    try:
-        text = path.read_text("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise _corrupt(shown, "(file)", f"cannot read: {exc}") from None
+    return _load_checked(spec, data, path, shown, f"run with {UPDATE_FLAG} to refresh it")
+
+
+def parse_baseline(text: str | bytes, shown: str) -> dict[str, Any]:
+    """A baseline document from its text, validated against its schema (no suite needed).
+
+    For reading baselines of other revisions (``distill history``, ``distill compare``).
+    Raises :class:`CorruptBaseline` naming ``shown``, the field and what is wrong.
+    """
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _corrupt(shown, "(file)", f"not UTF-8: {exc}") from None
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -165,20 +185,110 @@ def load_baseline(spec: SuiteSpec, data: Dataset) -> StoredBaseline:
     from harness.spec import validate_document
 
     try:
-        validate_document(doc, "baseline", path)
+        validate_document(doc, "baseline", shown)
     except SpecError as exc:
         raise _corrupt(shown, exc.field or "(top level)", exc.detail) from None
+    return dict(doc)
 
+
+def _load_checked(spec: SuiteSpec, data: Dataset, path: Path, shown: str,
+                  refresh: str) -> StoredBaseline:
+    try:
+        text = path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _corrupt(shown, "(file)", f"cannot read: {exc}") from None
+    doc = parse_baseline(text, shown)
     about = doc["about"]
     if about["suite"]["name"] != spec.name:
         raise _corrupt(shown, "about.suite.name",
                        f"written for suite {about['suite']['name']!r}, not {spec.name!r}")
-    _check_current(spec, data, about, shown)
+    _check_current(spec, data, about, shown, refresh)
     _check_outcomes(spec, data, doc["outcomes"], shown)
     return StoredBaseline(path=path, doc=doc, shown=shown)
 
 
-def _check_current(spec: SuiteSpec, data: Dataset, about: Mapping[str, Any], shown: str) -> None:
+# --------------------------------------------------------------------------- pinned baselines
+
+#: What a pin may be called: it becomes part of a file name (``<suite>@<name>.json``).
+PIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+CURRENT = "current"
+
+
+def check_pin_name(name: str, *, file: str | None = None, field: str | None = None) -> str:
+    """``name`` when it is a valid pin name, else :class:`~harness.errors.SpecError`."""
+    if not PIN_NAME.match(name) or name == CURRENT or name.endswith(".json"):
+        raise SpecError(f"pin name {name!r} must match [A-Za-z0-9][A-Za-z0-9_.-]* and not be "
+                        f"{CURRENT!r} (e.g. launch, v1.4)", file=file, field=field)
+    return name
+
+
+def pinned_path(spec: SuiteSpec, name: str) -> Path:
+    """Where the pin ``name`` of the suite lives: next to the current baseline,
+    ``<stem>@<name><suffix>`` (``baselines/<suite>@<name>.json`` by default)."""
+    current = spec.baseline_path
+    return current.with_name(f"{current.stem}@{name}{current.suffix or '.json'}")
+
+
+def _shown_path(spec: SuiteSpec, path: Path) -> str:
+    try:
+        return path.resolve().relative_to(spec.root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _suite_arg(spec: SuiteSpec) -> str:
+    return _shown_path(spec, spec.path)
+
+
+def pin_command(spec: SuiteSpec, name: str) -> str:
+    """The command that (re)writes the pin ``name``: ``distill baseline pin SUITE --as NAME``."""
+    return f"distill baseline pin {_suite_arg(spec)} --as {name}"
+
+
+def load_pinned(spec: SuiteSpec, data: Dataset, name: str) -> StoredBaseline:
+    """Read and check the pinned baseline ``name`` like :func:`load_baseline`.
+
+    A missing pin raises :class:`MissingBaseline` naming the pin and the command that writes
+    it; a stale one :class:`StaleBaseline` saying what changed and how to re-pin.
+    """
+    path = pinned_path(spec, name)
+    shown = _shown_path(spec, path)
+    if not path.exists():
+        err = MissingBaseline(f"no pinned baseline {name!r} at {shown}: write it with "
+                              f"`{pin_command(spec, name)}`")
+        err.file = shown
+        raise err
+    return _load_checked(spec, data, path, shown,
+                         f"re-pin it with `{pin_command(spec, name)}`")
+
+
+def pin_baseline(spec: SuiteSpec, data: Dataset, name: str) -> tuple[Path, str]:
+    """Copy the suite's current baseline to the pin ``name``; returns (pin path, state).
+
+    The current baseline must load cleanly (:func:`load_baseline`: present and not stale), so
+    a pin always describes the suite it is checked against. The copy is byte-identical and
+    written atomically. ``state`` is ``"written"`` (new pin), ``"replaced"`` (the pin held
+    another baseline) or ``"unchanged"`` (it held this one already; the file is not touched).
+    """
+    check_pin_name(name, field="--as")
+    stored = load_baseline(spec, data)
+    payload = stored.path.read_bytes()
+    target = pinned_path(spec, name)
+    state = "written"
+    if target.exists():
+        try:
+            old = target.read_bytes()
+        except OSError:
+            old = None
+        if old == payload:
+            return target, "unchanged"
+        state = "replaced"
+    atomic_write(target, payload)
+    return target, state
+
+
+def _check_current(spec: SuiteSpec, data: Dataset, about: Mapping[str, Any], shown: str,
+                   refresh: str = f"run with {UPDATE_FLAG} to refresh it") -> None:
     changes = []
     if about["data_sha256"] != data.sha256:
         changes.append(f"data sha256 {about['data_sha256'][:12]} → {data.sha256[:12]}")
@@ -191,7 +301,7 @@ def _check_current(spec: SuiteSpec, data: Dataset, about: Mapping[str, Any], sho
     if changes:
         raise StaleBaseline(
             f"stale baseline: {'; '.join(changes)}. Its outcomes no longer describe this suite: "
-            f"run with {UPDATE_FLAG} to refresh it (and review the diff)", file=shown)
+            f"{refresh} (and review the diff)", file=shown)
 
 
 def _check_outcomes(spec: SuiteSpec, data: Dataset, outcomes: Mapping[str, Any], shown: str) -> None:
@@ -261,12 +371,48 @@ def baseline_document(spec: SuiteSpec, result: SuiteResult, data: Dataset,
             "rubric": {"id": spec.rubric.id, "version": spec.rubric.version},
             "data_sha256": data.sha256,
             "n": len(data),
-            "teacher": {"fingerprint": result.teacher.fingerprint},
-            "student": {"fingerprint": result.student.fingerprint},
+            "teacher": _model(result.teacher),
+            "student": _model(result.student),
             "harness_version": __version__,
             "slices": slices,
+            "scorecard": scorecard(result, slices),
         },
         "outcomes": outcomes,
+    }
+
+
+def _model(info: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"fingerprint": info.fingerprint}
+    for key in ("params", "bytes"):
+        value = getattr(info, key, None)
+        if value is not None:
+            out[key] = int(value)
+    return out
+
+
+def scorecard(result: SuiteResult, slices: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The deterministic scorecard of a run, as a baseline stores it (``about.scorecard``).
+
+    ``primary_metric`` (the metric of the per-slice table; its values per slice with n are
+    ``about.slices``), ``quality_ratio`` (student / teacher on it overall), ``size_reduction``
+    (``params`` and ``bytes``: 1 − student/teacher), ``training`` (the student's
+    ``metadata.training`` facts) and ``training_efficiency`` (quality retained per GPU-hour).
+    Unknown figures are null. Nothing timed: latency and cost belong to reports.
+    """
+    econ: Mapping[str, Any] = result.economics or {}
+    overall = slices.get("overall") or {}
+    quality = econ.get("quality_retained")
+    if quality is None and overall.get("teacher"):
+        quality = (overall.get("student") or 0.0) / overall["teacher"]
+    training = econ.get("training") if isinstance(econ.get("training"), Mapping) else {}
+    return {
+        "primary_metric": str(overall.get("metric") or "") or None,
+        "quality_ratio": _number(quality),
+        "size_reduction": {"params": _number(econ.get("size_reduction")),
+                           "bytes": _number(econ.get("size_reduction_bytes"))},
+        "training": ({k: v if isinstance(v, int) else _number(v) for k, v in sorted(training.items())
+                      if v is not None} or None) if training else None,
+        "training_efficiency": _number(econ.get("quality_retained_per_gpu_hour")),
     }
 
 

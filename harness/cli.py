@@ -1,4 +1,5 @@
-"""The ``distill`` command: ``run``, ``validate``, ``report``.
+"""The ``distill`` command: ``run``, ``validate``, ``report``, ``baseline pin``, ``history``,
+``compare``.
 
 Exit codes: 0 pass, 1 gate failed, 2 bad input or usage (one line on stderr), 3 internal error.
 """
@@ -10,6 +11,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -39,12 +41,42 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--annotations", action="store_true", help="print GitHub annotations")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--quiet", action="store_true", help="print only the verdict")
+    run.add_argument("--dry-run", action="store_true",
+                     help="print per model how many requests a run would make (cached ones "
+                     "excluded) and their estimated cost; run no model")
     val = sub.add_parser("validate", help="check suite, rubric, baseline, report or predictions files")
     val.add_argument("files", nargs="+", type=Path, metavar="FILE")
     rep = sub.add_parser("report", help="render a stored JSON report")
     rep.add_argument("file", type=Path)
     rep.add_argument("--format", choices=("table", "markdown", "json"), default="table")
+    _history_parsers(sub)
     return p
+
+
+def _history_parsers(sub: Any) -> None:
+    """``baseline pin``, ``history`` and ``compare`` (baselines over time)."""
+    base = sub.add_parser("baseline", help="manage stored baselines")
+    base_sub = base.add_subparsers(dest="baseline_command", required=True, parser_class=_Parser)
+    pin = base_sub.add_parser("pin", help="copy the current baseline to baselines/<suite>@NAME.json")
+    pin.add_argument("suite", metavar="SUITE", help="suite file or suite name")
+    pin.add_argument("--as", dest="name", required=True, metavar="NAME",
+                     help="the pin's name, e.g. launch (rubric criteria say against: NAME)")
+    hist = sub.add_parser("history", help="the accepted releases of a suite's baseline (git)")
+    hist.add_argument("suite", metavar="SUITE", help="suite file or suite name")
+    hist.add_argument("--format", choices=("table", "markdown", "json"), default="table")
+    hist.add_argument("--plot", type=Path, metavar="OUT.png", help="write the trend plot here")
+    hist.add_argument("--reports", type=Path, nargs="+", default=[], metavar="FILE",
+                      help="saved JSON reports to add (they carry latency)")
+    cmp = sub.add_parser("compare", help="compare two runs of a suite, example by example")
+    cmp.add_argument("a", metavar="A", help="baseline file, JSON report or REV:path")
+    cmp.add_argument("b", metavar="B", help="baseline file, JSON report or REV:path")
+    cmp.add_argument("--rubric", type=Path, help="rubric whose baseline_* margins judge B "
+                                                  "(default: the suite's)")
+    cmp.add_argument("--suite", help="the suite file whose data gives the gold labels "
+                                     "(default: found by the runs' suite name)")
+    cmp.add_argument("--cache", type=Path, default=Path(".distill-cache"),
+                     help="prediction cache, for a report's per-example outcomes")
+    cmp.add_argument("--format", choices=("table", "markdown", "json"), default="table")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -57,6 +89,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args)
         if args.command == "validate":
             return _validate(args)
+        if args.command == "baseline":
+            return _baseline_pin(args)
+        if args.command == "history":
+            return _history(args)
+        if args.command == "compare":
+            return _compare(args)
         return _report(args)
     except HarnessError as exc:
         print(f"distill: {exc}", file=sys.stderr)
@@ -84,12 +122,19 @@ def _run(args: argparse.Namespace) -> int:
         cache_dir=None if args.no_cache else args.cache, strict=args.strict,
         allow_remote_code=args.allow_remote_code, device=args.device,
         update_baselines=args.update_baselines, report_path=args.report,
-        markdown_path=args.markdown, annotations=args.annotations, progress=True, seed=args.seed)
+        markdown_path=args.markdown, annotations=args.annotations, progress=True, seed=args.seed,
+        dry_run=args.dry_run)
     session = DistillSession(options, [Path(s) for s in args.suites])
     paths = session.suite_paths()
     if not paths:
         print(f"distill: no suite files in {', '.join(args.suites)}", file=sys.stderr)
         return EXIT_INPUT
+    if options.dry_run:
+        from harness.dryrun import plan_lines
+
+        for line in plan_lines(paths, options):
+            print(line)
+        return EXIT_PASS
     for path in paths:
         session.evaluate(path)
     doc = session.report()
@@ -135,6 +180,51 @@ def _report(args: argparse.Namespace) -> int:
     else:
         print("\n".join(report_lines(doc)))
     return EXIT_PASS if doc.get("verdict") == "pass" else EXIT_FAIL
+
+
+def _baseline_pin(args: argparse.Namespace) -> int:
+    from harness import baseline
+    from harness.data import load_dataset
+    from harness.history import resolve_suite
+    from harness.spec import display_path, load_suite
+
+    baseline.check_pin_name(args.name, field="--as")
+    spec = load_suite(resolve_suite(args.suite))
+    labels = spec.labels if spec.task == "classification" else None
+    data = load_dataset(spec.data, labels)
+    path, state = baseline.pin_baseline(spec, data, args.name)
+    print(f"distill: baseline {spec.name}: pin {args.name!r} {state}: {display_path(path)}")
+    return EXIT_PASS
+
+
+def _history(args: argparse.Namespace) -> int:
+    from harness import history
+    from harness.spec import display_path, load_suite
+
+    spec = load_suite(history.resolve_suite(args.suite))
+    hist = history.suite_history(spec, args.reports)
+    sys.stdout.write(history.render(hist, args.format))
+    if args.plot is not None:
+        history.plot(hist, args.plot, spec.rubric)
+        if args.format != "json":
+            print(f"distill: trend plot written to {display_path(args.plot)}")
+    return EXIT_PASS
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from harness import compare, history
+    from harness.spec import load_rubric, load_suite
+
+    a = compare.read_run(args.a)
+    b = compare.read_run(args.b, suite=a.suite)
+    if a.kind == "report" and b.kind == "baseline":
+        a = compare.read_run(args.a, suite=b.suite)
+    compare.check_comparable(a, b)
+    spec = load_suite(history.resolve_suite(args.suite or a.suite))
+    rubric = load_rubric(args.rubric, spec.root) if args.rubric is not None else None
+    result = compare.compare_runs(a, b, spec, rubric=rubric, cache_dir=args.cache)
+    sys.stdout.write(compare.render(result, args.format))
+    return EXIT_PASS if result.non_inferior else EXIT_FAIL
 
 
 if __name__ == "__main__":

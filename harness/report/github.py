@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.report.markdown import owner_line
 from harness.results import Check, SuiteResult
 
 #: A suite as a result object or as its report dict (``SuiteResult.to_dict()``); same for a check.
@@ -96,6 +97,9 @@ def annotation(suite: SuiteLike, check: CheckLike, *, strict: bool = False) -> s
     message = f"{item} {verdict}: {c['message']}" if c.get("message") else f"{item} {verdict}"
     if c.get("examples"):
         message += f"\nexamples: {', '.join(map(str, c['examples']))}"
+    responsible = owner_line(c.get("owner"), c.get("playbook"))
+    if responsible:
+        message += f"\n{responsible}"
     return f"::{level} {','.join(props)}::{escape_data(message)}"
 
 

@@ -20,6 +20,17 @@ def _esc(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def owner_line(owner: Any, playbook: Any) -> str:
+    """Who answers a failing check and what they do: ``owner @org/nlp — playbook docs/x.md``
+    (either part alone when only one is set; empty when neither is)."""
+    parts = []
+    if owner:
+        parts.append(f"owner {owner}")
+    if playbook:
+        parts.append(f"playbook {playbook}")
+    return " — ".join(parts)
+
+
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
     out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     out += ["| " + " | ".join(_esc(str(c)) for c in row) + " |" for row in rows]
@@ -62,13 +73,19 @@ def _suite(s: Mapping[str, Any]) -> list[str]:
             lines.append(f"- {ICON[c['verdict']]} **{_esc(c['id'])}** — {_esc(c['message'])}")
             if c.get("examples"):
                 lines.append(f"  - examples: {', '.join('`' + e + '`' for e in c['examples'])}")
+            responsible = owner_line(c.get("owner"), c.get("playbook"))
+            if responsible:
+                lines.append(f"  - {_esc(responsible)}")
         lines.append("")
     other = [c for c in s.get("checks", []) if c["verdict"] in ("inconclusive", "warn")]
     if other:
         lines.append("### Inconclusive and warnings")
         lines.append("")
-        lines += [f"- {ICON[c['verdict']]} **{_esc(c['id'])}** — {_esc(c['message'])}"
-                  for c in other]
+        for c in other:
+            lines.append(f"- {ICON[c['verdict']]} **{_esc(c['id'])}** — {_esc(c['message'])}")
+            responsible = owner_line(c.get("owner"), c.get("playbook"))
+            if responsible:
+                lines.append(f"  - {_esc(responsible)}")
         lines.append("")
     rows = s.get("slices") or []
     if rows:
@@ -116,6 +133,27 @@ def _suite(s: Mapping[str, Any]) -> list[str]:
                 f"`{i}`" for i in suspects[:10]))
         lines.append("")
     lines += _economics(s.get("economics") or {})
+    lines += _trend((s.get("baseline") or {}).get("trend"))
+    return lines
+
+
+def _trend(trend: Mapping[str, Any] | None) -> list[str]:
+    """The "Trend" section: the quality ratio of the last releases of the baseline (its git
+    history, :func:`harness.history.trend_summary`) and the change since launch."""
+    if not trend or not trend.get("releases"):
+        return []
+    launch = trend.get("launch") or {}
+    rows = [[f"`{(r.get('commit') or '')[:7]}`", str(r.get("date") or "")[:10],
+             _f(r.get("quality_ratio"))] for r in trend["releases"]]
+    lines = ["### Trend", ""]
+    lines += _table(["release", "date", "quality ratio"], rows)
+    lines.append("")
+    change = trend.get("quality_ratio_change")
+    if change is not None:
+        lines.append(f"Quality ratio {change:+.3f} since launch "
+                     f"(`{(launch.get('commit') or '')[:7]}`, {str(launch.get('date') or '')[:10]}, "
+                     f"{_f(launch.get('quality_ratio'))}); `distill history` shows every release.")
+        lines.append("")
     return lines
 
 

@@ -44,8 +44,14 @@ def suite_lines(suite: Mapping[str, Any]) -> list[str]:
         table = [[c["id"].split("::", 1)[-1], c["verdict"], _f(c["value"], 4), c["n"],
                   ", ".join(f"{k} {v}" for k, v in c["threshold"].items()),
                   _f(c.get("p_value"), 4), _f(c.get("q_value"), 4)] for c in other]
-        lines.append(tabulate(table, headers=["check", "verdict", "value", "n", "threshold", "p",
-                                              "q"], tablefmt="simple", disable_numparse=True))
+        headers = ["check", "verdict", "value", "n", "threshold", "p", "q"]
+        if any(c.get("owner") or c.get("playbook") for c in other):
+            from harness.report.markdown import owner_line
+
+            headers.append("owner — playbook")
+            for row, c in zip(table, other, strict=True):
+                row.append(owner_line(c.get("owner"), c.get("playbook")) or "-")
+        lines.append(tabulate(table, headers=headers, tablefmt="simple", disable_numparse=True))
     pockets = suite.get("pockets") or []
     if pockets:
         lines.append("")

@@ -401,3 +401,126 @@ def test_outputs_for_a_generation_baseline() -> None:
     assert out.labels is None and out.texts == ("y", "x")
     assert np.array_equal(StoredBaseline(path=Path("b.json"), doc={"outcomes": {"by_id": {
         "a": "rotten", "b": "fresh"}}}).outputs(data, LABELS).labels, [0, 1])
+
+
+# --------------------------------------------------------------------------- scorecard and pins
+
+def test_baseline_records_the_deterministic_scorecard(repo: Path) -> None:
+    result = run(repo, update=True)
+    about = json.loads(baseline_file(repo).read_text("utf-8"))["about"]
+    card = about["scorecard"]
+    assert card["primary_metric"] == "accuracy"
+    assert card["quality_ratio"] == pytest.approx((N - 3) / (N - 2), abs=1e-6)
+    assert card["size_reduction"] == {"params": None, "bytes": None}  # prediction files
+    assert card["training"] is None and card["training_efficiency"] is None
+    assert about["student"] == {"fingerprint": result.student.fingerprint}
+    text = baseline_file(repo).read_text("utf-8")
+    assert "latency" not in text and "timing" not in text
+
+
+def test_scorecard_keeps_training_facts_and_model_sizes(repo: Path) -> None:
+    from harness.baseline import baseline_document
+    from harness.results import ModelInfo
+
+    result = run(repo)
+    spec, data = spec_and_data(repo)
+    result.teacher = ModelInfo("teacher", "t" * 8, params=1000, bytes=4000, type="transformers")
+    result.student = ModelInfo("student", "s" * 8, params=250, bytes=1000, type="transformers")
+    result.economics = {"quality_retained": 0.97, "size_reduction": 0.75,
+                        "size_reduction_bytes": 0.75, "quality_retained_per_gpu_hour": 0.485,
+                        "training": {"gpu_hours": 2.0, "usd": 8.0, "examples": 12000}}
+    from harness.models.base import Predictions
+
+    student = Predictions(ids=data.ids, labels=tuple(gold(int(i[3:])) for i in data.ids))
+    doc = baseline_document(spec, result, data, student)
+    assert doc["about"]["teacher"] == {"fingerprint": "tttttttt", "params": 1000, "bytes": 4000}
+    assert doc["about"]["scorecard"] == {
+        "primary_metric": "accuracy", "quality_ratio": 0.97,
+        "size_reduction": {"params": 0.75, "bytes": 0.75},
+        "training": {"examples": 12000, "gpu_hours": 2.0, "usd": 8.0},
+        "training_efficiency": 0.485}
+    from harness.spec import validate_document
+
+    validate_document(json.loads(dumps(doc)), "baseline", "b.json")
+
+
+def test_a_generation_baseline_keeps_one_output_text_per_id(repo: Path) -> None:
+    from harness.baseline import baseline_document
+    from harness.models.base import Predictions
+
+    result = run(repo)
+    spec, data = spec_and_data(repo)
+    spec = dataclasses.replace(spec, task="generation", labels=())
+    texts = tuple(f"answer {i}" for i in range(len(data)))
+    doc = baseline_document(spec, result, data, Predictions(ids=data.ids, outputs=texts))
+    assert "labels" not in doc["outcomes"]
+    assert doc["outcomes"]["by_id"]["rt-1"] == "answer 0"
+    assert '    "rt-1": "answer 0",' in dumps(doc).decode("utf-8")
+
+
+def test_pin_copies_the_current_baseline(repo: Path) -> None:
+    from harness.baseline import load_pinned, pin_baseline, pinned_path
+
+    run(repo, update=True)
+    spec, data = spec_and_data(repo)
+    path, state = pin_baseline(spec, data, "launch")
+    assert (path.name, state) == ("s@launch.json", "written")
+    assert path.read_bytes() == baseline_file(repo).read_bytes()
+    assert pin_baseline(spec, data, "launch")[1] == "unchanged"
+    assert load_pinned(spec, data, "launch").doc == load_baseline(spec, data).doc
+    assert pinned_path(spec, "v1.4").name == "s@v1.4.json"
+
+    # A new current baseline leaves the pin alone; re-pinning replaces it.
+    write_predictions(repo.parent.parent / "preds" / "student.jsonl", STUDENT_WRONG | {"rt-9"})
+    pinned = path.read_bytes()
+    assert run(repo, update=True).baseline["written"] == "written"
+    assert path.read_bytes() == pinned
+    assert pin_baseline(spec, data, "launch")[1] == "replaced"
+    assert path.read_bytes() == baseline_file(repo).read_bytes()
+    # A pin is a baseline of the suite: never reported as unused.
+    assert unused_baselines(repo.parent.parent, ["s"]) == []
+
+
+def test_missing_and_stale_pins_say_how_to_pin(repo: Path) -> None:
+    from harness.baseline import load_pinned, pin_baseline
+
+    spec, data = spec_and_data(repo)
+    with pytest.raises(MissingBaseline) as info:
+        load_pinned(spec, data, "launch")
+    assert str(info.value) == ("no pinned baseline 'launch' at "
+                               "baselines/s@launch.json: write it with "
+                               "`distill baseline pin suites/s.yaml --as launch`")
+    with pytest.raises(MissingBaseline, match="no baseline at baselines/s.json"):
+        pin_baseline(spec, data, "launch")  # nothing to pin yet
+    run(repo, update=True)
+    pin_baseline(spec, data, "launch")
+    newer = dataclasses.replace(spec, rubric=dataclasses.replace(spec.rubric, version=2))
+    with pytest.raises(StaleBaseline) as stale:
+        load_pinned(newer, data, "launch")
+    assert str(stale.value) == (
+        "baselines/s@launch.json: stale baseline: rubric version 1 → 2. Its outcomes no longer "
+        "describe this suite: re-pin it with `distill baseline pin suites/s.yaml --as launch` "
+        "(and review the diff)")
+
+
+@pytest.mark.parametrize("name", ["current", "a/b", "", "@x", "launch.json"])
+def test_bad_pin_names(name: str) -> None:
+    from harness.baseline import check_pin_name
+    from harness.errors import SpecError
+
+    with pytest.raises(SpecError, match="pin name"):
+        check_pin_name(name)
+
+
+def test_cli_pin(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+
+    assert main(["baseline", "pin", "suites/s.yaml", "--as", "launch"]) == 2
+    assert capsys.readouterr().err == ("distill: no baseline at baselines/s.json: run with "
+                                       "--distill-update-baselines to write one\n")
+    run(repo, update=True)
+    assert main(["baseline", "pin", "s", "--as", "launch"]) == 0
+    assert capsys.readouterr().out == ("distill: baseline s: pin 'launch' written: "
+                                       "baselines/s@launch.json\n")
+    assert main(["baseline", "pin", "s", "--as", "current"]) == 2
+    assert "pin name 'current'" in capsys.readouterr().err
