@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-from harness.models.base import ModelFacts
+if TYPE_CHECKING:  # facts are only read: importing the models package is not needed
+    from harness.models.base import ModelFacts
 
 
 def size_reduction(teacher: ModelFacts, student: ModelFacts) -> dict[str, float | None]:

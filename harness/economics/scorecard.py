@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.economics.cost import serving_cost, size_reduction
 from harness.economics.latency import LatencyReport, json_float
@@ -22,7 +22,9 @@ from harness.economics.training import (
     payback_point,
     training_efficiency,
 )
-from harness.models.base import ModelFacts
+
+if TYPE_CHECKING:  # facts are only read: importing the models package is not needed
+    from harness.models.base import ModelFacts
 
 #: Key of the economics section under which every timing-derived value is stored.
 TIMING_KEY = "timing"
