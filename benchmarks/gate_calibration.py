@@ -12,7 +12,13 @@ then prints, side by side with a gate that fails whenever the point value breach
    whose true delta is 1.5x, 2x and 3x the margin, on 100, 400 and 1,600 examples, with
    a reference power: a level-alpha normal test that knew both variances (roughly the
    best a level-alpha test can do there);
-3. the size (rejection rate at the null boundary, nominal ``alpha``) of each test path.
+3. the size (rejection rate at the null boundary, nominal ``alpha``) of each test path;
+4. detection by rescue rate (how correlated the pair is);
+5. one test behind each interval and its verdict: on every simulated check of sections 2
+   and 3, whether the threshold lies outside the reported two-sided CI on the breach side
+   exactly when the one-sided p-value is below ``(1 - confidence) / 2`` (target: no
+   disagreement), and how often a 95% CI that excludes the threshold came with a verdict
+   that is not significant at ``alpha`` (target: never).
 
 Outcomes are paired: on each example the teacher is right with probability ``acc`` and the
 student is right, given the teacher's outcome, so that P(student right | teacher wrong) is
@@ -20,9 +26,10 @@ student is right, given the teacher's outcome, so that P(student right | teacher
 mirrors the teacher and the fewer discordant pairs there are: power to see a given delta
 grows as discordance shrinks (see section 4).
 
-    python benchmarks/gate_calibration.py [--runs 2000] [--seed 0] [--rescue 0.10]
+    python benchmarks/gate_calibration.py [--runs 4000] [--seed 0] [--rescue 0.10] [--quick]
 
-Runs in well under 3 minutes on 2 cores with the defaults.
+``--quick`` (what CI runs, seconds): 40 runs per figure; the targets are printed but not
+judged. Every run exits 0: the figures are for reading.
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ from scipy import stats
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness.gate import decide  # noqa: E402
-from harness.stats import bh_adjust, compare_test, wilson_interval  # noqa: E402
+from harness.stats import TestResult, bh_adjust, compare_test, wilson_interval  # noqa: E402
 
 ALPHA = 0.05
 MARGIN = -0.05
@@ -63,12 +70,31 @@ def paired_slice(
     return student, teacher
 
 
+# Section 5: every check whose CI and p-value are recorded, (agree, CI-excludes-but-not-
+# significant) counts, per test path.
+AGREEMENT: dict[str, list[int]] = {}
+
+
+def record(path: str, test: TestResult, bound: str, threshold: float, confidence: float = 0.95
+           ) -> None:
+    """Whether the CI excludes the threshold on the breach side exactly when p < level."""
+    if test.p_value is None:
+        return
+    low, high = test.ci
+    outside = threshold > high if bound == "min" else threshold < low
+    counts = AGREEMENT.setdefault(path, [0, 0, 0])
+    counts[0] += 1
+    counts[1] += outside == (test.p_value < (1 - confidence) / 2)
+    counts[2] += outside and test.p_value >= ALPHA
+
+
 def delta_check(student: np.ndarray, teacher: np.ndarray, seed: int) -> tuple[float, int, float]:
     test = compare_test(
         student=student, reference=teacher, compare="teacher_delta", bound="min",
         threshold=MARGIN, binary=True, seed=seed,
     )
     assert test.p_value is not None
+    record("Tango score (corrected), margin -0.05", test, "min", MARGIN)
     return test.value, test.n, test.p_value
 
 
@@ -128,16 +154,18 @@ def detection(
     return ours, point
 
 
-def sizes_of_each_path(rng: np.random.Generator, runs: int, rescue: float) -> list[tuple[str, int, int]]:
+def sizes_of_each_path(rng: np.random.Generator, runs: int, rescue: float,
+                       boot_runs: int) -> list[tuple[str, int, int]]:
     """Rejection counts at the null boundary for each test path, single checks at ALPHA."""
     rows: list[tuple[str, int, int]] = []
-    boot_runs = max(runs // 4, 50)
 
     hits = 0
     for _ in range(runs):  # exact McNemar: true delta 0, threshold 0
         s, t = paired_slice(rng, 500, 0.85, 0.0, rescue)
-        p = compare_test(student=s, reference=t, compare="teacher_delta", bound="min",
-                         threshold=0.0, binary=True).p_value
+        test = compare_test(student=s, reference=t, compare="teacher_delta", bound="min",
+                            threshold=0.0, binary=True)
+        record("exact McNemar, margin 0", test, "min", 0.0)
+        p = test.p_value
         hits += p is not None and p < ALPHA
     rows.append(("exact McNemar, delta 0 vs min 0, n=500", hits, runs))
 
@@ -150,16 +178,20 @@ def sizes_of_each_path(rng: np.random.Generator, runs: int, rescue: float) -> li
     hits = 0
     for _ in range(runs):  # exact binomial: a flip rate exactly at its maximum
         s = (rng.random(500) < 0.06).astype(float)
-        p = compare_test(student=s, reference=None, compare="value", bound="max",
-                         threshold=0.06, binary=True).p_value
+        test = compare_test(student=s, reference=None, compare="value", bound="max",
+                            threshold=0.06, binary=True)
+        record("exact binomial, value", test, "max", 0.06)
+        p = test.p_value
         hits += p is not None and p < ALPHA
     rows.append(("exact binomial, rate 0.06 vs max 0.06, n=500", hits, runs))
 
     hits = 0
     for run in range(boot_runs):  # BCa bootstrap: accuracy ratio exactly at 0.95
         s, t = paired_slice(rng, 500, 0.85, -0.05 * 0.85, rescue)
-        p = compare_test(student=s, reference=t, compare="teacher_ratio", bound="min",
-                         threshold=0.95, binary=True, seed=run).p_value
+        test = compare_test(student=s, reference=t, compare="teacher_ratio", bound="min",
+                            threshold=0.95, binary=True, seed=run)
+        record("BCa bootstrap, ratio", test, "min", 0.95)
+        p = test.p_value
         hits += p is not None and p < ALPHA
     rows.append(("BCa bootstrap, ratio 0.95 vs min 0.95, n=500", hits, boot_runs))
 
@@ -167,8 +199,10 @@ def sizes_of_each_path(rng: np.random.Generator, runs: int, rescue: float) -> li
     for run in range(boot_runs):  # BCa bootstrap: skewed continuous scores, delta at margin
         teacher = rng.gamma(2.0, 0.25, 500)
         student = teacher + rng.gamma(0.5, 0.4, 500) - 0.2 + MARGIN  # mean shift = MARGIN
-        p = compare_test(student=student, reference=teacher, compare="teacher_delta",
-                         bound="min", threshold=MARGIN, binary=False, seed=run).p_value
+        test = compare_test(student=student, reference=teacher, compare="teacher_delta",
+                            bound="min", threshold=MARGIN, binary=False, seed=run)
+        record("BCa bootstrap, skewed delta", test, "min", MARGIN)
+        p = test.p_value
         hits += p is not None and p < ALPHA
     rows.append(("BCa bootstrap, skewed scores, delta at margin, n=500", hits, boot_runs))
     return rows
@@ -181,7 +215,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the simulation")
     parser.add_argument("--rescue", type=float, default=0.10,
                         help="P(student right | teacher wrong); sets how correlated the pair is")
+    parser.add_argument("--quick", action="store_true",
+                        help="seconds: 40 runs per figure (what CI runs); targets not judged")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.runs = 40
+    boot_runs = max(args.runs // 4, 10 if args.quick else 50)
     rng = np.random.default_rng(args.seed)
     started = time.perf_counter()
     targets: list[tuple[str, bool]] = []
@@ -220,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
 
     print("3. Size of each test path at the null boundary (nominal 5%, single check)")
-    for label, hits, runs in sizes_of_each_path(rng, args.runs, args.rescue):
+    for label, hits, runs in sizes_of_each_path(rng, args.runs, args.rescue, boot_runs):
         print(f"   {label:<58} {rate(hits, runs)}")
     print()
 
@@ -234,7 +273,20 @@ def main(argv: list[str] | None = None) -> int:
               f"{rate(ours, runs)}   ref. {oracle_power(400, 0.85, -0.10, rescue):.1%}")
     print()
 
-    print("Targets")
+    print("5. One test behind each interval and its verdict (sections 2 and 3's checks): the "
+          "threshold outside the 95% CI on the breach side <=> one-sided p < 0.025")
+    disagree = never = 0
+    for path, (checks, agree, loud) in AGREEMENT.items():
+        print(f"   {path:<40} {checks:>6} checks: {agree:>6} agree, {checks - agree} disagree; "
+              f"CI excludes but p >= {ALPHA}: {loud}")
+        disagree += checks - agree
+        never += loud
+    targets.append(("CI excludes the threshold <=> p < (1 - confidence)/2, every check",
+                    disagree == 0))
+    targets.append((f"no 95% CI excluding the threshold next to p >= {ALPHA}", never == 0))
+    print()
+
+    print("Targets" + (" (quick mode: too few runs to judge)" if args.quick else ""))
     for label, met in targets:
         print(f"   {'MET    ' if met else 'NOT MET'} {label}")
     print(f"\nelapsed {time.perf_counter() - started:.1f}s")
