@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import norm
 
-__all__ = ["audit_teacher"]
+__all__ = ["audit_teacher", "audit_generation"]
 
 
 def _wilson(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
@@ -99,11 +99,6 @@ def audit_teacher(
     student_ok = student_a == gold_a
     inherited = ~teacher_ok & (student_a == teacher_a)
 
-    n_teacher_ok = int(teacher_ok.sum())
-    n_teacher_err = n - n_teacher_ok
-    n_inherited = int(inherited.sum())
-    accuracy = _rate(n_teacher_ok, n)
-
     suspect_ids: list[str] = []
     suspects: list[dict[str, Any]] = []
     n_suspect = 0
@@ -130,6 +125,72 @@ def audit_teacher(
                 }
             )
 
+    out = _summary(ids=ids, teacher_ok=teacher_ok, student_ok=student_ok, inherited=inherited,
+                   slices=slices, floor=floor, level=level, max_ids=max_ids)
+    out.update({"suspect_ids": suspect_ids, "suspects": suspects, "n_suspect": n_suspect,
+                "confidence": float(confidence)})
+    return out
+
+
+def audit_generation(
+    *,
+    ids: Sequence[str],
+    references: Sequence[Sequence[str]],
+    teacher_outputs: Sequence[str],
+    student_outputs: Sequence[str],
+    slices: Mapping[str, np.ndarray] | None = None,
+    floor: float | None = None,
+    max_ids: int = 20,
+    level: float = 0.95,
+) -> dict[str, Any]:
+    """The report's ``teacher_audit`` object for a generation suite.
+
+    The teacher is right on an example when its output equals one of the references
+    (``exact_match``, whitespace-stripped). ``suspect_ids`` are the outputs where the teacher
+    disagrees with every reference, the farthest from its closest reference (lowest chrF)
+    first: each is a teacher blind spot or a wrong reference. An error is *inherited* when the
+    student's output equals the teacher's wrong one. Other fields as :func:`audit_teacher`.
+    """
+    from harness import textmetrics
+
+    n = len(ids)
+    for name, seq in (("references", references), ("teacher_outputs", teacher_outputs),
+                      ("student_outputs", student_outputs)):
+        if len(seq) != n:
+            raise ValueError(f"{name} has {len(seq)} entries for {n} ids")
+    teacher_ok = textmetrics.exact_match(teacher_outputs, references) > 0
+    student_ok = textmetrics.exact_match(student_outputs, references) > 0
+    same = np.array([s.strip() == t.strip() for s, t in zip(student_outputs, teacher_outputs,
+                                                              strict=True)], dtype=bool)
+    inherited = ~teacher_ok & same
+    wrong = np.flatnonzero(~teacher_ok)
+    suspects: list[dict[str, Any]] = []
+    if len(wrong):
+        closeness = textmetrics.chrf([teacher_outputs[int(i)] for i in wrong],
+                                     [references[int(i)] for i in wrong])
+        order = wrong[np.lexsort((wrong, closeness))][:max_ids]
+        rank = dict(zip(wrong.tolist(), closeness.tolist(), strict=True))
+        for j in order:
+            i = int(j)
+            suspects.append({"id": str(ids[i]), "references": list(references[i]),
+                             "teacher": teacher_outputs[i], "student": student_outputs[i],
+                             "chrf": float(rank[i])})
+    out = _summary(ids=ids, teacher_ok=teacher_ok, student_ok=student_ok, inherited=inherited,
+                   slices=slices, floor=floor, level=level, max_ids=max_ids)
+    out.update({"suspect_ids": [s["id"] for s in suspects], "suspects": suspects,
+                "n_suspect": int(len(wrong)), "metric": "exact_match"})
+    return out
+
+
+def _summary(*, ids: Sequence[str], teacher_ok: np.ndarray, student_ok: np.ndarray,
+             inherited: np.ndarray, slices: Mapping[str, np.ndarray] | None,
+             floor: float | None, level: float, max_ids: int) -> dict[str, Any]:
+    """Accuracy, weak slices, inherited errors and the per-slice table of either task."""
+    n = len(ids)
+    n_teacher_ok = int(teacher_ok.sum())
+    n_teacher_err = n - n_teacher_ok
+    n_inherited = int(inherited.sum())
+    accuracy = _rate(n_teacher_ok, n)
     weak: list[dict[str, Any]] = []
     per_slice: list[dict[str, Any]] = []
     for name, selection in (slices or {}).items():
@@ -159,10 +220,6 @@ def audit_teacher(
         "n": n,
         "floor": None if floor is None else float(floor),
         "weak_slices": weak,
-        "suspect_ids": suspect_ids,
-        "suspects": suspects,
-        "n_suspect": n_suspect,
-        "confidence": float(confidence),
         "teacher_error_rate": _rate(n_teacher_err, n),
         "inherited_error_rate": _rate(n_inherited, n),
         "inherited_ids": [str(ids[i]) for i in np.flatnonzero(inherited)[:max_ids]],

@@ -41,6 +41,27 @@ class Dataset:
         """Each input as one string (several input fields joined by a newline)."""
         return [x if isinstance(x, str) else "\n".join(str(v) for v in x.values()) for x in self.inputs]
 
+    def concat(self, other: Dataset) -> Dataset:
+        """These examples then ``other``'s, as one data set (eval rows and traffic rows).
+
+        Its sha256 combines both files' and the path is this one's; features are the ones both
+        have; references and labels are kept only when both carry them.
+        """
+        import hashlib
+
+        digest = hashlib.sha256(f"{self.sha256}+{other.sha256}".encode()).hexdigest()
+        feats = {k: np.concatenate([v, other.features[k]]) for k, v in self.features.items()
+                 if k in other.features and v.dtype == other.features[k].dtype}
+        both = self.labels is not None and other.labels is not None
+        both_refs = self.references is not None and other.references is not None
+        return Dataset(
+            path=self.path, sha256=digest, ids=self.ids + other.ids,
+            inputs=self.inputs + other.inputs,
+            labels=(self.labels or ()) + (other.labels or ()) if both else None,
+            features=feats, records=self.records + other.records,
+            references=(self.references or ()) + (other.references or ()) if both_refs else None,
+        )
+
     def subset(self, index: np.ndarray | Sequence[int]) -> Dataset:
         """The examples at ``index``, in that order (same path and sha256)."""
         idx = [int(i) for i in index]

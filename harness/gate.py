@@ -68,35 +68,62 @@ MAX_EXAMPLES = 5
 
 @dataclass(frozen=True)
 class PlannedCheck:
-    """A check known before any model runs: its id, criterion and slice."""
+    """A check known before any model runs: its id, criterion, slice, owner and playbook."""
 
     id: str
     criterion: Criterion
     slice: str
+    owner: str | None = None
+    playbook: str | None = None
+
+
+#: The slice names of traffic checks: the whole traffic sample, a declared slice of it, pockets.
+TRAFFIC = "traffic"
+TRAFFIC_POCKETS = "traffic:discovered"
+#: Slices decided at ``alpha`` alone, outside the Benjamini–Hochberg family.
+OVERALL_SLICES = ("overall", TRAFFIC)
+
+
+def traffic_slice(name: str) -> str:
+    """The check slice of declared slice ``name`` on the traffic rows."""
+    return f"{TRAFFIC}:{name}"
 
 
 def check_id(suite: str, criterion: str, slice_name: str) -> str:
     return f"{suite}::{criterion}[{slice_name}]"
 
 
-def plan_checks(suite: str, rubric: RubricSpec, slice_names: Sequence[str]) -> list[PlannedCheck]:
+def plan_checks(suite: str, rubric: RubricSpec, slice_names: Sequence[str], *,
+                traffic_slices: Sequence[str] = (),
+                slice_owners: Mapping[str, tuple[str | None, str | None]] | None = None,
+                ) -> list[PlannedCheck]:
     """One planned check per (criterion, slice in its scope), in rubric order.
 
     ``overall`` is the whole data set; ``slices`` are the declared ones; a ``discovered``
-    criterion is one check over every pocket it finds.
+    criterion is one check over every pocket it finds. A ``traffic`` criterion checks the whole
+    traffic sample, each declared slice in ``traffic_slices`` (those with traffic rows) and the
+    pockets searched on the traffic rows. A criterion's owner and playbook win over its slice's.
     """
     declared = [s for s in slice_names if s != "overall"]
+    owners = slice_owners or {}
     plan: list[PlannedCheck] = []
     for c in rubric.criteria:
         targets: list[str] = []
         if c.scope == "discovered":
             targets = ["discovered"]
+        elif c.scope == TRAFFIC:
+            targets = [TRAFFIC, *(traffic_slice(s) for s in traffic_slices if s != "overall"),
+                       TRAFFIC_POCKETS]
         else:
             if c.scope in ("overall", "all"):
                 targets.append("overall")
             if c.scope in ("slices", "all"):
                 targets.extend(declared)
-        plan.extend(PlannedCheck(check_id(suite, c.name, s), c, s) for s in targets)
+        for s in targets:
+            own, book = owners.get(s.split(":", 1)[1] if s.startswith(TRAFFIC + ":") else s,
+                                   (None, None))
+            plan.append(PlannedCheck(check_id(suite, c.name, s), c, s,
+                                     owner=c.owner or own, playbook=c.playbook or book))
     return plan
 
 
@@ -110,12 +137,16 @@ class GateInputs:
     ids: Sequence[str]
     baseline: Outputs | None = None
     baseline_error: str | None = None
+    #: Pinned baselines by name (``against: NAME``), and why a pin could not be loaded.
+    baselines: Mapping[str, Outputs] = field(default_factory=dict)
+    baseline_errors: Mapping[str, str] = field(default_factory=dict)
     suite_metrics: Mapping[str, float] | None = None
     suite_metric_errors: Mapping[str, str] | None = None
     features: Mapping[str, np.ndarray] | None = None
     discovery: Any = None
     seed: int = 0
     strict: bool = False
+    whole: str = "overall"  # the slice that is every row of these inputs
     _per_example: dict[tuple[str, int], np.ndarray] = field(default_factory=dict, repr=False)
 
     def per_example(self, metric: Metric, out: Outputs) -> np.ndarray:
@@ -167,6 +198,13 @@ def _reference(p: PlannedCheck, inputs: GateInputs) -> tuple[Outputs | None, str
     compare = p.criterion.compare
     if compare.startswith("teacher"):
         return inputs.ctx.teacher, None
+    if compare.startswith("baseline") and p.criterion.against != "current":
+        name = p.criterion.against
+        if name not in inputs.baselines:
+            return None, inputs.baseline_errors.get(name) or (
+                f"no pinned baseline {name!r}: write it with `distill baseline pin SUITE --as "
+                f"{name}`")
+        return inputs.baselines[name], None
     if compare.startswith("baseline"):
         if inputs.baseline is None:
             return None, inputs.baseline_error or ("no baseline: run with --distill-update-baselines "
@@ -308,7 +346,7 @@ def discovered_check(p: PlannedCheck, inputs: GateInputs) -> tuple[Check, list[P
         value = worst.delta if c.compare.endswith("delta") else (
             worst.student / worst.teacher if worst.teacher else float("nan"))
         check = Check(
-            id=p.id, criterion=c.name, scope=c.scope, slice="discovered", metric=c.metric,
+            id=p.id, criterion=c.name, scope=c.scope, slice=p.slice, metric=c.metric,
             compare=c.compare, value=float(value), ci=None, n=worst.n, threshold=_threshold(c),
             verdict="warn" if c.severity == "warn" else "fail", message="",
             p_value=worst.p_value, q_value=worst.q_value, examples=worst.ids[:MAX_EXAMPLES],
@@ -318,10 +356,10 @@ def discovered_check(p: PlannedCheck, inputs: GateInputs) -> tuple[Check, list[P
             extra={"pockets": [{"slice": pk.slice, "n": pk.n, "delta": pk.delta,
                                 "q_value": pk.q_value} for pk in confirmed]})
     else:
-        overall = inputs.slices["overall"]
+        overall = inputs.slices[inputs.whole]
         value = _point(metric, inputs, overall, ref, c.compare)
         check = Check(
-            id=p.id, criterion=c.name, scope=c.scope, slice="discovered", metric=c.metric,
+            id=p.id, criterion=c.name, scope=c.scope, slice=p.slice, metric=c.metric,
             compare=c.compare, value=float(value), ci=None, n=n, threshold=_threshold(c),
             verdict="pass", message="", severity=c.severity, decision=c.decision,
             test="pocket search (discover on one half, confirm on the other, BH)",
@@ -329,12 +367,58 @@ def discovered_check(p: PlannedCheck, inputs: GateInputs) -> tuple[Check, list[P
     return check, found
 
 
+@dataclass
+class Judgement:
+    """The decided checks of one student and the pockets its discovered checks found."""
+
+    checks: list[Check]
+    pockets: list[Pocket]
+    traffic_pockets: list[Pocket] = field(default_factory=list)
+
+
+def judge(plan: Sequence[PlannedCheck], inputs: GateInputs, criteria: Mapping[str, Criterion], *,
+          strict: bool, traffic: GateInputs | None = None) -> Judgement:
+    """Every planned check of one student: computed, then BH and verdicts (:func:`finalize`).
+
+    ``traffic`` holds the label-free inputs on the traffic rows (``scope: traffic``); without
+    it those checks are errors saying the suite declares no traffic data.
+    """
+    checks: list[Check] = []
+    found_by: dict[str, list[Pocket]] = {"eval": [], TRAFFIC: []}
+    for planned in plan:
+        source = traffic if planned.criterion.scope == TRAFFIC else inputs
+        if source is None:
+            check = _error_check(planned, 0, "scope: traffic needs traffic_data in the suite")
+        elif planned.slice.endswith("discovered"):
+            check, found = discovered_check(planned, source)
+            found_by[TRAFFIC if planned.criterion.scope == TRAFFIC else "eval"].extend(found)
+        elif planned.slice not in source.slices:
+            check = _error_check(planned, 0, f"slice {planned.slice!r} has no rows in this run")
+        else:
+            check = evaluate_check(planned, source)
+        checks.append(replace(check, owner=planned.owner, playbook=planned.playbook))
+    return Judgement(checks=finalize(checks, criteria, strict=strict),
+                     pockets=_dedupe(found_by["eval"]), traffic_pockets=_dedupe(found_by[TRAFFIC]))
+
+
+def _dedupe(pockets: list[Pocket]) -> list[Pocket]:
+    """Each pocket once (two criteria may find the same slice), first finding kept."""
+    seen: set[str] = set()
+    out = []
+    for p in pockets:
+        if p.slice not in seen:
+            seen.add(p.slice)
+            out.append(p)
+    return out
+
+
 def finalize(checks: list[Check], criteria: Mapping[str, Criterion], *, strict: bool) -> list[Check]:
     """BH across per-slice checks, then each check's verdict and message."""
     from harness import stats
 
     family = [i for i, ch in enumerate(checks)
-              if ch.verdict == "pending" and ch.slice != "overall" and ch.p_value is not None]
+              if ch.verdict == "pending" and ch.slice not in OVERALL_SLICES
+              and ch.p_value is not None]
     qs = stats.bh_adjust([checks[i].p_value for i in family])
     qmap = dict(zip(family, qs, strict=True))
     out: list[Check] = []
@@ -378,12 +462,13 @@ def explain(ch: Check, c: Criterion) -> str:
         head += f"; p={_fmt(ch.p_value)}"
     if ch.q_value is not None:
         head += f", q={_fmt(ch.q_value)} (BH)"
-    found = ch.extra.get("pockets") if ch.scope == "discovered" else None
+    pocket_check = ch.slice.endswith("discovered")
+    found = ch.extra.get("pockets") if pocket_check else None
     if found:
         head += "; confirmed pockets: " + ", ".join(
             f"{pk['slice']} (n={pk['n']}, delta {pk['delta']:+.3f}, q={_fmt(pk['q_value'])})"
             for pk in found)
-    elif ch.scope == "discovered" and ch.verdict == "pass":
+    elif pocket_check and ch.verdict == "pass":
         head += "; no confirmed pocket breaches the threshold"
     verdict = ch.verdict
     if verdict == "pass":

@@ -19,37 +19,52 @@ class CheckFailed(Exception):
         super().__init__(check.message)
 
 
+class SuiteFailed(Exception):
+    """Raised by every item of a suite that could not run: the one message, for each."""
+
+
 class SuiteFile(pytest.File):
-    """A suite file: evaluated once, then one :class:`CheckItem` per check."""
+    """A suite file: one :class:`CheckItem` per planned check. Collecting runs no model."""
 
     def collect(self) -> Iterator[CheckItem]:
         from harness.plugin import SESSION_KEY
 
         session = self.config.stash[SESSION_KEY]
-        outcome = session.evaluate(self.path)
+        outcome = session.prepare(self.path)
         if outcome.error:
             raise self.CollectError(outcome.error)
-        assert outcome.result is not None
-        for check in outcome.result.checks:
-            name = check.id.split("::", 1)[1]
-            yield CheckItem.from_parent(self, name=name, check=check)
+        for planned in outcome.planned:
+            name = planned.id.split("::", 1)[1]
+            yield CheckItem.from_parent(self, name=name, planned=planned)
 
 
 class CheckItem(pytest.Item):
-    """One rubric criterion over one slice."""
+    """One rubric criterion over one slice. Its suite runs once, at its first item that runs."""
 
-    def __init__(self, *, check: Check, **kwargs: Any):
+    def __init__(self, *, planned: Any, **kwargs: Any):
         super().__init__(**kwargs)
+        self.planned = planned
+        self.check: Check | None = None
+
+    def runtest(self) -> None:
+        from harness.plugin import SESSION_KEY
+
+        outcome = self.config.stash[SESSION_KEY].evaluate(self.path)
+        if outcome.error:
+            raise SuiteFailed(outcome.error)
+        check = outcome.check(self.planned.id)
+        if check is None:
+            raise SuiteFailed(f"check {self.planned.id} was planned but not computed")
         self.check = check
         self.user_properties.append(("verdict", check.verdict))
         if check.value is not None:
             self.user_properties.append(("value", check.value))
-
-    def runtest(self) -> None:
-        if self.check.verdict in ("fail", "error"):
-            raise CheckFailed(self.check)
+        if check.verdict in ("fail", "error"):
+            raise CheckFailed(check)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, SuiteFailed):
+            return f"ERROR: {self.planned.id}\n  the suite could not run: {excinfo.value}"
         if isinstance(excinfo.value, CheckFailed):
             c = excinfo.value.check
             lines = [f"{c.verdict.upper()}: {c.id}", f"  {c.message}"]
@@ -65,4 +80,5 @@ class CheckItem(pytest.Item):
         return super().repr_failure(excinfo)
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
-        return self.path, None, f"distill: {self.name} [{self.check.verdict}]"
+        verdict = f" [{self.check.verdict}]" if self.check is not None else ""
+        return self.path, None, f"distill: {self.name}{verdict}"

@@ -1,16 +1,24 @@
-"""The metric registry.
+"""The metric registry: one place where every metric declares what it is.
 
-Every metric declares its direction and how it is computed. Three kinds:
+Each metric is declared with keyword-only fields: its ``name``, the ``tasks`` it applies to,
+its ``direction`` (``higher`` or ``lower`` is better), its ``kind`` and what it ``needs``:
 
 - ``example``: a float per example (``per_example_fn``), aggregated by the mean — accuracy,
-  agreement, flip rates, KL divergence. Paired tests and pocket discovery work on these.
-- ``aggregate``: computed from the outputs of a set of examples (``aggregate_fn``) — macro F1,
-  ECE, Hugging Face ``evaluate`` modules. Tested with a paired bootstrap.
+  agreement, flip rates, exact match, chrF, error rates. Paired tests (exact / Tango for 0/1
+  values, paired BCa bootstrap otherwise) and pocket discovery work on these.
+- ``corpus``: computed from the outputs of a set of examples (``aggregate_fn``) — macro F1, ECE,
+  corpus BLEU and chrF, Hugging Face ``evaluate`` modules. Tested with a paired bootstrap over
+  examples; BLEU and corpus chrF sum per-example sufficient statistics (``stats_fn``), so a
+  resample costs a sum.
 - ``suite``: a figure of the whole run, computed elsewhere (economics, coverage) — gated on the
   point value.
 
+``needs`` names the inputs: ``gold`` (labels or references), ``scores`` (label probabilities),
+``teacher`` (label-free fidelity), ``usage`` (token counts), ``finish`` (finish reasons).
+
 ``get_metric`` raises :class:`~harness.errors.SpecError` for an unknown name, listing the
-known ones with a did-you-mean.
+known ones with a did-you-mean; :func:`check_applies` refuses a metric of the wrong task or one
+the suite's data cannot feed, when the rubric loads.
 """
 
 from __future__ import annotations
@@ -18,49 +26,91 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from harness.errors import SpecError
+from harness.tasks import INVALID, LabelOutputs, Outputs, TextOutputs
 
+__all__ = ["EvalContext", "LabelOutputs", "Metric", "Outputs", "TextOutputs", "all_metrics",
+           "check_applies", "get_metric", "known_metrics", "register"]
 
-@dataclass(frozen=True)
-class Outputs:
-    """One model's outputs over the suite, encoded: label codes (suite label order), scores."""
-
-    labels: np.ndarray | None  # int codes, one per example
-    scores: np.ndarray | None = None  # (n, n_labels) probabilities
-    texts: tuple[str, ...] | None = None  # generation outputs
+TASK_NAMES = ("classification", "generation")
+BOTH = frozenset(TASK_NAMES)
+CLS = frozenset({"classification"})
+GEN = frozenset({"generation"})
+KINDS = ("example", "corpus", "suite")
+NEEDS = ("gold", "scores", "teacher", "usage", "finish")
 
 
 @dataclass(frozen=True)
 class EvalContext:
-    """What metrics are computed from: gold labels and each model's outputs, aligned by example."""
+    """What metrics are computed from: gold labels or references and the teacher's outputs."""
 
     labels: tuple[str, ...]
     gold: np.ndarray | None  # int codes, or None when the suite has no gold labels
     teacher: Outputs
-    references: tuple[str, ...] | None = None  # generation references
+    references: tuple[tuple[str, ...], ...] | None = None  # generation references
+
+    @property
+    def has_gold(self) -> bool:
+        return self.gold is not None or self.references is not None
 
 
 PerExample = Callable[[EvalContext, Outputs], np.ndarray]
 Aggregate = Callable[[EvalContext, Outputs, np.ndarray], float]
+Stats = Callable[[EvalContext, Outputs], np.ndarray]
+FromStats = Callable[[np.ndarray], float]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Metric:
+    """One metric, declared once: where it applies, which way is better, how it is computed."""
+
     name: str
-    higher_is_better: bool
-    kind: str  # "example" | "aggregate" | "suite"
+    tasks: frozenset[str]
+    direction: str  # "higher" | "lower"
+    kind: str  # "example" | "corpus" | "suite"
     description: str
+    needs: frozenset[str] = frozenset()
     binary: bool = False
-    needs_gold: bool = False
-    needs_scores: bool = False
     per_example_fn: PerExample | None = None
     aggregate_fn: Aggregate | None = None
+    stats_fn: Stats | None = None  # per-example sufficient statistics of a corpus metric
+    from_stats: FromStats | None = None  # the corpus value from summed statistics
+    _memo: dict[int, tuple[Any, np.ndarray]] = field(default_factory=dict, repr=False,
+                                                     compare=False)
+
+    def __post_init__(self) -> None:
+        if self.direction not in ("higher", "lower"):
+            raise ValueError(f"metric {self.name!r}: direction must be higher or lower")
+        if self.kind not in KINDS:
+            raise ValueError(f"metric {self.name!r}: kind must be one of {', '.join(KINDS)}")
+        if not self.tasks <= BOTH or not self.tasks:
+            raise ValueError(f"metric {self.name!r}: tasks must be among {', '.join(TASK_NAMES)}")
+        unknown = self.needs - set(NEEDS)
+        if unknown:
+            raise ValueError(f"metric {self.name!r}: unknown needs {sorted(unknown)}")
+        computed = {"example": self.per_example_fn is not None,
+                    "corpus": self.aggregate_fn is not None or self.stats_fn is not None,
+                    "suite": True}[self.kind]
+        if not computed:
+            raise ValueError(f"metric {self.name!r}: a {self.kind} metric needs its function")
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.direction == "higher"
+
+    @property
+    def needs_gold(self) -> bool:
+        return "gold" in self.needs
+
+    @property
+    def needs_scores(self) -> bool:
+        return "scores" in self.needs
 
     def per_example(self, ctx: EvalContext, out: Outputs) -> np.ndarray:
         """A float per example (only for ``example`` metrics)."""
@@ -69,22 +119,45 @@ class Metric:
         self._check_inputs(ctx, out)
         return np.asarray(self.per_example_fn(ctx, out), dtype=float)
 
+    def statistics(self, ctx: EvalContext, out: Outputs) -> np.ndarray:
+        """Per-example sufficient statistics of a corpus metric, computed once per outputs."""
+        assert self.stats_fn is not None
+        hit = self._memo.get(id(out))
+        if hit is not None and hit[0] is out:
+            return hit[1]
+        self._check_inputs(ctx, out)
+        stats = np.asarray(self.stats_fn(ctx, out))
+        self._memo.clear()  # keep one or two entries: teacher and student of the current run
+        self._memo[id(out)] = (out, stats)
+        return stats
+
     def value(self, ctx: EvalContext, out: Outputs, index: np.ndarray) -> float:
         """The metric over the examples at ``index``."""
         self._check_inputs(ctx, out)
         if self.per_example_fn is not None:
             vals = self.per_example(ctx, out)[index]
             return float(vals.mean()) if len(vals) else float("nan")
-        assert self.aggregate_fn is not None
+        if self.stats_fn is not None and self.from_stats is not None:
+            if len(index) == 0:
+                return float("nan")
+            return float(self.from_stats(self.statistics(ctx, out)[index].sum(axis=0)))
+        if self.aggregate_fn is None:
+            raise ValueError(f"metric {self.name!r} is a run-level figure")
         return float(self.aggregate_fn(ctx, out, index))
 
     def _check_inputs(self, ctx: EvalContext, out: Outputs) -> None:
-        if self.needs_gold and ctx.gold is None and ctx.references is None:
-            raise SpecError(f"metric {self.name!r} needs gold labels; the suite's data names no "
-                            "label field")
+        if self.needs_gold and not ctx.has_gold:
+            raise SpecError(f"metric {self.name!r} needs gold labels or references; the suite's "
+                            "data names no label field")
         if self.needs_scores and (out.scores is None or ctx.teacher.scores is None):
             raise SpecError(f"metric {self.name!r} needs scores from both models; the "
                             "predictions carry labels only")
+        if "usage" in self.needs and out.output_tokens is None:
+            raise SpecError(f"metric {self.name!r} needs token usage; this model's outputs "
+                            "carry none")
+        if "finish" in self.needs and out.finish_reasons is None:
+            raise SpecError(f"metric {self.name!r} needs finish reasons; this model's outputs "
+                            "carry none")
 
 
 _REGISTRY: dict[str, Metric] = {}
@@ -102,50 +175,78 @@ def known_metrics() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def get_metric(name: str, *, local_module: Path | None = None) -> Metric:
+def all_metrics() -> list[Metric]:
+    """Every registered metric, by name."""
+    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+
+
+def get_metric(name: str, *, local_module: Path | None = None,
+               higher_is_better: bool | None = None) -> Metric:
     """The metric called ``name``; ``evaluate:<module>`` loads a Hugging Face evaluate module.
 
     ``local_module`` is the resolved file or folder of an ``evaluate:<path>`` metric (the rubric
-    loader resolves it against the rubric file and the repository root).
+    loader resolves it against the rubric file and the repository root); ``higher_is_better``
+    its direction when the module does not declare one.
     """
     if name in _REGISTRY:
         return _REGISTRY[name]
     if name.startswith("evaluate:"):
-        return _evaluate_metric(name, local_module)
+        return _evaluate_metric(name, local_module, higher_is_better)
     close = difflib.get_close_matches(name, list(_REGISTRY), n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     raise SpecError(f"unknown metric {name!r}{hint}; known metrics: {', '.join(known_metrics())}, "
                     "or evaluate:<module>")
 
 
-# --------------------------------------------------------------------------- built-ins
+def check_applies(metric: Metric, *, task: str, has_gold: bool) -> None:
+    """A SpecError when ``metric`` is of another task or needs gold the data does not have."""
+    if task not in metric.tasks:
+        fitting = [m.name for m in all_metrics() if task in m.tasks]
+        raise SpecError(f"{metric.name} is a {' / '.join(sorted(metric.tasks))} metric; a {task} "
+                        f"suite takes: {', '.join(fitting)}")
+    if metric.needs_gold and not has_gold:
+        free = [m.name for m in all_metrics() if task in m.tasks and not m.needs_gold
+                and m.kind != "suite"]
+        raise SpecError(f"{metric.name} needs gold labels or references and the suite's data "
+                        f"names no label field; label-free metrics: {', '.join(free)}")
+
+
+# --------------------------------------------------------------------------- classification
+
+def _labels(out: Outputs) -> np.ndarray:
+    if out.labels is None:
+        raise SpecError("this metric needs label outputs")
+    return out.labels
+
 
 def _correct(ctx: EvalContext, out: Outputs) -> np.ndarray:
     if ctx.gold is None:
         raise SpecError("this metric needs gold labels; the suite's data names no label field")
-    return np.asarray(out.labels == ctx.gold, dtype=float)
+    return np.asarray(_labels(out) == ctx.gold, dtype=float)
 
 
 def _agreement(ctx: EvalContext, out: Outputs) -> np.ndarray:
-    return np.asarray(out.labels == ctx.teacher.labels, dtype=float)
+    # An invalid answer agrees with nothing, not even another invalid answer.
+    s, t = _labels(out), _labels(ctx.teacher)
+    return np.asarray((s == t) & (s != INVALID), dtype=float)
 
 
 def _negative_flip(ctx: EvalContext, out: Outputs) -> np.ndarray:
     assert ctx.gold is not None
-    teacher_right = ctx.teacher.labels == ctx.gold
-    return np.asarray(teacher_right & (out.labels != ctx.gold), dtype=float)
+    teacher_right = _labels(ctx.teacher) == ctx.gold
+    return np.asarray(teacher_right & (_labels(out) != ctx.gold), dtype=float)
 
 
 def _positive_flip(ctx: EvalContext, out: Outputs) -> np.ndarray:
     assert ctx.gold is not None
-    teacher_wrong = ctx.teacher.labels != ctx.gold
-    return np.asarray(teacher_wrong & (out.labels == ctx.gold), dtype=float)
+    teacher_wrong = _labels(ctx.teacher) != ctx.gold
+    return np.asarray(teacher_wrong & (_labels(out) == ctx.gold), dtype=float)
 
 
 def _inherited_error(ctx: EvalContext, out: Outputs) -> np.ndarray:
     assert ctx.gold is not None
-    teacher_wrong = ctx.teacher.labels != ctx.gold
-    return np.asarray(teacher_wrong & (out.labels == ctx.teacher.labels), dtype=float)
+    teacher_wrong = _labels(ctx.teacher) != ctx.gold
+    return np.asarray(teacher_wrong & (_labels(out) == _labels(ctx.teacher)), dtype=float)
 
 
 def _kl(ctx: EvalContext, out: Outputs) -> np.ndarray:
@@ -161,18 +262,18 @@ def _kl(ctx: EvalContext, out: Outputs) -> np.ndarray:
 def _macro_f1(ctx: EvalContext, out: Outputs, index: np.ndarray) -> float:
     from sklearn.metrics import f1_score
 
-    assert ctx.gold is not None and out.labels is not None
-    return float(f1_score(ctx.gold[index], out.labels[index], average="macro",
+    assert ctx.gold is not None
+    return float(f1_score(ctx.gold[index], _labels(out)[index], average="macro",
                           labels=list(range(len(ctx.labels))), zero_division=0))
 
 
 def _ece(ctx: EvalContext, out: Outputs, index: np.ndarray, n_bins: int = 10) -> float:
     """Expected calibration error of the top label, equal-width confidence bins."""
-    assert ctx.gold is not None and out.scores is not None and out.labels is not None
+    assert ctx.gold is not None and out.scores is not None
     if len(index) == 0:
         return float("nan")
     conf = out.scores[index].max(axis=1)
-    correct = (out.labels[index] == ctx.gold[index]).astype(float)
+    correct = (_labels(out)[index] == ctx.gold[index]).astype(float)
     bins = np.minimum((conf * n_bins).astype(int), n_bins - 1)
     total = 0.0
     for b in range(n_bins):
@@ -182,51 +283,156 @@ def _ece(ctx: EvalContext, out: Outputs, index: np.ndarray, n_bins: int = 10) ->
     return float(total)
 
 
-def _exact_match(ctx: EvalContext, out: Outputs) -> np.ndarray:
-    if ctx.references is None or out.texts is None:
-        raise SpecError("exact_match needs generation outputs and references")
-    return np.array([float(a.strip() == b.strip()) for a, b in zip(out.texts, ctx.references,
-                                                                     strict=True)])
+def _invalid(ctx: EvalContext, out: Outputs) -> np.ndarray:
+    if out.labels is not None:
+        return np.asarray(out.labels == INVALID, dtype=float)
+    return np.array([float(not t.strip()) for t in _texts(out)])
 
 
-register(Metric("accuracy", True, "example", "share of examples whose label is the gold label",
-                binary=True, needs_gold=True, per_example_fn=_correct))
-register(Metric("agreement", True, "example", "share of examples where the label equals the "
-                "teacher's", binary=True, per_example_fn=_agreement))
-register(Metric("negative_flip_rate", False, "example", "share of examples the teacher gets right "
-                "and the model gets wrong", binary=True, needs_gold=True,
-                per_example_fn=_negative_flip))
-register(Metric("positive_flip_rate", True, "example", "share of examples the teacher gets wrong "
-                "and the model gets right", binary=True, needs_gold=True,
-                per_example_fn=_positive_flip))
-register(Metric("inherited_error_rate", False, "example", "share of examples where the model "
-                "gives the teacher's wrong label", binary=True, needs_gold=True,
-                per_example_fn=_inherited_error))
-register(Metric("kl_divergence", False, "example", "KL(teacher || model) of the label "
-                "distributions, per example", needs_scores=True, per_example_fn=_kl))
-register(Metric("macro_f1", True, "aggregate", "macro-averaged F1 over the suite's labels "
-                "(scikit-learn)", needs_gold=True, aggregate_fn=_macro_f1))
-register(Metric("ece", False, "aggregate", "expected calibration error (10 equal-width bins)",
-                needs_gold=True, needs_scores=True, aggregate_fn=_ece))
-register(Metric("exact_match", True, "example", "generation output equals the reference "
-                "(whitespace-stripped)", binary=True, needs_gold=True,
-                per_example_fn=_exact_match))
+def _truncated(ctx: EvalContext, out: Outputs) -> np.ndarray:
+    assert out.finish_reasons is not None
+    return np.array([float(f == "length") for f in out.finish_reasons])
 
-#: Run-level figures computed by economics.py and coverage.py; gated on the point value.
+
+def _output_tokens(ctx: EvalContext, out: Outputs) -> np.ndarray:
+    assert out.output_tokens is not None
+    return np.asarray(out.output_tokens, dtype=float)
+
+
+register(Metric(name="accuracy", tasks=CLS, direction="higher", kind="example", binary=True,
+                needs=frozenset({"gold"}), per_example_fn=_correct,
+                description="share of examples whose label is the gold label"))
+register(Metric(name="agreement", tasks=CLS, direction="higher", kind="example", binary=True,
+                needs=frozenset({"teacher"}), per_example_fn=_agreement,
+                description="share of examples where the label equals the teacher's"))
+register(Metric(name="negative_flip_rate", tasks=CLS, direction="lower", kind="example",
+                binary=True, needs=frozenset({"gold"}), per_example_fn=_negative_flip,
+                description="share of examples the teacher gets right and the model gets wrong"))
+register(Metric(name="positive_flip_rate", tasks=CLS, direction="higher", kind="example",
+                binary=True, needs=frozenset({"gold"}), per_example_fn=_positive_flip,
+                description="share of examples the teacher gets wrong and the model gets right"))
+register(Metric(name="inherited_error_rate", tasks=CLS, direction="lower", kind="example",
+                binary=True, needs=frozenset({"gold"}), per_example_fn=_inherited_error,
+                description="share of examples where the model gives the teacher's wrong label"))
+register(Metric(name="kl_divergence", tasks=CLS, direction="lower", kind="example",
+                needs=frozenset({"scores"}), per_example_fn=_kl,
+                description="KL(teacher || model) of the label distributions, per example"))
+register(Metric(name="macro_f1", tasks=CLS, direction="higher", kind="corpus",
+                needs=frozenset({"gold"}), aggregate_fn=_macro_f1,
+                description="macro-averaged F1 over the suite's labels (scikit-learn)"))
+register(Metric(name="ece", tasks=CLS, direction="lower", kind="corpus",
+                needs=frozenset({"gold", "scores"}), aggregate_fn=_ece,
+                description="expected calibration error (10 equal-width bins)"))
+register(Metric(name="invalid_rate", tasks=BOTH, direction="lower", kind="example", binary=True,
+                per_example_fn=_invalid,
+                description="share of answers matching no label (classification) or empty "
+                "(generation)"))
+
+
+# --------------------------------------------------------------------------- generation
+
+def _texts(out: Outputs) -> tuple[str, ...]:
+    if out.texts is None:
+        raise SpecError("this metric needs generation outputs")
+    return out.texts
+
+
+def _refs(ctx: EvalContext) -> tuple[tuple[str, ...], ...]:
+    if ctx.references is None:
+        raise SpecError("this metric needs references; the suite's data names no label field")
+    return ctx.references
+
+
+def _vs_references(fn_name: str) -> PerExample:
+    def per_example(ctx: EvalContext, out: Outputs) -> np.ndarray:
+        from harness import textmetrics
+
+        return np.asarray(getattr(textmetrics, fn_name)(_texts(out), _refs(ctx)), dtype=float)
+
+    return per_example
+
+
+def _vs_teacher(fn_name: str) -> PerExample:
+    def per_example(ctx: EvalContext, out: Outputs) -> np.ndarray:
+        from harness import textmetrics
+
+        return np.asarray(getattr(textmetrics, fn_name)(_texts(out), _texts(ctx.teacher)),
+                          dtype=float)
+
+    return per_example
+
+
+def _corpus_stats(fn_name: str) -> Stats:
+    def stats(ctx: EvalContext, out: Outputs) -> np.ndarray:
+        from harness import textmetrics
+
+        return np.asarray(getattr(textmetrics, fn_name)(_texts(out), _refs(ctx)))
+
+    return stats
+
+
+def _from_stats(fn_name: str) -> FromStats:
+    def score(summed: np.ndarray) -> float:
+        from harness import textmetrics
+
+        return float(getattr(textmetrics, fn_name)(summed))
+
+    return score
+
+
+GOLD = frozenset({"gold"})
+for _name, _direction, _binary, _desc in (
+    ("exact_match", "higher", True, "output equals a reference (whitespace-stripped)"),
+    ("exact_match_normalized", "higher", True, "output equals a reference after SQuAD "
+     "normalization (lower case, no punctuation or articles)"),
+    ("token_f1", "higher", False, "SQuAD token F1 against the best reference"),
+    ("rouge_l", "higher", False, "ROUGE-L F-measure (rouge-score, Unicode-aware tokens)"),
+    ("chrf", "higher", False, "sentence chrF (sacrebleu), 0..1"),
+    ("char_error_rate", "lower", False, "character edit distance / reference length (rapidfuzz)"),
+    ("token_error_rate", "lower", False, "token edit distance / reference tokens (rapidfuzz); "
+     "phoneme error rate for space-separated phonemes"),
+):
+    register(Metric(name=_name, tasks=GEN, direction=_direction, kind="example", binary=_binary,
+                    needs=GOLD, per_example_fn=_vs_references(_name), description=_desc))
+register(Metric(name="bleu", tasks=GEN, direction="higher", kind="corpus", needs=GOLD,
+                stats_fn=_corpus_stats("bleu_stats"), from_stats=_from_stats("bleu_from_stats"),
+                description="corpus BLEU (sacrebleu), 0..1"))
+register(Metric(name="chrf_corpus", tasks=GEN, direction="higher", kind="corpus", needs=GOLD,
+                stats_fn=_corpus_stats("chrf_stats"), from_stats=_from_stats("chrf_from_stats"),
+                description="corpus chrF (sacrebleu), 0..1"))
+register(Metric(name="teacher_match", tasks=GEN, direction="higher", kind="example", binary=True,
+                needs=frozenset({"teacher"}), per_example_fn=_vs_teacher("teacher_match"),
+                description="output equals the teacher's (normalized); label-free"))
+register(Metric(name="teacher_chrf", tasks=GEN, direction="higher", kind="example",
+                needs=frozenset({"teacher"}), per_example_fn=_vs_teacher("teacher_chrf"),
+                description="chrF of the output against the teacher's; label-free"))
+register(Metric(name="truncated_rate", tasks=GEN, direction="lower", kind="example", binary=True,
+                needs=frozenset({"finish"}), per_example_fn=_truncated,
+                description="share of outputs cut by max_new_tokens (finish_reason length)"))
+register(Metric(name="mean_output_tokens", tasks=GEN, direction="lower", kind="example",
+                needs=frozenset({"usage"}), per_example_fn=_output_tokens,
+                description="mean generated tokens per example"))
+
+
+# --------------------------------------------------------------------------- run-level figures
+
+#: Run-level figures computed by economics and coverage; gated on the point value. Their
+#: direction is declared here and nowhere else (economics asks :func:`get_metric`).
 SUITE_METRICS = {
-    "size_reduction": (True, "1 - student/teacher parameters"),
-    "size_reduction_bytes": (True, "1 - student/teacher bytes on disk"),
-    "latency_improvement": (True, "teacher p50 latency / student p50 latency"),
-    "throughput_improvement": (True, "student throughput / teacher throughput"),
-    "teacher_cost_per_million": (False, "USD per million teacher predictions"),
-    "student_cost_per_million": (False, "USD per million student predictions"),
-    "cost_reduction": (True, "1 - student/teacher cost per prediction"),
-    "payback_predictions": (False, "predictions after which the training spend is repaid"),
-    "quality_retained_per_gpu_hour": (True, "student/teacher quality per GPU-hour of training"),
-    "uncovered_fraction": (False, "share of eval examples far from every distillation example"),
+    "size_reduction": ("higher", "1 - student/teacher parameters"),
+    "size_reduction_bytes": ("higher", "1 - student/teacher bytes on disk"),
+    "latency_improvement": ("higher", "teacher p50 latency / student p50 latency"),
+    "throughput_improvement": ("higher", "student throughput / teacher throughput"),
+    "teacher_cost_per_million": ("lower", "USD per million teacher predictions"),
+    "student_cost_per_million": ("lower", "USD per million student predictions"),
+    "cost_reduction": ("higher", "1 - student/teacher cost per prediction"),
+    "payback_predictions": ("lower", "predictions after which the training spend is repaid"),
+    "quality_retained_per_gpu_hour": ("higher", "student/teacher quality per GPU-hour of "
+                                      "training"),
+    "uncovered_fraction": ("lower", "share of eval examples far from every distillation example"),
 }
-for _name, (_hib, _desc) in SUITE_METRICS.items():
-    register(Metric(_name, _hib, "suite", _desc))
+for _name, (_direction, _desc) in SUITE_METRICS.items():
+    register(Metric(name=_name, tasks=BOTH, direction=_direction, kind="suite", description=_desc))
 
 
 # --------------------------------------------------------------------------- evaluate modules
@@ -234,7 +440,8 @@ for _name, (_hib, _desc) in SUITE_METRICS.items():
 _EVALUATE_CACHE: dict[str, Metric] = {}
 
 
-def _evaluate_metric(name: str, local_module: Path | None = None) -> Metric:
+def _evaluate_metric(name: str, local_module: Path | None = None,
+                     higher_is_better: bool | None = None) -> Metric:
     """Wrap a Hugging Face ``evaluate`` module (hub name or local path) as an aggregate metric.
 
     The module is loaded once per process. Offline (``HF_EVALUATE_OFFLINE`` / ``HF_HUB_OFFLINE``)
@@ -276,14 +483,32 @@ def _evaluate_metric(name: str, local_module: Path | None = None) -> Metric:
         else:
             assert out.texts is not None and ctx.references is not None
             preds = [out.texts[i] for i in index]
-            refs = [ctx.references[i] for i in index]
+            # One reference each as a string, several as a list (evaluate's own convention).
+            refs = [ctx.references[i][0] if len(ctx.references[i]) == 1
+                    else list(ctx.references[i]) for i in index]
         result = module.compute(predictions=preds, references=refs)
         if not isinstance(result, dict) or not result:
             raise SpecError(f"evaluate module {module_ref!r} returned no score")
         value = result.get(key, next(iter(result.values())))
         return float(value)
 
-    metric = Metric(name, True, "aggregate", f"Hugging Face evaluate module {module_ref}",
-                    needs_gold=True, aggregate_fn=compute)
+    declared = _declared_direction(module)
+    if declared is None:
+        declared = True if higher_is_better is None else higher_is_better
+    elif higher_is_better is not None and higher_is_better != declared:
+        raise SpecError(f"evaluate module {module_ref!r} declares higher_is_better={declared}; "
+                        f"the rubric says {higher_is_better}")
+    metric = Metric(name=name, tasks=BOTH, direction="higher" if declared else "lower",
+                    kind="corpus", needs=frozenset({"gold"}), aggregate_fn=compute,
+                    description=f"Hugging Face evaluate module {module_ref}")
     _EVALUATE_CACHE[name] = metric
     return metric
+
+
+def _declared_direction(module: Any) -> bool | None:
+    """``higher_is_better`` as an evaluate module declares it (attribute or its info), or None."""
+    for source in (module, getattr(module, "_info", lambda: None)()):
+        value = getattr(source, "higher_is_better", None) if source is not None else None
+        if isinstance(value, bool):
+            return value
+    return None

@@ -2,13 +2,21 @@
 
 Two phases, so the pytest glue can name its items before any model runs:
 :func:`prepare_suite` loads and checks the suite, its rubric, its data and its slices and
-plans the checks; :func:`run_prepared` runs the models (through the prediction cache) and
-decides every check.
+plans the checks (no model is loaded); :func:`run_prepared` runs the models (through the
+prediction cache) and decides every check.
+
+:func:`run_prepared` is a sequence of steps, each returning its own dataclass: outputs
+(:func:`run_models`) → baseline (:func:`baseline_step`) → economics (:func:`economics_step`)
+→ coverage (:func:`coverage_step`) → audit (:func:`audit_step`) → traffic
+(:func:`traffic_step`) → checks and pockets (:func:`harness.gate.judge`, shared by the gated
+student and every candidate) → the frontier of candidates (:func:`candidates_step`). What
+differs between classification and generation is asked of the suite's task
+(:mod:`harness.tasks`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,52 +25,153 @@ from typing import Any
 import numpy as np
 
 from harness import gate
-from harness.data import Dataset, build_slices, load_dataset
+from harness.data import Dataset, build_slices
 from harness.errors import BaselineError, SpecError
 from harness.metrics import EvalContext, Outputs, get_metric
 from harness.models import Model, Predictions, load_model
 from harness.options import Options
-from harness.results import Check, ModelInfo, SuiteResult
+from harness.results import CoverageGap, ModelInfo, SuiteResult
 from harness.spec import display_path, load_suite
 from harness.spec_types import SuiteSpec
+from harness.tasks import Task, get_task
 
 
 @dataclass
 class PreparedSuite:
+    """A suite loaded, checked and planned; nothing has run."""
+
     spec: SuiteSpec
     data: Dataset
     slices: dict[str, np.ndarray]
     plan: list[gate.PlannedCheck]
     distill_data: Dataset | None = None
+    traffic_data: Dataset | None = None
+    traffic_slices: dict[str, np.ndarray] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     latency: dict[str, Any] = field(default_factory=dict)  # student fingerprint -> timing
+
+    @property
+    def task(self) -> Task:
+        return get_task(self.spec.task)
+
+    @property
+    def model_data(self) -> Dataset:
+        """What the models run on: the eval data, then the traffic sample when there is one."""
+        if self.traffic_data is None:
+            return self.data
+        if self._model_data is None:
+            self._model_data = self.data.concat(self.traffic_data)
+        return self._model_data
+
+    _model_data: Dataset | None = field(default=None, repr=False)
 
 
 def prepare_suite(path: Path, options: Options | None = None) -> PreparedSuite:
     """Load the suite at ``path`` and everything it names; plan its checks. No model runs."""
     spec = load_suite(Path(path))
-    labels = spec.labels if spec.task == "classification" else None
-    data = load_dataset(spec.data, labels)
+    task = get_task(spec.task)
+    data = task.load_data(spec.data, spec)
     slices = build_slices(spec, data)
-    distill = None
-    if spec.distillation_data is not None:
-        distill = load_dataset(spec.distillation_data, labels)
-    plan = gate.plan_checks(spec.name, spec.rubric, list(slices))
-    for c in spec.rubric.criteria:
-        metric = get_metric(c.metric)
-        if metric.needs_gold and data.labels is None and spec.task == "classification":
-            raise SpecError(f"criterion {c.name!r} uses {c.metric}, which needs gold labels; "
-                            "the suite's data names no label field",
-                            file=display_path(spec.rubric.path), field=f"criteria[{c.index}].metric")
-    return PreparedSuite(spec=spec, data=data, slices=slices, plan=plan, distill_data=distill)
+    distill = task.load_data(spec.distillation_data, spec) if spec.distillation_data else None
+    traffic, traffic_slices = None, {}
+    if spec.traffic_data is not None:
+        traffic = task.load_data(spec.traffic_data, spec)
+        shared = set(traffic.ids) & set(data.ids)
+        if shared:
+            raise SpecError(f"traffic_data and data share {len(shared)} example id(s), e.g. "
+                            f"{sorted(shared)[0]!r}; ids must be distinct across the two",
+                            file=display_path(spec.path), field="traffic_data.id")
+        traffic_slices = {k: v for k, v in build_slices(spec, traffic, allow_empty=True).items()
+                          if len(v)}
+    plan = gate.plan_checks(spec.name, spec.rubric, list(slices),
+                            traffic_slices=[k for k in traffic_slices if k != "overall"],
+                            slice_owners=_slice_owners(spec, slices))
+    prep = PreparedSuite(spec=spec, data=data, slices=slices, plan=plan, distill_data=distill,
+                         traffic_data=traffic, traffic_slices=traffic_slices)
+    models = load_models(prep, options or Options())
+    try:
+        for model in (models.teacher, *models.students.values()):
+            model.validate(prep.model_data, spec.labels)
+    finally:
+        models.close()
+    return prep
 
 
-def _encode(pred: Predictions, labels: tuple[str, ...]) -> Outputs:
-    if pred.labels is None:
-        return Outputs(labels=None, scores=None, texts=pred.outputs)
-    index = {lab: i for i, lab in enumerate(labels)}
-    codes = np.fromiter((index[lab] for lab in pred.labels), dtype=int, count=len(pred.labels))
-    return Outputs(labels=codes, scores=pred.scores)
+def _slice_owners(spec: SuiteSpec, slices: Mapping[str, np.ndarray]
+                  ) -> dict[str, tuple[str | None, str | None]]:
+    """Slice name -> (owner, playbook) of the declared slice (a ``by:`` entry: every value)."""
+    from harness.spec_types import SliceSpec
+
+    owners: dict[str, tuple[str | None, str | None]] = {}
+    for entry in spec.slices:
+        if isinstance(entry, SliceSpec):
+            if entry.owner or entry.playbook:
+                owners[entry.name] = (entry.owner, entry.playbook)
+        elif entry.get("owner") or entry.get("playbook"):
+            by = entry["by"]
+            for name in slices:
+                if all(f"{f}=" in name for f in by):
+                    owners[name] = (entry.get("owner"), entry.get("playbook"))
+    return owners
+
+
+# --------------------------------------------------------------------------- models
+
+@dataclass
+class ModelRun:
+    """One model's outputs on the eval data (and on the traffic sample, when there is one)."""
+
+    model: Model
+    predictions: Predictions
+    outputs: Outputs
+    cached: bool
+    traffic: Predictions | None = None
+    traffic_outputs: Outputs | None = None
+
+
+@dataclass
+class Models:
+    """Every model of a run: the teacher, the gated student and the candidate students."""
+
+    teacher: Model
+    students: dict[str, Model]
+    gated: str
+
+    @property
+    def student(self) -> Model:
+        return self.students[self.gated]
+
+    def close(self) -> None:
+        self.teacher.close()
+        for m in self.students.values():
+            m.close()
+
+
+def load_models(prep: PreparedSuite, options: Options) -> Models:
+    """Build every adapter (cheap: weights load on first use)."""
+    spec = prep.spec
+    teacher = load_model(spec.teacher, "teacher", options)
+    students = {name: load_model(ms, name, options) for name, ms in spec.students.items()}
+    return Models(teacher=teacher, students=students, gated=next(iter(spec.students)))
+
+
+def run_model(prep: PreparedSuite, model: Model, options: Options, cache: Any) -> ModelRun:
+    """``model``'s outputs over the eval data and the traffic sample, through the cache.
+
+    With ``traffic_data`` the model runs once over both (eval rows first), so a predictions
+    file holding the ids of both, and one cache entry, serve the two.
+    """
+    task, spec = prep.task, prep.spec
+    data = prep.model_data
+    pred, cached = _predict(model, data, spec.labels, options, cache)
+    n = len(prep.data)
+    run = ModelRun(model=model, predictions=pred, outputs=task.encode(pred, spec), cached=cached)
+    if prep.traffic_data is not None:
+        run.predictions = pred.subset(np.arange(n))
+        run.outputs = task.encode(run.predictions, spec)
+        run.traffic = pred.subset(np.arange(n, len(data)))
+        run.traffic_outputs = task.encode(run.traffic, spec)
+    return run
 
 
 def _progress(options: Options, label: str) -> Any:
@@ -101,90 +210,78 @@ def _model_lock(cache_dir: Path | None, fingerprint: str, data_sha: str) -> Iter
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+# --------------------------------------------------------------------------- the run
+
 def run_prepared(prep: PreparedSuite, options: Options | None = None) -> SuiteResult:
     """Run teacher and student(s) and decide every planned check."""
     from harness.cache import PredictionCache
 
     options = options or Options()
-    spec, data = prep.spec, prep.data
-    labels = spec.labels
+    spec, data, task = prep.spec, prep.data, prep.task
     cache = PredictionCache(options.cache_dir)
-    teacher = load_model(spec.teacher, "teacher", options)
-    student_name = next(iter(spec.students))
-    students = {name: load_model(ms, name if name != "student" else "student", options)
-                for name, ms in spec.students.items()}
-    student = students[student_name]
+    models = load_models(prep, options)
     try:
-        t_pred, t_cached = _predict(teacher, data, labels, options, cache)
-        s_pred, s_cached = _predict(student, data, labels, options, cache)
-        t_out, s_out = _encode(t_pred, labels), _encode(s_pred, labels)
-        gold = None
-        if data.labels is not None and labels:
-            index = {lab: i for i, lab in enumerate(labels)}
-            gold = np.fromiter((index[g] for g in data.labels), dtype=int, count=len(data))
-        references = data.labels if spec.task == "generation" else None
-        ctx = EvalContext(labels=labels, gold=gold, teacher=t_out, references=references)
-
-        result = SuiteResult(
-            name=spec.name, version=spec.version, task=spec.task,
-            path=_repo_path(spec.path, spec.root), n=len(data), data_sha256=data.sha256,
-            rubric={"id": spec.rubric.id, "version": spec.rubric.version,
-                    "path": _repo_path(spec.rubric.path, spec.root),
-                    "lines": {c.name: c.line for c in spec.rubric.criteria if c.line}},
-            teacher=_info(teacher, "teacher", t_cached),
-            student=_info(student, "student", s_cached),
-            notes=list(prep.notes),
-        )
+        teacher = run_model(prep, models.teacher, options, cache)
+        student = run_model(prep, models.student, options, cache)
+        ctx = task.context(data, teacher.outputs, spec)
+        result = _new_result(prep, teacher, student)
         for entry in getattr(cache, "recomputed", []):
             result.notes.append(f"corrupt cache entry {display_path(entry)} was recomputed")
 
-        # Baseline (stored student outcomes), when a criterion compares with it or on update.
-        baseline_out, baseline_error = None, None
-        needs_baseline = any(c.compare.startswith("baseline") for c in spec.rubric.criteria)
-        result.baseline = {"path": _repo_path(spec.baseline_path, spec.root)}
-        if needs_baseline and not options.update_baselines:
-            baseline_out, baseline_error = _load_baseline(spec, data, result)
-
-        # Run-level figures: economics and coverage.
-        suite_metrics: dict[str, float] = {}
-        suite_errors: dict[str, str] = {}
-        quality = _quality_ratio(ctx, s_out, prep)
-        _economics(prep, teacher, student, options, result, suite_metrics, suite_errors, quality)
-        _coverage(prep, teacher, ctx, s_out, result, suite_metrics, suite_errors, options)
-        if gold is not None:
-            _audit(prep, t_pred, s_pred, result)
+        baseline = baseline_step(prep, result, options)
+        quality = quality_ratio(prep, ctx, student.outputs)
+        timings = timing_step(prep, models, options)
+        econ = economics_step(prep, models.teacher, models.student, timings.get(models.gated),
+                              quality)
+        result.economics = econ.section
+        cover = coverage_step(prep, models.teacher, ctx, student.outputs, options)
+        result.coverage, result.coverage_gaps = cover.summary, cover.gaps
+        result.teacher_audit = audit_step(prep, ctx, teacher, student)
+        traffic = traffic_step(prep, teacher, student, options)
+        if traffic is not None:
+            result.traffic = traffic.block
+            result.coverage_gaps.extend(traffic.gaps)
 
         inputs = gate.GateInputs(
-            ctx=ctx, student=s_out, slices=prep.slices, ids=data.ids, baseline=baseline_out,
-            baseline_error=baseline_error, suite_metrics=suite_metrics,
-            suite_metric_errors=suite_errors, features=_discovery_features(prep),
-            discovery=spec.discovery, seed=options.seed, strict=options.strict)
-        result.checks = _decide(prep, inputs, result, options)
-        result.slices = _slice_table(prep, inputs, result.checks)
+            ctx=ctx, student=student.outputs, slices=prep.slices, ids=data.ids,
+            baseline=baseline.outputs, baseline_error=baseline.error,
+            baseline_errors=baseline.errors_by_pin, baselines=baseline.by_pin,
+            suite_metrics={**econ.figures, **cover.figures},
+            suite_metric_errors={**econ.errors, **cover.errors},
+            features=_discovery_features(prep), discovery=spec.discovery, seed=options.seed,
+            strict=options.strict)
+        criteria = {c.name: c for c in spec.rubric.criteria}
+        verdict = gate.judge(prep.plan, inputs, criteria, strict=options.strict,
+                             traffic=traffic.inputs if traffic is not None else None)
+        result.checks, result.pockets = verdict.checks, verdict.pockets
+        if traffic is not None and result.traffic is not None:
+            result.traffic["pockets"] = [p.to_dict() for p in verdict.traffic_pockets]
+        result.slices = slice_table(prep, inputs, result.checks)
         from harness import coverage
 
         support = coverage.support_gaps(
             result.checks, min_support={c.name: c.min_support for c in spec.rubric.criteria})
         result.coverage_gaps = support + result.coverage_gaps
 
-        if len(students) > 1:
-            _candidates(prep, students, teacher, ctx, options, cache, result, student_name)
+        if len(models.students) > 1:
+            candidates_step(prep, models, ctx, options, cache, result, timings)
 
         if options.update_baselines:
             from harness import baseline as baseline_mod
 
-            state = baseline_mod.write_baseline(spec, result, data, s_pred)
+            state = baseline_mod.write_baseline(spec, result, data, student.predictions)
             result.baseline.update({"written": state})
-            if needs_baseline:
+            if baseline.needed:
                 # Compare with what was just written: the baseline checks now pass by construction.
-                baseline_out, baseline_error = _load_baseline(spec, data, result)
-                inputs.baseline, inputs.baseline_error = baseline_out, baseline_error
-                result.checks = _decide(prep, inputs, result, options)
+                baseline = baseline_step(prep, result, options, after_update=True)
+                inputs.baseline, inputs.baseline_error = baseline.outputs, baseline.error
+                inputs.baselines, inputs.baseline_errors = baseline.by_pin, baseline.errors_by_pin
+                verdict = gate.judge(prep.plan, inputs, criteria, strict=options.strict,
+                                     traffic=traffic.inputs if traffic is not None else None)
+                result.checks = verdict.checks
         return result
     finally:
-        teacher.close()
-        for m in students.values():
-            m.close()
+        models.close()
 
 
 def run_suite(path: Path, options: Options | None = None) -> SuiteResult:
@@ -199,56 +296,126 @@ def _repo_path(path: Path, root: Path) -> str:
         return str(path)
 
 
-def _info(model: Model, role: str, cached: bool) -> ModelInfo:
-    facts = model.facts()
-    return ModelInfo(role=role, fingerprint=model.fingerprint(), params=facts.params,
-                     bytes=facts.bytes, type=model.spec.type, cached=cached)
+def _new_result(prep: PreparedSuite, teacher: ModelRun, student: ModelRun) -> SuiteResult:
+    spec, data = prep.spec, prep.data
+    return SuiteResult(
+        name=spec.name, version=spec.version, task=spec.task,
+        path=_repo_path(spec.path, spec.root), n=len(data), data_sha256=data.sha256,
+        rubric={"id": spec.rubric.id, "version": spec.rubric.version,
+                "path": _repo_path(spec.rubric.path, spec.root),
+                "lines": {c.name: c.line for c in spec.rubric.criteria if c.line}},
+        teacher=model_info(prep, teacher, "teacher"),
+        student=model_info(prep, student, "student"),
+        notes=list(prep.notes),
+    )
 
 
-def _load_baseline(spec: SuiteSpec, data: Dataset,
-                   result: SuiteResult) -> tuple[Outputs | None, str | None]:
+def model_info(prep: PreparedSuite, run: ModelRun, role: str) -> ModelInfo:
+    """The report's facts of one model: fingerprint, size, usage, what served it, health."""
+    facts = run.model.facts()
+    usage = run.predictions.usage()
+    if usage is not None:
+        usage["cached"] = int(run.cached)
+    return ModelInfo(role=role, fingerprint=run.model.fingerprint(), params=facts.params,
+                     bytes=facts.bytes, type=run.model.spec.type, cached=run.cached,
+                     usage=usage, served=run.predictions.served,
+                     health=prep.task.health(run.outputs))
+
+
+# --------------------------------------------------------------------------- baseline
+
+@dataclass
+class BaselineState:
+    """The stored student(s) the ``baseline_*`` criteria compare with.
+
+    ``outputs`` / ``error``: the current baseline; ``by_pin`` / ``errors_by_pin``: pinned
+    baselines named by ``against:``.
+    """
+
+    needed: bool
+    outputs: Outputs | None = None
+    error: str | None = None
+    by_pin: dict[str, Outputs] = field(default_factory=dict)
+    errors_by_pin: dict[str, str] = field(default_factory=dict)
+
+
+def baseline_step(prep: PreparedSuite, result: SuiteResult, options: Options, *,
+                  after_update: bool = False) -> BaselineState:
+    """Load the baselines the rubric compares with (none on ``--update-baselines``' first pass)."""
     from harness import baseline as baseline_mod
 
-    try:
-        stored = baseline_mod.load_baseline(spec, data)
-    except BaselineError as exc:
-        return None, str(exc)
-    summary = stored.summary(result.teacher.fingerprint)
-    result.baseline.update(summary)
-    if summary["teacher_changed"]:
-        result.notes.append(f"{summary['path']}: the teacher changed since this baseline was written "
-                            "(teacher comparisons use the current teacher)")
-    return stored.outputs(data, spec.labels), None
-
-
-def _decide(prep: PreparedSuite, inputs: gate.GateInputs, result: SuiteResult,
-            options: Options) -> list[Check]:
-    checks: list[Check] = []
-    pockets = []
-    for planned in prep.plan:
-        if planned.criterion.scope == "discovered":
-            check, found = gate.discovered_check(planned, inputs)
-            pockets.extend(found)
-        else:
-            check = gate.evaluate_check(planned, inputs)
-        checks.append(check)
-    result.pockets = _dedupe_pockets(pockets)
-    criteria = {c.name: c for c in prep.spec.rubric.criteria}
-    return gate.finalize(checks, criteria, strict=options.strict)
-
-
-def _dedupe_pockets(pockets: list[Any]) -> list[Any]:
-    seen: set[str] = set()
-    out = []
-    for p in pockets:
-        if p.slice not in seen:
-            seen.add(p.slice)
-            out.append(p)
-    return out
-
-
-def _discovery_features(prep: PreparedSuite) -> dict[str, np.ndarray]:
     spec, data = prep.spec, prep.data
+    wanted = [c for c in spec.rubric.criteria if c.compare.startswith("baseline")]
+    state = BaselineState(needed=bool(wanted))
+    result.baseline.setdefault("path", _repo_path(spec.baseline_path, spec.root))
+    if not wanted or (options.update_baselines and not after_update):
+        return state
+    pins = sorted({c.against for c in wanted if c.against != "current"})
+    if any(c.against == "current" for c in wanted):
+        try:
+            stored = baseline_mod.load_baseline(spec, data)
+        except BaselineError as exc:
+            state.error = str(exc)
+        else:
+            summary = stored.summary(result.teacher.fingerprint)
+            result.baseline.update(summary)
+            if summary["teacher_changed"] and not after_update:
+                result.notes.append(f"{summary['path']}: the teacher changed since this baseline "
+                                    "was written (teacher comparisons use the current teacher)")
+            state.outputs = stored.outputs(data, spec.labels)
+    for name in pins:
+        try:
+            pinned = baseline_mod.load_pinned(spec, data, name)
+        except BaselineError as exc:
+            state.errors_by_pin[name] = str(exc)
+        else:
+            state.by_pin[name] = pinned.outputs(data, spec.labels)
+    return state
+
+
+# --------------------------------------------------------------------------- quality
+
+def quality_ratio(prep: PreparedSuite, ctx: EvalContext, out: Outputs) -> float | None:
+    """Student / teacher on the task's primary metric over every example (None without gold)."""
+    if not ctx.has_gold:
+        return None
+    metric = get_metric(prep.task.primary_metric)
+    idx = prep.slices["overall"]
+    t = metric.value(ctx, ctx.teacher, idx)
+    s = metric.value(ctx, out, idx)
+    if not metric.higher_is_better:  # an error rate: the ratio of what is kept, teacher / student
+        return t / s if s else None
+    return s / t if t else None
+
+
+def slice_table(prep: PreparedSuite, inputs: gate.GateInputs,
+                checks: list[Any]) -> list[dict[str, Any]]:
+    """Per-slice rows of the terminal table: n, teacher, student, delta, CI, worst verdict."""
+    from harness import stats
+
+    metric = get_metric(prep.task.primary(inputs.ctx.has_gold))
+    s_all = inputs.per_example(metric, inputs.student)
+    t_all = inputs.per_example(metric, inputs.ctx.teacher)
+    rank = {"error": 5, "fail": 4, "inconclusive": 3, "warn": 2, "pass": 1}
+    rows = []
+    for name, idx in prep.slices.items():
+        s, t = s_all[idx], t_all[idx]
+        test = stats.compare_test(student=s, reference=t, compare="teacher_delta",
+                                  bound="min" if metric.higher_is_better else "max",
+                                  threshold=0.0, binary=metric.binary, confidence=0.95, seed=0)
+        verdicts = [c.verdict for c in checks if c.slice == name]
+        worst = max(verdicts, key=lambda v: rank[v]) if verdicts else ""
+        rows.append({"slice": name, "n": int(len(idx)), "metric": metric.name,
+                     "higher_is_better": metric.higher_is_better,
+                     "teacher": float(t.mean()), "student": float(s.mean()),
+                     "delta": float(s.mean() - t.mean()),
+                     "ci": [float(test.ci[0]), float(test.ci[1])], "verdict": worst})
+    return rows
+
+
+def _discovery_features(prep: PreparedSuite, data: Dataset | None = None) -> dict[str, np.ndarray]:
+    spec = prep.spec
+    data = data if data is not None else prep.data
     names = spec.discovery.features if spec.discovery.features is not None else spec.data.features
     feats: dict[str, np.ndarray] = {}
     for name in names:
@@ -266,66 +433,75 @@ def _discovery_features(prep: PreparedSuite) -> dict[str, np.ndarray]:
     return feats
 
 
-def _primary_metric(ctx: EvalContext) -> str:
-    return "accuracy" if ctx.gold is not None else "agreement"
+# --------------------------------------------------------------------------- economics
+
+def timing_step(prep: PreparedSuite, models: Models, options: Options) -> dict[str, Any]:
+    """Latency of every student that needs one, the teacher timed once for all of them.
+
+    Student name -> :class:`~harness.economics.LatencyReport`. Nothing is timed when neither the
+    rubric nor the suite's ``economics:`` asks for it, or when a model cannot be timed (a
+    predictions file; an endpoint reports its request latency instead).
+    """
+    from harness import economics
+
+    spec = prep.spec
+    wanted = {c.metric for c in spec.rubric.criteria}
+    if not (spec.economics or wanted & set(economics.TIMING_METRICS)):
+        return {}
+    if not models.teacher.timeable:
+        return {}
+    todo = {name: m for name, m in models.students.items() if m.timeable}
+    # A candidate listed under its own name and as the gated student is timed once.
+    by_fp: dict[str, str] = {}
+    for name, m in todo.items():
+        by_fp.setdefault(m.fingerprint(), name)
+    fresh = {name: todo[name] for fp, name in by_fp.items() if fp not in prep.latency}
+    if fresh:
+        settings = economics.parse_economics(spec.economics, display_path(spec.path))
+        data, labels = prep.data, prep.spec.labels
+
+        def runner(model: Model) -> Any:
+            def run(positions: Any) -> Any:
+                return model.predict(data.subset(positions), list(labels))
+            return run
+
+        reports = economics.measure_latencies(
+            runner(models.teacher), {name: runner(m) for name, m in fresh.items()}, len(data),
+            seed=options.seed, **settings.latency_kwargs())
+        for name, report in reports.items():
+            prep.latency[fresh[name].fingerprint()] = report
+    return {name: prep.latency[m.fingerprint()] for name, m in todo.items()
+            if m.fingerprint() in prep.latency}
 
 
-def _quality_ratio(ctx: EvalContext, s_out: Outputs, prep: PreparedSuite) -> float | None:
-    if ctx.gold is None:
-        return None
-    metric = get_metric("accuracy")
-    idx = prep.slices["overall"]
-    t = metric.value(ctx, ctx.teacher, idx)
-    return metric.value(ctx, s_out, idx) / t if t else None
+@dataclass
+class EconomicsOutcome:
+    """The economics section of the report, and the run-level figures the rubric can gate."""
+
+    section: dict[str, Any]
+    figures: dict[str, float]
+    errors: dict[str, str]
 
 
-def _slice_table(prep: PreparedSuite, inputs: gate.GateInputs,
-                 checks: list[Check]) -> list[dict[str, Any]]:
-    """Per-slice rows of the terminal table: n, teacher, student, delta, CI, worst verdict."""
-    from harness import stats
-
-    metric = get_metric(_primary_metric(inputs.ctx))
-    s_all = inputs.per_example(metric, inputs.student)
-    t_all = inputs.per_example(metric, inputs.ctx.teacher)
-    rank = {"error": 5, "fail": 4, "inconclusive": 3, "warn": 2, "pass": 1}
-    rows = []
-    for name, idx in prep.slices.items():
-        s, t = s_all[idx], t_all[idx]
-        conf = 0.95
-        test = stats.compare_test(student=s, reference=t, compare="teacher_delta", bound="min",
-                                  threshold=0.0, binary=metric.binary, confidence=conf, seed=0)
-        verdicts = [c.verdict for c in checks if c.slice == name]
-        worst = max(verdicts, key=lambda v: rank[v]) if verdicts else ""
-        rows.append({"slice": name, "n": int(len(idx)), "metric": metric.name,
-                     "teacher": float(t.mean()), "student": float(s.mean()),
-                     "delta": float(s.mean() - t.mean()),
-                     "ci": [float(test.ci[0]), float(test.ci[1])], "verdict": worst})
-    return rows
-
-
-# --------------------------------------------------------------------------- analyses
-
-def _economics(prep: PreparedSuite, teacher: Model, student: Model, options: Options,
-               result: SuiteResult, metrics: dict[str, float], errors: dict[str, str],
-               quality: float | None) -> None:
+def economics_step(prep: PreparedSuite, teacher: Model, student: Model, latency: Any,
+                   quality: float | None) -> EconomicsOutcome:
+    """Size, speed, cost and training figures of one student against the teacher."""
     from harness import economics
 
     spec = prep.spec
     wanted = {c.metric for c in spec.rubric.criteria}
     settings = economics.parse_economics(spec.economics, display_path(spec.path))
-    latency = None
-    if spec.economics or wanted & set(economics.TIMING_METRICS):
-        timeable = all(m.spec.type != "predictions" for m in (teacher, student))
-        if not timeable:
-            for name in economics.TIMING_METRICS:
-                errors[name] = "a predictions-file model cannot be timed"
-        else:
-            latency = _measure(prep, teacher, student, settings, options)
-    training = student.spec.metadata.get("training")
+    errors: dict[str, str] = {}
+    if latency is None and (spec.economics or wanted & set(economics.TIMING_METRICS)):
+        untimed = [m for m in (teacher, student) if not m.timeable]
+        why = (f"the {untimed[0].role} ({untimed[0].spec.type}) cannot be timed" if untimed
+               else "not measured in this run")
+        for name in economics.TIMING_METRICS:
+            errors[name] = why
     section, figures = economics.scorecard(
         teacher=teacher.facts(), student=student.facts(), latency=latency, economics=settings,
-        training=training, quality_retained=quality, source=display_path(spec.path))
-    metrics.update(figures)
+        training=student.spec.metadata.get("training"), quality_retained=quality,
+        source=display_path(spec.path))
     for name in economics.METRICS:
         if name not in figures and name not in errors:
             errors[name] = "not computable from this run (see the economics section)"
@@ -333,38 +509,29 @@ def _economics(prep: PreparedSuite, teacher: Model, student: Model, options: Opt
     if isinstance(section.get("timing"), dict):
         section["timing"]["metrics"] = {k: v for k, v in figures.items()
                                         if k in economics.TIMING_METRICS}
-    result.economics = section
+    return EconomicsOutcome(section=section, figures=dict(figures), errors=errors)
 
 
-def _measure(prep: PreparedSuite, teacher: Model, student: Model, settings: Any,
-             options: Options) -> Any:
-    """Time teacher against student (once per student fingerprint in a run)."""
-    from harness import economics
+# --------------------------------------------------------------------------- coverage
 
-    key = student.fingerprint()
-    if key in prep.latency:
-        return prep.latency[key]
-    data, labels = prep.data, prep.spec.labels
+@dataclass
+class CoverageOutcome:
+    """Distillation coverage: its summary, its gaps and ``uncovered_fraction``."""
 
-    def runner(model: Model) -> Any:
-        def run(positions: Any) -> Any:
-            return model.predict(data.subset(positions), list(labels))
-        return run
-
-    report = economics.measure_latency(runner(teacher), runner(student), len(data),
-                                       seed=options.seed, **settings.latency_kwargs())
-    prep.latency[key] = report
-    return report
+    summary: dict[str, Any] = field(default_factory=dict)
+    gaps: list[CoverageGap] = field(default_factory=list)
+    figures: dict[str, float] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
 
 
-def _coverage(prep: PreparedSuite, teacher: Model, ctx: EvalContext, s_out: Outputs,
-              result: SuiteResult, metrics: dict[str, float], errors: dict[str, str],
-              options: Options) -> None:
+def coverage_step(prep: PreparedSuite, teacher: Model, ctx: EvalContext, s_out: Outputs,
+                  options: Options) -> CoverageOutcome:
+    """Where the distillation data does not cover the eval data (by feature and by embedding)."""
     from harness import coverage
 
     if prep.distill_data is None:
-        errors["uncovered_fraction"] = "the suite declares no distillation_data"
-        return
+        return CoverageOutcome(errors={"uncovered_fraction": "the suite declares no "
+                                       "distillation_data"})
     spec, data, distill = prep.spec, prep.data, prep.distill_data
     eval_slices = {k: v for k, v in prep.slices.items() if k != "overall"}
     distill_slices = {k: v for k, v in build_slices(spec, distill, allow_empty=True).items()
@@ -377,9 +544,11 @@ def _coverage(prep: PreparedSuite, teacher: Model, ctx: EvalContext, s_out: Outp
         eval_slices=eval_slices, distill_slices=distill_slices, n_eval=len(data),
         n_distill=len(distill))
     gap = None
-    if ctx.gold is not None:
-        correct = get_metric("accuracy")
-        gap = correct.per_example(ctx, s_out) - correct.per_example(ctx, ctx.teacher)
+    t_right = prep.task.correct(ctx, ctx.teacher)
+    if t_right is not None:
+        s_right = prep.task.correct(ctx, s_out)
+        assert s_right is not None
+        gap = s_right - t_right
     emb_settings = (spec.raw.get("coverage") or {})
     eval_vectors = distill_vectors = None
     if emb_settings.get("embeddings") == "teacher":
@@ -389,68 +558,116 @@ def _coverage(prep: PreparedSuite, teacher: Model, ctx: EvalContext, s_out: Outp
         data.texts(), distill.texts(), gap=gap, ids=list(data.ids), eval_vectors=eval_vectors,
         distill_vectors=distill_vectors, quantile=float(emb_settings.get("quantile", 0.95)),
         seed=options.seed)
-    metrics["uncovered_fraction"] = float(summary.uncovered_fraction)
-    result.coverage = summary.to_dict()
-    result.coverage_gaps = [*gaps, *emb_gaps]
+    return CoverageOutcome(summary=summary.to_dict(), gaps=[*gaps, *emb_gaps],
+                           figures={"uncovered_fraction": float(summary.uncovered_fraction)})
 
 
-def _audit(prep: PreparedSuite, t_pred: Predictions, s_pred: Predictions,
-           result: SuiteResult) -> None:
-    from harness import audit
+# --------------------------------------------------------------------------- audit
 
-    data = prep.data
-    assert data.labels is not None and t_pred.labels is not None and s_pred.labels is not None
-    result.teacher_audit = audit.audit_teacher(
-        ids=list(data.ids), gold=list(data.labels), teacher_labels=list(t_pred.labels),
-        student_labels=list(s_pred.labels), labels=list(prep.spec.labels),
-        teacher_scores=t_pred.scores,
-        slices={k: v for k, v in prep.slices.items() if k != "overall"},
-        floor=prep.spec.rubric.teacher_floor)
+def audit_step(prep: PreparedSuite, ctx: EvalContext, teacher: ModelRun,
+               student: ModelRun) -> dict[str, Any]:
+    """The teacher audit (empty without gold labels or references)."""
+    if not ctx.has_gold:
+        return {}
+    return prep.task.audit(data=prep.data, ctx=ctx, teacher=teacher.predictions,
+                           student=student.predictions,
+                           slices={k: v for k, v in prep.slices.items() if k != "overall"},
+                           suite=prep.spec)
 
 
-def _candidates(prep: PreparedSuite, students: dict[str, Model], teacher: Model,
-                ctx: EvalContext, options: Options, cache: Any, result: SuiteResult,
-                gated: str) -> None:
+# --------------------------------------------------------------------------- traffic
+
+@dataclass
+class TrafficOutcome:
+    """Drift between eval data and traffic, and the label-free gate inputs on the traffic rows."""
+
+    block: dict[str, Any]
+    gaps: list[CoverageGap]
+    inputs: gate.GateInputs
+
+
+def traffic_step(prep: PreparedSuite, teacher: ModelRun, student: ModelRun,
+                 options: Options) -> TrafficOutcome | None:
+    """# traffic: drift per feature and the inputs of ``scope: traffic`` checks."""
+    if prep.traffic_data is None:
+        return None
+    assert teacher.traffic_outputs is not None and student.traffic_outputs is not None
+    traffic, task, spec = prep.traffic_data, prep.task, prep.spec
+    ctx = EvalContext(labels=spec.labels, gold=None, teacher=teacher.traffic_outputs)
+    slices = {gate.TRAFFIC: np.arange(len(traffic)),
+              **{gate.traffic_slice(k): v for k, v in prep.traffic_slices.items()
+                 if k != "overall"}}
+    inputs = gate.GateInputs(
+        ctx=ctx, student=student.traffic_outputs, slices=slices, ids=traffic.ids,
+        features=_discovery_features(prep, traffic), discovery=spec.discovery,
+        seed=options.seed, strict=options.strict, whole=gate.TRAFFIC)
+    fidelity = get_metric(task.label_free_metric)
+    agreement = float(fidelity.per_example(ctx, student.traffic_outputs).mean())
+    block: dict[str, Any] = {"n": len(traffic), "metric": fidelity.name, "agreement": agreement,
+                             "drift": [], "pockets": []}
+    gaps: list[CoverageGap] = []
+    drift = _traffic_drift(prep, options)
+    if drift is not None:
+        block["drift"], gaps = drift
+    return TrafficOutcome(block=block, gaps=gaps, inputs=inputs)
+
+
+def _traffic_drift(prep: PreparedSuite,
+                   options: Options) -> tuple[list[dict[str, Any]], list[CoverageGap]] | None:
+    """Per-feature drift, unseen values and uncovered traffic rows (harness.traffic)."""
+    from harness import traffic as traffic_mod
+
+    data, traffic = prep.data, prep.traffic_data
+    assert traffic is not None
+    features = [f for f in prep.spec.data.features if f in data.features]
+    missing = [f for f in features if f not in traffic.features]
+    if missing:
+        prep.notes.append(f"traffic_data lacks feature(s) {', '.join(missing)}: no drift test "
+                          "for them")
+    shared = [f for f in features if f in traffic.features]
+    drifts = traffic_mod.feature_drift({f: data.features[f] for f in shared},
+                                       {f: traffic.features[f] for f in shared})
+    _, uncovered = traffic_mod.uncovered_traffic(data.texts(), traffic.texts(), seed=options.seed,
+                                                 ids=list(traffic.ids))
+    found = list(drifts)
+    if uncovered is not None:
+        found.append(uncovered)
+    return [d.to_dict() for d in found], traffic_mod.drift_gaps(found)
+
+
+# --------------------------------------------------------------------------- candidates
+
+def candidates_step(prep: PreparedSuite, models: Models, ctx: EvalContext, options: Options,
+                    cache: Any, result: SuiteResult, timings: Mapping[str, Any]) -> None:
     """Score every candidate student; Pareto frontier and the recommended operating point."""
     from harness import economics
 
     spec, data = prep.spec, prep.data
-    settings = economics.parse_economics(spec.economics, display_path(spec.path))
     candidates = []
     rows = []
-    no_baseline = [p for p in prep.plan if not p.criterion.compare.startswith("baseline")]
+    no_baseline = [p for p in prep.plan if not p.criterion.compare.startswith("baseline")
+                   and p.criterion.scope != gate.TRAFFIC]
     criteria = {c.name: c for c in spec.rubric.criteria}
     features = _discovery_features(prep)
-    named = {m.fingerprint() for n, m in students.items() if n != gated}
-    for name, model in students.items():
+    gated = models.gated
+    named = {m.fingerprint() for n, m in models.students.items() if n != gated}
+    for name, model in models.students.items():
         if name == gated and name == "student" and model.fingerprint() in named:
             continue  # the gated student is also listed as a candidate under its own name
-        pred, _ = _predict(model, data, spec.labels, options, cache)
-        out = _encode(pred, spec.labels)
-        quality = _quality_ratio(ctx, out, prep)
-        latency = None
-        if model.spec.type != "predictions" and teacher.spec.type != "predictions":
-            latency = _measure(prep, teacher, model, settings, options)
-        section, figures = economics.scorecard(
-            teacher=teacher.facts(), student=model.facts(), latency=latency, economics=settings,
-            training=model.spec.metadata.get("training"), quality_retained=quality,
-            source=display_path(spec.path))
-        inputs = gate.GateInputs(ctx=ctx, student=out, slices=prep.slices, ids=data.ids,
-                                 suite_metrics=figures, features=features,
-                                 discovery=spec.discovery, seed=options.seed)
-        checks = []
-        for planned in no_baseline:
-            if planned.criterion.scope == "discovered":
-                checks.append(gate.discovered_check(planned, inputs)[0])
-            else:
-                checks.append(gate.evaluate_check(planned, inputs))
-        checks = gate.finalize(checks, criteria, strict=options.strict)
+        run = run_model(prep, model, options, cache)
+        quality = quality_ratio(prep, ctx, run.outputs)
+        latency = timings.get(name)
+        econ = economics_step(prep, models.teacher, model, latency, quality)
+        inputs = gate.GateInputs(ctx=ctx, student=run.outputs, slices=prep.slices, ids=data.ids,
+                                 suite_metrics=econ.figures, suite_metric_errors=econ.errors,
+                                 features=features, discovery=spec.discovery, seed=options.seed)
+        checks = gate.judge(no_baseline, inputs, criteria, strict=options.strict).checks
         passes = all(c.verdict not in ("fail", "error") for c in checks)
         facts = model.facts()
         p50 = None
         if latency is not None and latency.per_batch:
             p50 = latency.per_batch[-1].student_p50
-        cost = figures.get("student_cost_per_million")
+        cost = econ.figures.get("student_cost_per_million")
         size = float(facts.params or facts.bytes or 0)
         candidates.append(economics.Candidate(
             name=name, quality_ratio=float(quality if quality is not None else float("nan")),
@@ -461,8 +678,7 @@ def _candidates(prep: PreparedSuite, students: dict[str, Model], teacher: Model,
         rows.append({"name": name, "fingerprint": model.fingerprint(), "params": facts.params,
                      "bytes": facts.bytes, "quality_ratio": quality, "passes": passes,
                      "failing": [c.id for c in checks if c.verdict in ("fail", "error")],
-                     "metrics": {k: v for k, v in figures.items()},
-                     "timing": section.get("timing")})
+                     "metrics": dict(econ.figures), "timing": econ.section.get("timing")})
     valid = [c for c in candidates if c.quality_ratio == c.quality_ratio]
     frontier = economics.pareto_frontier(valid) if valid else []
     recommended = economics.recommend(valid) if valid else None

@@ -24,6 +24,13 @@ class SuiteOutcome:
     result: SuiteResult | None = None
     error: str | None = None
     planned: list[Any] = field(default_factory=list)
+    prepared: Any = None  # the PreparedSuite, between collection and the first item's run
+
+    def check(self, check_id: str) -> Any:
+        """The computed check with ``check_id`` (None when the run did not produce it)."""
+        if self.result is None:
+            return None
+        return next((c for c in self.result.checks if c.id == check_id), None)
 
 
 class DistillSession:
@@ -33,6 +40,7 @@ class DistillSession:
         self.options = options
         self.targets = targets
         self.outcomes: dict[Path, SuiteOutcome] = {}
+        self.plans: dict[Path, SuiteOutcome] = {}
         self.extra_results: list[dict[str, Any]] = []  # suite dicts gathered from xdist workers
         self._paths: list[Path] | None = None
 
@@ -47,20 +55,37 @@ class DistillSession:
             self._paths = out
         return list(self._paths)
 
+    def prepare(self, path: Path) -> SuiteOutcome:
+        """Load and plan the suite at ``path`` (once); no model runs. ``error`` if it cannot."""
+        from harness.runner import prepare_suite
+
+        path = path.resolve()
+        if path in self.plans:
+            return self.plans[path]
+        outcome = SuiteOutcome(path=path)
+        try:
+            outcome.prepared = prepare_suite(path, self.options)
+            outcome.planned = outcome.prepared.plan
+        except HarnessError as exc:
+            outcome.error = str(exc)
+        self.plans[path] = outcome
+        return outcome
+
     def evaluate(self, path: Path) -> SuiteOutcome:
         """Prepare and run the suite at ``path`` (once; later calls return the same outcome)."""
-        from harness.runner import prepare_suite, run_prepared
+        from harness.runner import run_prepared
 
         path = path.resolve()
         if path in self.outcomes:
             return self.outcomes[path]
-        outcome = SuiteOutcome(path=path)
-        try:
-            prep = prepare_suite(path, self.options)
-            outcome.planned = prep.plan
-            outcome.result = run_prepared(prep, self.options)
-        except HarnessError as exc:
-            outcome.error = str(exc)
+        planned = self.prepare(path)
+        outcome = SuiteOutcome(path=path, planned=planned.planned, error=planned.error)
+        if planned.prepared is not None:
+            try:
+                outcome.result = run_prepared(planned.prepared, self.options)
+            except HarnessError as exc:
+                outcome.error = str(exc)
+            planned.prepared = None  # the run is done; do not keep its data twice
         self.outcomes[path] = outcome
         return outcome
 

@@ -322,8 +322,13 @@ def _model_spec(raw: Mapping[str, Any], *, source: Path, root: Path, field: str,
     )
 
 
-def load_rubric(path: Path, root: Path | None = None) -> RubricSpec:
-    """Load and validate a rubric file; every criterion's metric must be known."""
+def load_rubric(path: Path, root: Path | None = None, *, task: str | None = None,
+                has_gold: bool = True) -> RubricSpec:
+    """Load and validate a rubric file; every criterion's metric must be known.
+
+    With ``task`` (a suite loading its rubric) each metric must apply to that task, and a
+    metric that needs gold labels is refused when the suite's data has none (``has_gold``).
+    """
     from harness import metrics
 
     path = path.resolve()
@@ -343,9 +348,16 @@ def load_rubric(path: Path, root: Path | None = None) -> RubricSpec:
         try:
             metric = metrics.get_metric(raw["metric"],
                                         local_module=_evaluate_module(raw["metric"], path, root,
-                                                                      f"{field}.metric"))
+                                                                      f"{field}.metric"),
+                                        higher_is_better=raw.get("higher_is_better"))
         except SpecError as exc:
             raise SpecError(exc.detail, file=shown, field=f"{field}.metric") from None
+        if task is not None:
+            try:
+                metrics.check_applies(metric, task=task, has_gold=has_gold)
+            except SpecError as exc:
+                raise SpecError(f"criterion {raw['name']!r}: {exc.detail}", file=shown,
+                                field=f"{field}.metric") from None
         scope = raw.get("scope", "overall")
         compare = raw["compare"]
         if metric.kind == "suite" and (scope != "overall" or compare != "value"):
@@ -353,10 +365,15 @@ def load_rubric(path: Path, root: Path | None = None) -> RubricSpec:
                 f"metric {metric.name!r} is a run-level figure: it takes compare: value and "
                 f"scope: overall (got compare: {compare}, scope: {scope})",
                 file=shown, field=field)
-        if scope == "discovered" and not metric.per_example_fn:
+        if scope in ("discovered", "traffic") and not metric.per_example_fn:
             raise SpecError(
-                f"scope: discovered needs a metric with per-example values; {metric.name!r} has none",
+                f"scope: {scope} needs a metric with per-example values; {metric.name!r} has none",
                 file=shown, field=f"{field}.scope")
+        if scope == "traffic" and (metric.needs_gold or compare.startswith("baseline")):
+            raise SpecError(
+                f"scope: traffic has no labels and no baseline: it takes a label-free metric "
+                f"(agreement, teacher_match, teacher_chrf) compared with value or the teacher; "
+                f"got {metric.name} with compare: {compare}", file=shown, field=field)
         lo, hi = raw.get("min"), raw.get("max")
         if lo is not None and hi is not None and lo > hi:
             raise SpecError(f"min {lo} is above max {hi}", file=shown, field=field)
@@ -421,7 +438,7 @@ def load_suite(path: Path, root: Path | None = None) -> SuiteSpec:
                             file=shown, field="students.student")
         students[name] = _model_spec(raw, field=f"students.{name}", **model_kw)
     rubric_path = resolve_path(doc["rubric"], source=path, root=root, field="rubric")
-    rubric = load_rubric(rubric_path, root)
+    rubric = load_rubric(rubric_path, root, task=task, has_gold=data.label is not None)
     if "baseline" in doc:
         baseline = resolve_path(doc["baseline"], source=path, root=root, field="baseline",
                                 must_exist=False)

@@ -114,6 +114,13 @@ class Model(abc.ABC):
     ) -> Predictions:
         """Run the model over every example of ``data``; outputs in ``data``'s order."""
 
+    def validate(self, data: Dataset, labels: Sequence[str]) -> None:  # noqa: B027
+        """Check, cheaply and before any model runs, what can be checked (collection time).
+
+        A predictions file is read and held to the contract here, so a bad file is a
+        collection error; an adapter that must run a model to know checks nothing.
+        """
+
     def facts(self) -> ModelFacts:
         """Parameter count and bytes on disk, where they can be known."""
         return ModelFacts()

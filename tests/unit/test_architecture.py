@@ -11,7 +11,11 @@ import harness
 
 PACKAGE = Path(harness.__file__).resolve().parent
 GLUE = {"harness/plugin.py", "harness/items.py", "harness/testing.py"}
-TORCH_ADAPTER = {"harness/models/transformers.py"}
+TORCH_ADAPTER = {"harness/models/transformers.py", "harness/models/transformers_generation.py"}
+OPENAI_ADAPTER = {"harness/models/openai_compat.py"}
+#: Where branching on a suite's task or a model's type belongs.
+TASK_AND_MODEL_HOMES = ("harness/tasks.py", "harness/models/", "harness/spec.py",
+                        "harness/spec_types.py")
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -71,3 +75,58 @@ def test_loading_a_suite_on_prediction_files_imports_nothing_heavy():
             f"prepare_suite({str(tiny)!r})\n"
             "import harness.cli, harness.session, harness.gate, harness.metrics")
     assert _imported_after(code) == set()
+
+
+def test_only_the_endpoint_adapter_imports_openai():
+    offenders = sorted(name for name, imports in modules().items()
+                       if "openai" in imports and name not in OPENAI_ADAPTER)
+    assert offenders == []
+
+
+def _branches_on(path: Path, attrs: set[str]) -> list[str]:
+    """``x.task`` / ``x.type`` compared with a literal name (``spec.task == "generation"``).
+
+    Comparing two suites' tasks with each other (``a.task != b.task``) is no branch on a task.
+    """
+    tree = ast.parse(path.read_text("utf-8"), filename=str(path))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare):
+            sides = (node.left, *node.comparators)
+            named = any(isinstance(s, ast.Attribute) and s.attr in attrs for s in sides)
+            literal = any(isinstance(s, ast.Constant) or (
+                isinstance(s, (ast.Tuple, ast.List, ast.Set))
+                and all(isinstance(e, ast.Constant) for e in s.elts)) for s in sides)
+            if named and literal:
+                found.append(f"{path.name}:{node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def test_no_branching_on_the_task_or_the_model_type_outside_tasks_and_models():
+    offenders: list[str] = []
+    for p in sorted(PACKAGE.rglob("*.py")):
+        rel = f"harness/{p.relative_to(PACKAGE).as_posix()}"
+        if rel.startswith(TASK_AND_MODEL_HOMES):
+            continue
+        offenders.extend(_branches_on(p, {"task", "type"}))
+    assert offenders == []
+
+
+def test_the_guard_sees_a_branch(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("def f(spec):\n    return 1 if spec.task == 'generation' else 2\n")
+    assert _branches_on(bad, {"task"}) == ["bad.py:2: spec.task == 'generation'"]
+
+
+def test_every_model_type_of_the_schema_is_registered_lazily():
+    import json
+
+    from harness.models import model_types
+
+    schema = json.loads((PACKAGE / "schemas" / "suite.schema.json").read_text("utf-8"))
+    assert set(schema["$defs"]["model"]["properties"]["type"]["enum"]) == set(model_types())
+    # Registering imports no adapter module (each is imported when a suite names its type).
+    loaded = _imported_after("import harness.models, sys\n"
+                             "assert not any(m.startswith('harness.models.') and m not in "
+                             "('harness.models.base',) for m in sys.modules), sorted(sys.modules)")
+    assert loaded == set()

@@ -50,7 +50,7 @@ def test_macro_f1_matches_sklearn():
     from sklearn.metrics import f1_score
 
     m = get_metric("macro_f1")
-    assert m.higher_is_better and m.kind == "aggregate"
+    assert m.higher_is_better and m.kind == "corpus"
     expected = f1_score(GOLD, STUDENT, average="macro")
     assert m.value(ctx(), STUDENT_OUT, ALL) == pytest.approx(expected)
     sub = np.array([0, 1, 2, 3, 6])
@@ -114,7 +114,7 @@ def test_ece_on_a_hand_computed_example():
     #   bin 9: {0.95 ok, 0.92 ok}                -> |1 - 0.935|          * 2/10 = 0.013
     expected = 0.045 + 0.035 + 0.025 + 0.030 + 0.020 + 0.013
     m = get_metric("ece")
-    assert not m.higher_is_better and m.kind == "aggregate"
+    assert not m.higher_is_better and m.kind == "corpus"
     assert m.value(ctx(), STUDENT_OUT, ALL) == pytest.approx(expected)
 
 
@@ -139,8 +139,24 @@ def test_every_metric_declares_its_direction():
     for name in metrics.known_metrics():
         m = get_metric(name)
         assert isinstance(m.higher_is_better, bool)
-        assert m.kind in ("example", "aggregate", "suite")
+        assert m.kind in ("example", "corpus", "suite")
+        assert m.direction in ("higher", "lower")
+        assert m.tasks and m.tasks <= {"classification", "generation"}
         assert (m.per_example_fn is not None) == (m.kind == "example")
+
+
+def test_a_metric_is_declared_with_keywords_only():
+    with pytest.raises(TypeError):
+        metrics.Metric("x", frozenset({"generation"}), "higher", "example", "d")  # type: ignore[misc]
+
+
+def test_a_declaration_that_contradicts_itself_is_refused():
+    with pytest.raises(ValueError, match="direction"):
+        metrics.Metric(name="x", tasks=frozenset({"generation"}), direction="up", kind="suite",
+                       description="d")
+    with pytest.raises(ValueError, match="needs its function"):
+        metrics.Metric(name="x", tasks=frozenset({"generation"}), direction="higher",
+                       kind="example", description="d")
 
 
 def test_unknown_metric_lists_the_known_ones_with_a_did_you_mean():
@@ -192,7 +208,7 @@ def test_evaluate_local_module_works_offline(tmp_path, offline, monkeypatch):
     name = f"evaluate:{module}"
     monkeypatch.delitem(metrics._EVALUATE_CACHE, name, raising=False)
     m = get_metric(name)
-    assert m.kind == "aggregate" and m.higher_is_better
+    assert m.kind == "corpus" and m.higher_is_better
     assert get_metric(name) is m  # loaded once
     assert m.value(ctx(), STUDENT_OUT, ALL) == pytest.approx(0.7)
     assert m.value(ctx(), STUDENT_OUT, np.array([1, 3, 5, 7])) == pytest.approx(0.25)

@@ -225,9 +225,18 @@ def test_unknown_metric_lists_known_ones_with_did_you_mean(repo):
 
 
 def test_unknown_metric_without_a_close_match(repo):
-    edit(repo / "rubrics" / "tiny.yaml", "metric: negative_flip_rate", "metric: bleu")
+    edit(repo / "rubrics" / "tiny.yaml", "metric: negative_flip_rate", "metric: perplexity")
     msg = spec_error(load_rubric, repo / "rubrics" / "tiny.yaml")
-    assert "unknown metric 'bleu'; known metrics: accuracy, " in msg
+    assert "unknown metric 'perplexity'; known metrics: accuracy, " in msg
+
+
+def test_a_metric_of_the_other_task_is_refused_when_the_suite_loads(repo):
+    edit(repo / "rubrics" / "tiny.yaml", "metric: negative_flip_rate", "metric: bleu")
+    load_rubric(repo / "rubrics" / "tiny.yaml")  # alone, a rubric does not know its task
+    msg = spec_error(load_suite, repo / "suites" / "tiny.yaml")
+    assert msg.startswith("rubrics/tiny.yaml: criteria[2].metric: criterion 'flips': bleu is a "
+                          "generation metric; a classification suite takes: accuracy, agreement, ")
+    assert "exact_match" not in msg and "macro_f1" in msg
 
 
 def test_duplicate_criterion_name(repo):
