@@ -21,7 +21,8 @@ for drift and for pockets and their sum, peak RSS (``resource.getrusage``, the w
 process, data included) and whether the targets (< 20 s, < 2 GB, both planted drifts
 found, the planted pocket confirmed, no other feature flagged) are met. With ``--texts``
 it also times :func:`harness.traffic.uncovered_traffic` on generated texts (not part of
-the target). Exit status 1 when a target is missed.
+the target). Exit status 1 when a target is missed (never with ``--quick``, whose small n
+only shows the figures).
 
 Usage: ``python benchmarks/traffic_drift.py [--rows 100000 --features 20 --eval-rows 5000]
 [--texts] [--quick]``.
@@ -186,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     for name, ok in checks.items():
         print(f"target {name}: {'met' if ok else 'MISSED'}")
+    if args.quick:  # quick mode prints the figures; only a full run judges them
+        return 0
     return 0 if all(checks.values()) else 1
 
 
