@@ -295,18 +295,23 @@ class TransformersModel(Model):
         A hub model also pins its id and revision. Never imports torch.
         """
         if self._fingerprint is None:
-            folder = self.folder()
-            parts: dict[str, Any] = {
-                "type": "transformers",
-                "files": {str(p.relative_to(folder)): file_sha256(p) for p in self._files()},
-                "max_length": self.spec.max_length,
-                "dtype": self.spec.dtype,
-            }
-            if self.hub_id is not None:
-                parts["hub"] = {"id": self.hub_id, "revision": self.spec.revision}
-            blob = json.dumps(parts, sort_keys=True, separators=(",", ":")).encode()
+            blob = json.dumps(self._fingerprint_parts(), sort_keys=True,
+                              separators=(",", ":")).encode()
             self._fingerprint = hashlib.sha256(blob).hexdigest()
         return self._fingerprint
+
+    def _fingerprint_parts(self) -> dict[str, Any]:
+        """What :meth:`fingerprint` hashes (a subclass adds what else changes its outputs)."""
+        folder = self.folder()
+        parts: dict[str, Any] = {
+            "type": "transformers",
+            "files": {str(p.relative_to(folder)): file_sha256(p) for p in self._files()},
+            "max_length": self.spec.max_length,
+            "dtype": self.spec.dtype,
+        }
+        if self.hub_id is not None:
+            parts["hub"] = {"id": self.hub_id, "revision": self.spec.revision}
+        return parts
 
     def facts(self) -> ModelFacts:
         """Parameters (from the safetensors headers, or the loaded model) and bytes on disk."""
@@ -402,11 +407,12 @@ class TransformersModel(Model):
             config = transformers.AutoConfig.from_pretrained(str(folder), **common)
             dtype = self._resolve_dtype(torch, device, getattr(config, "dtype", None))
             tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder), **common)
-            model = transformers.AutoModelForSequenceClassification.from_pretrained(
+            model = self._auto_class(transformers, config).from_pretrained(
                 str(folder),
                 config=config,
                 dtype=dtype,
                 use_safetensors=True if has_safetensors else None,
+                **self._load_options(),
                 **common,
             )
         except ModelError:
@@ -416,9 +422,24 @@ class TransformersModel(Model):
         finally:
             if bars:
                 hf_logging.enable_progress_bar()
-        model.to(device)
+        if getattr(model, "hf_device_map", None):
+            device = model.device  # placed by accelerate (device_map); inputs go to its first device
+        else:
+            model.to(device)
         model.eval()
         self._model, self._tokenizer, self._device = model, tokenizer, device
+
+    def _auto_class(self, transformers: Any, config: Any) -> Any:
+        """The ``AutoModelFor…`` class that loads this adapter's head."""
+        return transformers.AutoModelForSequenceClassification
+
+    def _load_options(self) -> dict[str, Any]:
+        """Extra ``from_pretrained`` keywords (the generation adapter's ``device_map``)."""
+        return {}
+
+    def _forward(self, enc: dict[str, Any], hidden: bool) -> Any:
+        """One forward pass over a padded batch (a seq2seq generator runs its encoder only)."""
+        return self._model(**enc, output_hidden_states=hidden)
 
     def _max_length(self) -> int:
         """spec.max_length, capped at what the model's positions and tokenizer allow."""
@@ -458,7 +479,7 @@ class TransformersModel(Model):
             )
             enc = {k: v.to(self._device) for k, v in enc.items()}
             with torch.inference_mode():
-                out = self._model(**enc, output_hidden_states=hidden)
+                out = self._forward(enc, hidden)
             yield pos, enc["attention_mask"], out
             done += len(pos)
             if progress is not None:
@@ -536,6 +557,7 @@ class TransformersModel(Model):
 
 def build(spec: ModelSpec, role: str, options: Options) -> Model:
     """The ``type: transformers`` factory: a classifier, or a generator for generation suites."""
+    _require_extra(spec)
     if spec.task == "generation":
         from harness.models.transformers_generation import GenerationModel
 
@@ -543,3 +565,16 @@ def build(spec: ModelSpec, role: str, options: Options) -> Model:
                                device_override=options.device)
     return TransformersModel(spec, role, allow_remote_code=options.allow_remote_code,
                              device_override=options.device)
+
+
+def _require_extra(spec: ModelSpec) -> None:
+    """A clear one-line error when torch or transformers is not installed (no import: cheap)."""
+    import importlib.util
+
+    missing = [m for m in ("torch", "transformers") if importlib.util.find_spec(m) is None]
+    if missing:
+        from harness.spec import display_path
+
+        raise ModelError(f"type: transformers needs {' and '.join(missing)}, which are not "
+                         "installed; install the extra: pip install 'distill-harness[transformers]'",
+                         file=display_path(spec.source), field=f"{spec.field}.type")
