@@ -47,10 +47,10 @@ import numpy as np
 from harness.data import Dataset
 from harness.errors import BaselineError, SpecError
 from harness.fileio import atomic_write
-from harness.metrics import Outputs
 from harness.models.base import Predictions
 from harness.results import SuiteResult
 from harness.spec_types import SuiteSpec
+from harness.tasks import INVALID, INVALID_LABEL, LabelOutputs, Outputs, TextOutputs
 
 SCHEMA_VERSION = 1
 UPDATE_FLAG = "--distill-update-baselines"
@@ -130,22 +130,24 @@ class StoredBaseline:
 
     def outputs(self, data: Dataset, labels: Sequence[str]) -> Outputs:
         """The stored student's outputs aligned to ``data.ids``: label codes in ``labels``
-        order (classification) or output texts (no labels). No scores are stored."""
+        order (classification; an invalid answer is stored as ``<invalid>``) or output texts
+        (no labels). No scores are stored."""
         by_id: Mapping[str, str] = self.doc["outcomes"]["by_id"]
         missing = [i for i in data.ids if i not in by_id]
         if missing:
             raise _corrupt(self.shown, "outcomes.by_id",
                            f"no outcome for id {_ids(missing)} of the data")
         if not labels:
-            return Outputs(labels=None, texts=tuple(by_id[i] for i in data.ids))
+            return TextOutputs(texts=tuple(by_id[i] for i in data.ids))
         index = {lab: k for k, lab in enumerate(labels)}
+        index[INVALID_LABEL] = INVALID
         try:
             codes = np.fromiter((index[by_id[i]] for i in data.ids), dtype=int, count=len(data))
         except KeyError as exc:
             raise _corrupt(self.shown, "outcomes.by_id",
                            f"label {exc.args[0]!r} is not one of the suite's labels "
                            f"{', '.join(labels)}") from None
-        return Outputs(labels=codes)
+        return LabelOutputs(labels=codes)
 
 
 def load_baseline(spec: SuiteSpec, data: Dataset) -> StoredBaseline:
@@ -317,7 +319,7 @@ def _check_outcomes(spec: SuiteSpec, data: Dataset, outcomes: Mapping[str, Any],
         return
     if "labels" not in outcomes:
         raise _corrupt(shown, "outcomes.labels", "required for a classification suite")
-    allowed = set(spec.labels)
+    allowed = {*spec.labels, INVALID_LABEL}
     for ex_id in data.ids:
         if by_id[ex_id] not in allowed:
             raise _corrupt(shown, f"outcomes.by_id.{ex_id}",

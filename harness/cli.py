@@ -135,6 +135,17 @@ def _run(args: argparse.Namespace) -> int:
         for err in errors:
             print(f"distill: {err['message']}", file=sys.stderr)
         return EXIT_INPUT
+    missing_pins = [line for s in doc.get("suites") or []
+                    for line in ((s.get("baseline") or {}).get("missing_pins") or {}).values()]
+    if missing_pins:
+        # A rubric that names a pin nobody wrote is bad input: its line, no verdict.
+        session.write_outputs(doc)
+        for name, items in (doc.get("baselines") or {}).items():
+            for item in items:
+                print(f"distill: baseline {name}: {item}")
+        for line in missing_pins:
+            print(f"distill: {line}", file=sys.stderr)
+        return EXIT_INPUT
     if args.quiet:
         print(f"distill verdict: {str(doc['verdict']).upper()}")
     else:

@@ -228,8 +228,9 @@ class Comparison:
 
 
 def primary_metric(spec: SuiteSpec, runs: Sequence[Run]) -> str:
-    """The metric of the per-slice table the runs recorded, else the task's default."""
+    """The metric of the per-slice table the runs recorded, else the task's primary one."""
     from harness.metrics import get_metric
+    from harness.tasks import get_task
 
     for r in runs:
         if r.metric:
@@ -238,24 +239,19 @@ def primary_metric(spec: SuiteSpec, runs: Sequence[Run]) -> str:
                     return r.metric
             except SpecError:
                 pass
-    return "accuracy" if spec.task == "classification" else "exact_match"
+    return get_task(spec.task).primary_metric
 
 
-def _outputs(spec: SuiteSpec, run: Run, ids: Sequence[str]) -> Any:
-    from harness.metrics import Outputs
+def _outputs(spec: SuiteSpec, run: Run, sub: Any) -> Any:
+    """A run's stored outcomes as the task's typed outputs, in ``sub``'s example order."""
+    from harness.errors import DataError
+    from harness.tasks import get_task
 
     assert run.by_id is not None
-    if spec.task != "classification":
-        return Outputs(labels=None, texts=tuple(run.by_id[i] for i in ids))
-    index = {lab: k for k, lab in enumerate(spec.labels)}
-    codes = []
-    for i in ids:
-        label = run.by_id[i]
-        if label not in index:
-            raise CompareError(f"outcome {label!r} of id {i!r} is not one of the suite's labels "
-                               f"{', '.join(spec.labels)}", file=run.arg)
-        codes.append(index[label])
-    return Outputs(labels=np.asarray(codes, dtype=int))
+    try:
+        return get_task(spec.task).decode_outcomes(run.by_id, sub, spec)
+    except DataError as exc:
+        raise CompareError(exc.detail, file=run.arg) from None
 
 
 def _from_cache(run: Run, spec: SuiteSpec, data: Any, cache_dir: Path | None) -> Run:
@@ -282,18 +278,14 @@ def _from_cache(run: Run, spec: SuiteSpec, data: Any, cache_dir: Path | None) ->
 
 def _per_example(metric_name: str, spec: SuiteSpec, sub: Any, a_out: Any,
                  b_out: Any) -> tuple[np.ndarray, np.ndarray, bool]:
-    from harness.metrics import EvalContext, get_metric
+    from harness.metrics import get_metric
+    from harness.tasks import get_task
 
     metric = get_metric(metric_name)
     if metric.kind != "example":
         raise SpecError(f"{metric_name} is not a per-example metric")
-    gold = None
-    if spec.task == "classification" and sub.labels is not None:
-        index = {lab: k for k, lab in enumerate(spec.labels)}
-        gold = np.asarray([index[g] for g in sub.labels], dtype=int)
-    refs = tuple(sub.labels) if spec.task != "classification" and sub.labels is not None else None
-    # A takes the reference role: a label-free metric (agreement) then compares B with A.
-    ctx = EvalContext(labels=spec.labels, gold=gold, teacher=a_out, references=refs)
+    # A takes the teacher's place: a label-free metric (agreement) then compares B with A.
+    ctx = get_task(spec.task).context(sub, a_out, spec)
     return metric.per_example(ctx, a_out), metric.per_example(ctx, b_out), metric.binary
 
 
@@ -305,18 +297,17 @@ def compare_runs(a: Run, b: Run, spec: SuiteSpec, *, rubric: RubricSpec | None =
     example id with each other and the data, or when a side has no per-example outcomes.
     """
     from harness import stats
-    from harness.data import build_slices, load_dataset
+    from harness.data import build_slices
+    from harness.tasks import get_task
 
     check_comparable(a, b)
     if spec.name != a.suite:
         raise CompareError(f"the runs are of suite {a.suite!r}, the suite file is "
                            f"{spec.name!r}", file=str(spec.path))
     rubric = rubric or spec.rubric
-    if spec.task == "classification":
-        data = load_dataset(spec.data, spec.labels)
-    else:
-        data = load_dataset(spec.data, None)
-    if data.labels is None:
+    task = get_task(spec.task)
+    data = task.load_data(spec.data, spec)
+    if not data.has_gold:
         raise CompareError("the suite's data names no label field: comparing correctness needs "
                            "gold labels or references", file=str(spec.path), field="data.label")
     notes: list[str] = []
@@ -339,7 +330,7 @@ def compare_runs(a: Run, b: Run, spec: SuiteSpec, *, rubric: RubricSpec | None =
         notes.append(f"{dropped} ids are not in both runs and the data; they are left out")
     sub = data.subset(np.asarray(positions))
     ids = list(sub.ids)
-    a_out, b_out = _outputs(spec, a, ids), _outputs(spec, b, ids)
+    a_out, b_out = _outputs(spec, a, sub), _outputs(spec, b, sub)
     metric = primary_metric(spec, (b, a))
     slices = build_slices(spec, sub, allow_empty=True)
     a_vals, b_vals, binary = _per_example(metric, spec, sub, a_out, b_out)
