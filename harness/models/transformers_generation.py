@@ -294,6 +294,7 @@ class GenerationModel(TransformersModel):
         order = sorted(range(n), key=lambda i: -lengths[i])
         size = max(1, int(self.spec.batch_size))
         kwargs = self._generate_kwargs()
+        eos = torch.tensor(self._eos, device=self._device)
         sampling = self.settings.temperature > 0
         fields = [k for k in encoded.keys() if k in ("input_ids", "attention_mask")]
         done = 0
@@ -310,24 +311,26 @@ class GenerationModel(TransformersModel):
             stops = {"stopping_criteria": self._stop_criteria(skip)} if self.settings.stop else {}
             with torch.inference_mode():
                 out = model.generate(**batch, **kwargs, **stops)
-            for i, row in zip(pos, out[:, skip:].tolist(), strict=True):
-                outputs[i], n_out[i], reasons[i] = self._finish(row)
+            new = out[:, skip:]
+            is_eos = torch.isin(new, eos)
+            ends = torch.where(is_eos.any(dim=1), is_eos.int().argmax(dim=1), -1).tolist()
+            rows = [row if end < 0 else row[:end] for row, end in zip(new.tolist(), ends, strict=True)]
+            answers = tok.batch_decode(rows, skip_special_tokens=True)
+            for i, row, end, text in zip(pos, rows, ends, answers, strict=True):
+                outputs[i], n_out[i], reasons[i] = self._finish(row, end, text)
             done += len(pos)
             if progress is not None:
                 progress(done, n)
         return Predictions(ids=tuple(data.ids), outputs=tuple(outputs), input_tokens=n_in,
                            output_tokens=n_out, finish_reasons=tuple(reasons))
 
-    def _finish(self, row: list[int]) -> tuple[str, int, str]:
-        """(answer text, tokens counted, finish reason) of one generated row."""
-        tok = self._tokenizer
-        eos_at = next((k for k, t in enumerate(row) if t in self._eos), None)
-        tokens = row if eos_at is None else row[:eos_at]
-        text = tok.decode(tokens, skip_special_tokens=True)
+    def _finish(self, tokens: list[int], eos_at: int, text: str) -> tuple[str, int, str]:
+        """(answer, tokens counted, finish reason) of one row: ``tokens`` before the first EOS
+        (at ``eos_at``, -1 for none), and their ``text``."""
         cut = self._stop_at(text)
         if cut is not None:
             return text[:cut], self._tokens_to_stop(tokens), "stop"
-        if eos_at is not None:
+        if eos_at >= 0:
             return text, eos_at + 1, "stop"
         return text, len(tokens), "length" if len(tokens) >= self.settings.max_new_tokens else "stop"
 
