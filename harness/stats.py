@@ -123,7 +123,9 @@ def compare_test(
     exact binomial test (``value``), the exact McNemar test (delta with threshold 0) or
     Tango's score test (delta with another margin). Ratios and non-binary values use a
     seeded paired BCa bootstrap with ``n_resamples`` resamples. The result is a pure function
-    of the inputs and ``seed``.
+    of the inputs and ``seed``. The CI inverts the same test as the p-value: ``threshold``
+    lies outside it on the breach side exactly when ``p_value < (1 - confidence) / 2``
+    (see the module docstring for the two bootstrap exceptions).
 
     Degenerate data never raises: no examples or an undefined ratio give a NaN value (see
     :class:`TestResult`); data without any variation give a point CI and a p-value of None
