@@ -41,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--annotations", action="store_true", help="print GitHub annotations")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--quiet", action="store_true", help="print only the verdict")
+    run.add_argument("--dry-run", action="store_true",
+                     help="print per model how many requests a run would make (cached ones "
+                     "excluded) and their estimated cost; run no model")
     val = sub.add_parser("validate", help="check suite, rubric, baseline, report or predictions files")
     val.add_argument("files", nargs="+", type=Path, metavar="FILE")
     rep = sub.add_parser("report", help="render a stored JSON report")
@@ -119,12 +122,19 @@ def _run(args: argparse.Namespace) -> int:
         cache_dir=None if args.no_cache else args.cache, strict=args.strict,
         allow_remote_code=args.allow_remote_code, device=args.device,
         update_baselines=args.update_baselines, report_path=args.report,
-        markdown_path=args.markdown, annotations=args.annotations, progress=True, seed=args.seed)
+        markdown_path=args.markdown, annotations=args.annotations, progress=True, seed=args.seed,
+        dry_run=args.dry_run)
     session = DistillSession(options, [Path(s) for s in args.suites])
     paths = session.suite_paths()
     if not paths:
         print(f"distill: no suite files in {', '.join(args.suites)}", file=sys.stderr)
         return EXIT_INPUT
+    if options.dry_run:
+        from harness.dryrun import plan_lines
+
+        for line in plan_lines(paths, options):
+            print(line)
+        return EXIT_PASS
     for path in paths:
         session.evaluate(path)
     doc = session.report()

@@ -23,3 +23,5 @@ class Options:
     annotations: bool = False
     progress: bool = False
     seed: int = 0
+    #: ``--distill-dry-run`` / ``distill run --dry-run``: plan the requests, run no model.
+    dry_run: bool = False

@@ -44,6 +44,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     "GITHUB_ACTIONS=true)")
     group.addoption("--distill-seed", type=int, default=0, metavar="N",
                     help="seed of resampling and pocket discovery (default 0)")
+    group.addoption("--distill-dry-run", action="store_true", default=False,
+                    help="print per model how many requests a run would make (cached ones "
+                    "excluded) and their estimated cost, then exit 0; no model runs")
     parser.addini("distill_suites", "suite files or folders gated by a bare --distill-suite",
                   type="args", default=["suites/"])
 
@@ -70,7 +73,39 @@ def _options(config: pytest.Config) -> Options:
         annotations=config.getoption("distill_annotations"),
         progress=True,
         seed=config.getoption("distill_seed"),
+        dry_run=config.getoption("distill_dry_run"),
     )
+
+
+def _targets(config: pytest.Config, raw: list[str]) -> list[Path]:
+    base = Path(config.invocation_params.dir)
+    values = [v for v in raw if v] or list(config.getini("distill_suites"))
+    targets = [(base / v).resolve() for v in values]
+    missing = [v for v, t in zip(values, targets, strict=True) if not t.exists()]
+    if missing:
+        raise pytest.UsageError(f"--distill-suite: {missing[0]!r} does not exist")
+    return targets
+
+
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    """``--distill-dry-run``: print the plan of the suites and end the run (like ``--markers``)."""
+    if not config.getoption("distill_dry_run"):
+        return None
+    raw = config.getoption("distill_suite")
+    if raw is None:
+        raise pytest.UsageError("--distill-dry-run needs --distill-suite")
+    from harness.dryrun import plan_lines
+    from harness.errors import HarnessError
+    from harness.session import DistillSession
+
+    session = DistillSession(_options(config), _targets(config, raw))
+    try:
+        lines = plan_lines(session.suite_paths(), session.options)
+    except HarnessError as exc:
+        raise pytest.UsageError(f"--distill-dry-run: {exc}") from None
+    for line in lines:
+        print(line)
+    return 0
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -79,12 +114,7 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     from harness.session import DistillSession
 
-    base = Path(config.invocation_params.dir)
-    values = [v for v in raw if v] or list(config.getini("distill_suites"))
-    targets = [(base / v).resolve() for v in values]
-    missing = [v for v, t in zip(values, targets, strict=True) if not t.exists()]
-    if missing:
-        raise pytest.UsageError(f"--distill-suite: {missing[0]!r} does not exist")
+    targets = _targets(config, raw)
     session = DistillSession(_options(config), targets)
     config.stash[SESSION_KEY] = session
     # Gate the suites: as the only arguments when none were given, else next to them.

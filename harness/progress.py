@@ -20,7 +20,9 @@ def _interactive(stream: TextIO) -> bool:
 
 
 class LineProgress:
-    """Redraws ``"<label>: done/total examples, rate ex/s"`` in place; a newline when done."""
+    """Redraws ``"<label>: done/total examples, rate ex/s, ETA 1m05s"`` in place; a newline
+    when done (without the ETA). An endpoint model counts the requests of this run only (its
+    cached answers are not work), so its rate is requests/s."""
 
     def __init__(
         self,
@@ -48,12 +50,24 @@ class LineProgress:
         elapsed = now - self.start
         rate = done / elapsed if elapsed > 0 else 0.0
         line = f"{self.label}: {done}/{total} examples, {rate:.1f} ex/s"
+        if not final and rate > 0:
+            line += f", ETA {_duration((total - done) / rate)}"
         pad = " " * max(0, self.width - len(line))
         self.stream.write(f"\r{line}{pad}" + ("\n" if final else ""))
         self.stream.flush()
         self.width = len(line)
         self.last_draw = now
         self.finished = final
+
+
+def _duration(seconds: float) -> str:
+    """``42s``, ``3m05s`` or ``2h07m``: an ETA short enough for one line."""
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
 def make_progress(

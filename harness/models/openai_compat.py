@@ -1,0 +1,626 @@
+"""``type: openai`` — a teacher (or student) behind any OpenAI-compatible server.
+
+vLLM, SGLang, TGI, llama.cpp, ``transformers serve`` or a hosted API: the server does the
+distributed work (tensor/pipeline parallelism, replicas behind a load balancer), the harness is
+a bounded-concurrency client of it. This is the only module of the harness that imports
+``openai``, and it does so inside methods.
+
+The division of labour follows the ``openai`` package: its ``AsyncOpenAI`` retries 429 (honouring
+``Retry-After``), 5xx, connection errors and timeouts with backoff, and times out each attempt.
+Ours is what it cannot know: the bound on connections, the per-example journal that makes a run
+resumable, the one budget of retries shared with malformed answers (which the client does not
+retry), and the one-line error that ends a run instead of gating on partial data.
+
+The journal: ``<cache dir>/endpoints/<fingerprint>-<data sha256>.jsonl``, one JSON object a
+line (a header line, then one answer per example as it arrives, flushed each time). A run that
+is killed or loses its server reads it on the next start (a torn last line is dropped) and asks
+only for the examples without an answer. Errors are never written to it. The API key is never
+written anywhere: not in the journal, the fingerprint, a log line or an error message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import math
+import os
+import random
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from harness.errors import ModelError, SpecError
+from harness.models.base import Model, ModelFacts, Predictions, Progress
+
+if TYPE_CHECKING:
+    from harness.data import Dataset
+    from harness.options import Options
+    from harness.spec_types import GenerationSettings, ModelSpec
+
+log = logging.getLogger(__name__)
+
+#: The label of a classification answer that matches none of the suite's labels. The task layer
+#: maps it to an invalid output: wrong for every correctness metric, counted in ``invalid_rate``.
+INVALID_LABEL = "<invalid>"
+#: Sent as the key to a server without auth (``api_key_env`` not set): never a real key from
+#: the environment, so a local server never sees the user's hosted-API key by accident.
+PLACEHOLDER_KEY = "EMPTY"
+JOURNAL_FORMAT = "distill-harness-endpoint-journal"
+JOURNAL_VERSION = 1
+APIS = ("chat", "completions")
+DEFAULTS: dict[str, Any] = {"api": "chat", "max_connections": 16, "timeout_s": 60.0, "retries": 5}
+#: The rough size of a token for the dry-run cost estimate (English text, BPE vocabularies).
+CHARS_PER_TOKEN = 4.0
+# Status codes the ``openai`` client retries itself; any other 4xx ends the run at once.
+_RETRIED_4XX = (408, 409, 429)
+# Backoff between attempts after a malformed answer: the client's own schedule (0.5 s doubling,
+# at most 8 s, up to 25 % jitter), so both kinds of retry pace a struggling server alike.
+_BACKOFF_FIRST_S, _BACKOFF_MAX_S = 0.5, 8.0
+_MESSAGE_CHARS = 300
+
+
+# --------------------------------------------------------------------------- settings
+
+@dataclass(frozen=True)
+class EndpointSettings:
+    """The endpoint keys of a ``type: openai`` model spec, checked."""
+
+    model: str
+    api: str
+    base_url: str | None
+    base_url_env: str | None
+    api_key_env: str | None
+    max_connections: int
+    timeout_s: float
+    retries: int
+    labels_map: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec) -> EndpointSettings:
+        from harness.spec import display_path
+
+        raw = spec.raw
+        file = display_path(spec.source)
+
+        def bad(key: str, what: str) -> SpecError:
+            return SpecError(what, file=file, field=f"{spec.field}.{key}")
+
+        model = raw.get("model")
+        if not isinstance(model, str) or not model:
+            raise bad("model", "expected the served model name (a non-empty string)")
+        api = raw.get("api", DEFAULTS["api"])
+        if api not in APIS:
+            raise bad("api", f"expected one of {', '.join(APIS)}, got {api!r}")
+        base_url, base_url_env = raw.get("base_url"), raw.get("base_url_env")
+        if (base_url is None) == (base_url_env is None):
+            raise bad("base_url", "expected exactly one of base_url or base_url_env")
+        mc, timeout, retries = (raw.get(k, DEFAULTS[k]) for k in ("max_connections", "timeout_s",
+                                                                   "retries"))
+        if not isinstance(mc, int) or isinstance(mc, bool) or mc < 1:
+            raise bad("max_connections", f"expected an integer >= 1, got {mc!r}")
+        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout > 0:
+            raise bad("timeout_s", f"expected a number of seconds > 0, got {timeout!r}")
+        if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+            raise bad("retries", f"expected an integer >= 0, got {retries!r}")
+        labels_map = raw.get("labels_map") or {}
+        if not isinstance(labels_map, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in labels_map.items()):
+            raise bad("labels_map", "expected a mapping of answer text to label")
+        if api == "completions" and spec.generation is not None and spec.generation.system:
+            raise SpecError("a system text needs api: chat (a completions prompt has no roles); "
+                            "put it in data.prompt instead", file=file,
+                            field=f"{spec.field}.generation.system")
+        return cls(model=model, api=api, base_url=base_url, base_url_env=base_url_env,
+                   api_key_env=raw.get("api_key_env"), max_connections=mc,
+                   timeout_s=float(timeout), retries=retries, labels_map=dict(labels_map))
+
+
+# --------------------------------------------------------------------------- answers
+
+@dataclass(frozen=True)
+class Answer:
+    """One example's answer as the server gave it (what the journal keeps)."""
+
+    text: str
+    finish_reason: str
+    input_tokens: int | None
+    output_tokens: int | None
+    latency_s: float
+    model: str | None
+    system_fingerprint: str | None
+
+    def to_record(self, ex_id: str) -> dict[str, Any]:
+        return {"id": ex_id, "text": self.text, "finish_reason": self.finish_reason,
+                "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
+                "latency_s": self.latency_s, "model": self.model,
+                "system_fingerprint": self.system_fingerprint}
+
+    @classmethod
+    def from_record(cls, rec: dict[str, Any]) -> Answer:
+        def count(v: Any) -> int | None:
+            return None if v is None else int(v)
+
+        if not isinstance(rec.get("text"), str):
+            raise ValueError("text is not a string")
+        return cls(text=rec["text"], finish_reason=str(rec.get("finish_reason") or "unknown"),
+                   input_tokens=count(rec.get("input_tokens")),
+                   output_tokens=count(rec.get("output_tokens")),
+                   latency_s=float(rec.get("latency_s") or 0.0), model=rec.get("model"),
+                   system_fingerprint=rec.get("system_fingerprint"))
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> str:
+    """``text`` up to the first stop sequence (excluded), as the OpenAI API defines ``stop``.
+
+    vLLM already cuts there; ``transformers serve`` returns the stop string too. Cutting again
+    is a no-op on the first and makes the second agree with it.
+    """
+    cut = len(text)
+    for s in stop:
+        at = text.find(s)
+        if 0 <= at < cut:
+            cut = at
+    return text[:cut]
+
+
+def _normal(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def label_matcher(labels: Sequence[str], labels_map: dict[str, str] | None = None,
+                  *, file: str | None = None, field: str | None = None) -> Callable[[str], str]:
+    """A function from answer text to a suite label, case- and whitespace-insensitive.
+
+    ``labels_map`` maps other answers to labels (``{"positive": "fresh"}``). An answer matching
+    nothing is :data:`INVALID_LABEL`. A map value outside ``labels`` is a :class:`SpecError`.
+    """
+    table = {_normal(lab): lab for lab in labels}
+    for answer, lab in (labels_map or {}).items():
+        if lab not in labels:
+            raise SpecError(f"labels_map sends {answer!r} to {lab!r}, which is not one of the "
+                            f"suite's labels ({', '.join(labels)})", file=file, field=field)
+        table[_normal(answer)] = lab
+    return lambda text: table.get(_normal(text), INVALID_LABEL)
+
+
+# --------------------------------------------------------------------------- journal
+
+class Journal:
+    """The append-only JSONL record of one model's answers over one data set."""
+
+    def __init__(self, path: Path, fingerprint: str, data_sha256: str):
+        self.path = path
+        self.header = {"format": JOURNAL_FORMAT, "version": JOURNAL_VERSION,
+                       "fingerprint": fingerprint, "data_sha256": data_sha256}
+        self._fh: Any = None
+
+    @classmethod
+    def for_run(cls, cache_dir: Path, fingerprint: str, data_sha256: str) -> Journal:
+        return cls(Path(cache_dir) / "endpoints" / f"{fingerprint[:32]}-{data_sha256[:32]}.jsonl",
+                   fingerprint, data_sha256)
+
+    def read(self, wanted: set[str] | None = None) -> dict[str, Answer]:
+        """The answers on disk (of ``wanted`` ids only, when given); the first of a repeat wins.
+
+        A torn last line (the process died while writing it) and lines that do not parse are
+        dropped: those examples are simply asked again.
+        """
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return {}
+        lines = raw.split(b"\n")
+        if not lines or not _is_header(lines[0], self.header):
+            log.info("endpoint journal %s belongs to another model or data set; starting over",
+                     self.path)
+            return {}
+        out: dict[str, Answer] = {}
+        for line in lines[1:]:
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+                ex_id = str(rec["id"])
+                answer = Answer.from_record(rec)
+            except (ValueError, KeyError, TypeError):
+                continue
+            if (wanted is None or ex_id in wanted) and ex_id not in out:
+                out[ex_id] = answer
+        return out
+
+    def open(self) -> None:
+        """Open for appending; a new file gets the header, a torn tail is cut off first."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fresh = True
+        if self.path.exists():
+            raw = self.path.read_bytes()
+            first = raw.split(b"\n", 1)[0]
+            if _is_header(first, self.header) and b"\n" in raw:
+                fresh = False
+                keep = raw.rfind(b"\n") + 1
+                if keep < len(raw):  # a torn last line: appending after it would spoil the next
+                    with self.path.open("r+b") as fh:
+                        fh.truncate(keep)
+        self._fh = self.path.open("wb" if fresh else "ab")
+        if fresh:
+            self._write(self.header)
+
+    def append(self, ex_id: str, answer: Answer) -> None:
+        self._write(answer.to_record(ex_id))
+
+    def _write(self, obj: dict[str, Any]) -> None:
+        self._fh.write(json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode() + b"\n")
+        self._fh.flush()  # a killed process keeps every answer it got
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+def _is_header(line: bytes, header: dict[str, Any]) -> bool:
+    try:
+        return bool(json.loads(line) == header)
+    except ValueError:
+        return False
+
+
+# --------------------------------------------------------------------------- the adapter
+
+class _Stop(Exception):
+    """Internal: one example failed for good; the run ends (answered ones are kept)."""
+
+    def __init__(self, message: str, *, refused: bool):
+        super().__init__(message)
+        self.refused = refused
+
+
+class OpenAICompatModel(Model):
+    """A model behind an OpenAI-compatible ``/v1/chat/completions`` or ``/v1/completions``.
+
+    Cheap to build: nothing is resolved (URL, key) until :meth:`predict` has something to ask,
+    so a run whose answers are all cached needs neither the server nor the key.
+    """
+
+    timeable = False  # latency is each request's measured latency, not re-timed by the runner
+    counts_params = False
+    reports_usage = True
+    request_latency = True
+
+    def __init__(self, spec: ModelSpec, role: str, cache_dir: Path | None = None):
+        super().__init__(spec, role)
+        from harness.spec_types import GenerationSettings
+
+        self.settings = EndpointSettings.from_spec(spec)
+        self.generation: GenerationSettings = spec.generation or GenerationSettings()
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self._fingerprint: str | None = None
+
+    # ---- identity
+
+    def _where(self, key: str | None = None) -> dict[str, str]:
+        from harness.spec import display_path
+
+        return {"file": display_path(self.spec.source),
+                "field": f"{self.spec.field}.{key}" if key else self.spec.field}
+
+    def fingerprint(self) -> str:
+        """sha256 of what determines the answers: model, revision, api, generation settings,
+        prompt template, system text and labels map. Not the URL, never the key."""
+        if self._fingerprint is None:
+            blob = {"type": "openai", "model": self.settings.model, "revision": self.spec.revision,
+                    "api": self.settings.api, "generation": self.generation.to_dict(),
+                    "prompt": self.spec.prompt, "system": self.generation.system,
+                    "labels_map": self.settings.labels_map}
+            canon = json.dumps(blob, sort_keys=True, separators=(",", ":"))
+            self._fingerprint = hashlib.sha256(canon.encode()).hexdigest()
+        return self._fingerprint
+
+    def facts(self) -> ModelFacts:
+        meta = self.spec.metadata
+        params = meta.get("params")
+        return ModelFacts(params=int(float(params)) if params is not None else None,
+                          extra={"served_model": self.settings.model})
+
+    def validate(self, data: Dataset, labels: Sequence[str]) -> None:
+        """A ``labels_map`` that names a label outside the suite's is an error at collection."""
+        if labels:
+            label_matcher(labels, self.settings.labels_map, **self._where("labels_map"))
+
+    # ---- planning (dry run)
+
+    def journal(self, data: Dataset) -> Journal | None:
+        if self.cache_dir is None:
+            return None
+        return Journal.for_run(self.cache_dir, self.fingerprint(), data.sha256)
+
+    def plan_requests(self, data: Dataset, labels: Sequence[str] = ()) -> dict[str, Any]:
+        """What a run over ``data`` would ask: requests (cached answers excluded), the token
+        estimate and its price. Asks nothing, reads only the cache.
+
+        Input tokens are estimated as prompt characters / :data:`CHARS_PER_TOKEN`; output tokens
+        at ``max_new_tokens`` per request, an upper bound. ``usd`` is None without
+        ``metadata.usd_per_million_tokens``.
+        """
+        from harness.cache import PredictionCache
+
+        n = len(data)
+        cached_ids: set[str] = set()
+        if self.cache_dir is not None:
+            entry = PredictionCache(self.cache_dir).load(self.fingerprint(), data, labels)
+            if entry is not None:
+                cached_ids = set(data.ids)
+            else:
+                journal = self.journal(data)
+                assert journal is not None
+                cached_ids = set(journal.read(set(data.ids)))
+        system_chars = len(self.generation.system or "")
+        chars = sum(len(t) + system_chars
+                    for ex_id, t in zip(data.ids, data.texts(), strict=True)
+                    if ex_id not in cached_ids)
+        requests = n - len(cached_ids)
+        input_tokens = int(math.ceil(chars / CHARS_PER_TOKEN))
+        output_tokens = requests * self.generation.max_new_tokens
+        return {"model": self.settings.model, "api": self.settings.api, "examples": n,
+                "cached": len(cached_ids), "requests": requests,
+                "input_tokens_estimate": input_tokens, "output_tokens_max": output_tokens,
+                "usd_estimate": price_tokens(self.spec.metadata, input_tokens, output_tokens)}
+
+    # ---- running
+
+    def predict(self, data: Dataset, labels: Sequence[str],
+                progress: Progress | None = None) -> Predictions:
+        ids = [str(i) for i in data.ids]
+        journal = self.journal(data)
+        answers: dict[str, Answer] = journal.read(set(ids)) if journal is not None else {}
+        missing = [i for i, ex_id in enumerate(ids) if ex_id not in answers]
+        if missing:
+            texts = data.texts()
+            jobs = [(ids[i], texts[i]) for i in missing]
+            if journal is not None:
+                journal.open()
+            try:
+                failure = _run_async(self._ask_all(jobs, answers, journal, progress))
+            finally:
+                if journal is not None:
+                    journal.close()
+            if failure is not None:
+                raise ModelError(self._failure_line(failure, len(ids), answers), **self._where())
+        return self._predictions(ids, answers, labels)
+
+    def _failure_line(self, failure: _Stop, n: int, answers: dict[str, Answer]) -> str:
+        left = n - len(answers)
+        kept = (f"the {len(answers)} answered are kept in the cache and a rerun asks only for "
+                f"the {left} missing" if self.cache_dir is not None
+                else "the prediction cache is off, so a rerun asks for every example again")
+        if failure.refused:
+            return f"{self.role}: the server refused a request: {failure}; {kept}"
+        return (f"{self.role}: {left} of {n} examples have no answer after "
+                f"{self.settings.retries} retries (last error: {failure}); {kept}")
+
+    def _key(self) -> str:
+        name = self.settings.api_key_env
+        if name is None:
+            return PLACEHOLDER_KEY
+        key = os.environ.get(name)
+        if not key:
+            raise ModelError(f"the environment variable {name} (api_key_env) is not set; "
+                             "it must hold the API key", **self._where("api_key_env"))
+        return key
+
+    def _base_url(self) -> str:
+        s = self.settings
+        if s.base_url is not None:
+            return s.base_url
+        assert s.base_url_env is not None
+        url = os.environ.get(s.base_url_env)
+        if not url:
+            raise ModelError(f"the environment variable {s.base_url_env} (base_url_env) is not "
+                             "set; it must hold the server's URL, e.g. http://127.0.0.1:8000/v1",
+                             **self._where("base_url_env"))
+        return url
+
+    def _request(self, prompt: str) -> dict[str, Any]:
+        g = self.generation
+        # Always explicit: servers' defaults differ (vLLM completions: 16 tokens; transformers
+        # serve: 1024; temperature may fall back to the model's generation config).
+        body: dict[str, Any] = {"model": self.settings.model, "max_tokens": g.max_new_tokens,
+                                "temperature": g.temperature, "seed": g.seed}
+        if g.stop:
+            body["stop"] = list(g.stop)
+        if g.top_p is not None:
+            body["top_p"] = g.top_p
+        if self.settings.api == "chat":
+            messages = [{"role": "system", "content": g.system}] if g.system else []
+            body["messages"] = [*messages, {"role": "user", "content": prompt}]
+        else:
+            body["prompt"] = prompt
+        return body
+
+    async def _ask_all(self, jobs: list[tuple[str, str]], answers: dict[str, Answer],
+                       journal: Journal | None, progress: Progress | None) -> _Stop | None:
+        import httpx
+        import openai
+
+        s = self.settings
+        key = self._key()
+        limits = httpx.Limits(max_connections=s.max_connections,
+                              max_keepalive_connections=s.max_connections)
+        client = openai.AsyncOpenAI(base_url=self._base_url(), api_key=key, max_retries=s.retries,
+                                    timeout=s.timeout_s,
+                                    http_client=openai.DefaultAsyncHttpxClient(limits=limits))
+        # One budget of attempts per example, shared by the client's retries (429, 5xx,
+        # connection errors, timeouts) and ours (malformed answers): clients[k] retries k times.
+        clients = [client.with_options(max_retries=k) for k in range(s.retries + 1)]
+        total, done = len(jobs), 0
+        queue: Iterator[tuple[str, str]] = iter(jobs)
+        failure: list[_Stop] = []
+        if progress is not None:
+            progress(0, total)
+
+        async def worker() -> None:
+            nonlocal done
+            for ex_id, prompt in queue:
+                if failure:
+                    return
+                try:
+                    answer = await self._ask_one(clients, prompt)
+                except _Stop as stop:
+                    failure.append(stop)
+                    return
+                answers[ex_id] = answer
+                if journal is not None:
+                    journal.append(ex_id, answer)
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+
+        # max_connections workers pull from one queue: at most that many requests in flight.
+        workers = [asyncio.create_task(worker()) for _ in range(min(s.max_connections, total))]
+        try:
+            while workers:
+                finished, pending = await asyncio.wait(workers, return_when=asyncio.FIRST_COMPLETED)
+                for t in finished:
+                    t.result()
+                workers = list(pending)
+                if failure:  # stop at once: the requests in flight would only add to the wait
+                    for t in workers:
+                        t.cancel()
+                    await asyncio.gather(*workers, return_exceptions=True)
+                    workers = []
+        finally:
+            for t in workers:
+                t.cancel()
+            await client.close()
+        if failure:
+            return _Stop(_redact(str(failure[0]), key), refused=failure[0].refused)
+        return None
+
+    async def _ask_one(self, clients: list[Any], prompt: str) -> Answer:
+        import openai
+
+        body = self._request(prompt)
+        left = len(clients) - 1
+        attempt = 0
+        while True:
+            api = clients[left].chat.completions if self.settings.api == "chat" \
+                else clients[left].completions
+            try:
+                raw = await api.with_raw_response.create(**body)
+            except openai.APIStatusError as exc:
+                code = exc.status_code
+                refused = code < 500 and code not in _RETRIED_4XX
+                raise _Stop(f"HTTP {code}: {_one_line(exc.message)}", refused=refused) from None
+            except openai.APIError as exc:  # connection error, timeout
+                raise _Stop(f"{type(exc).__name__}: {_one_line(str(exc))}", refused=False) from None
+            attempt += raw.retries_taken + 1
+            left -= raw.retries_taken
+            try:
+                return self._answer(raw)
+            except (ValueError, TypeError, AttributeError, IndexError, KeyError,
+                    openai.APIResponseValidationError) as exc:
+                reason = f"malformed answer ({type(exc).__name__}: {_one_line(str(exc))})"
+                if left <= 0:
+                    raise _Stop(reason, refused=False) from None
+                log.info("%s; retrying", reason)
+                left -= 1
+                delay = min(_BACKOFF_FIRST_S * 2.0 ** (attempt - 1), _BACKOFF_MAX_S)
+                await asyncio.sleep(delay * (1 - 0.25 * random.random()))
+
+    def _answer(self, raw: Any) -> Answer:
+        latency = raw.http_response.elapsed.total_seconds()  # the attempt that answered
+        resp = raw.parse()
+        choice = resp.choices[0]
+        text = choice.message.content if self.settings.api == "chat" else choice.text
+        if text is None:
+            text = ""  # e.g. a content filter: an empty answer is the model's outcome
+        if not isinstance(text, str):
+            raise TypeError(f"answer text is {type(text).__name__}, not a string")
+        usage = resp.usage
+        return Answer(text=cut_at_stop(text, self.generation.stop),
+                      finish_reason=str(choice.finish_reason or "unknown"),
+                      input_tokens=int(usage.prompt_tokens) if usage is not None else None,
+                      output_tokens=int(usage.completion_tokens) if usage is not None else None,
+                      latency_s=float(latency), model=resp.model or None,
+                      system_fingerprint=getattr(resp, "system_fingerprint", None) or None)
+
+    def _predictions(self, ids: list[str], answers: dict[str, Answer],
+                     labels: Sequence[str]) -> Predictions:
+        got = [answers[i] for i in ids]
+        ins = [a.input_tokens for a in got]
+        outs = [a.output_tokens for a in got]
+        if None in ins or None in outs:
+            log.info("%s: the server reported no usage for some answers; token counts omitted",
+                     self.role)
+        served = _served(got)
+        common: dict[str, Any] = {
+            "input_tokens": None if None in ins else np.asarray(ins, dtype=np.int64),
+            "output_tokens": None if None in outs else np.asarray(outs, dtype=np.int64),
+            "finish_reasons": tuple(a.finish_reason for a in got),
+            "latency_s": np.asarray([a.latency_s for a in got], dtype=np.float64),
+            "served": served,
+        }
+        if labels:
+            match = label_matcher(labels, self.settings.labels_map,
+                                  **self._where("labels_map"))
+            return Predictions(ids=tuple(ids), labels=tuple(match(a.text) for a in got), **common)
+        return Predictions(ids=tuple(ids), outputs=tuple(a.text for a in got), **common)
+
+    def close(self) -> None:
+        pass
+
+
+def _served(answers: Sequence[Answer]) -> dict[str, Any]:
+    """The served model and system fingerprint (the most common; every distinct one if several)."""
+    out: dict[str, Any] = {}
+    for key in ("model", "system_fingerprint"):
+        counts = Counter(getattr(a, key) for a in answers if getattr(a, key))
+        out[key] = counts.most_common(1)[0][0] if counts else None
+        if len(counts) > 1:
+            out.setdefault("distinct", {})[key] = sorted(counts)
+    return out
+
+
+def _one_line(text: str) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= _MESSAGE_CHARS else text[:_MESSAGE_CHARS - 1] + "…"
+
+
+def _redact(text: str, key: str) -> str:
+    # A server may echo the key it refused ("Incorrect API key provided: sk-…").
+    return text.replace(key, "***") if key and key != PLACEHOLDER_KEY else text
+
+
+def _run_async(coro: Any) -> Any:
+    """Run ``coro`` to completion from synchronous code, whether or not a loop is running here."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    # Called from inside a running loop (a notebook): run on a fresh loop in a worker thread.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def price_tokens(metadata: dict[str, Any], input_tokens: float, output_tokens: float) -> float | None:
+    """US dollars for the tokens at ``metadata.usd_per_million_tokens`` ({input, output}), or None."""
+    prices = metadata.get("usd_per_million_tokens")
+    if not isinstance(prices, dict):
+        return None
+    usd_in, usd_out = prices.get("input"), prices.get("output")
+    if usd_in is None and usd_out is None:
+        return None
+    return (float(usd_in or 0.0) * input_tokens + float(usd_out or 0.0) * output_tokens) / 1e6
+
+
+def build(spec: ModelSpec, role: str, options: Options) -> Model:
+    """The ``type: openai`` factory (cheap: it checks the spec and connects to nothing)."""
+    return OpenAICompatModel(spec, role, cache_dir=options.cache_dir)

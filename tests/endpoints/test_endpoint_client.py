@@ -1,0 +1,347 @@
+"""``type: openai`` against a server of our own that answers with fixed, chosen text and injects
+the faults a real server has: 429 with Retry-After, 503, answers slower than the timeout,
+malformed JSON, dropped connections, refusals, and a server that is gone."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from endpoint_helpers import dataset, endpoint_spec, files_containing
+from fake_openai import FINGERPRINT, SERVED_MODEL, answer_for, usage_for
+
+from harness.errors import ModelError, SpecError
+from harness.models import load_model
+from harness.models.openai_compat import (
+    INVALID_LABEL,
+    Journal,
+    OpenAICompatModel,
+    cut_at_stop,
+    label_matcher,
+    price_tokens,
+)
+from harness.options import Options
+
+KEY = "sk-test-0123456789abcdef-not-a-real-key"
+FAULTS = (None, "429", "503", "slow", "malformed", "drop")
+
+
+def prompts(n: int) -> list[str]:
+    return [f"question {i} about the weather" for i in range(n)]
+
+
+def index_of(prompt: str) -> int:
+    return int(prompt.split()[1])
+
+
+def model(spec, tmp_path: Path, cache: bool = True) -> OpenAICompatModel:
+    m = load_model(spec, "teacher", Options(cache_dir=tmp_path / "cache" if cache else None))
+    assert isinstance(m, OpenAICompatModel)
+    return m
+
+
+def test_every_fault_is_retried_and_every_example_answered_once(fake_openai, tmp_path, monkeypatch):
+    # Each example meets one kind of fault on its first attempt (the sixth kind: none).
+    server = fake_openai(lambda p, attempt: FAULTS[index_of(p) % 6] if attempt == 1 else None,
+                         api_key=KEY, slow_s=1.5)
+    monkeypatch.setenv("ENDPOINT_TEST_KEY", KEY)
+    spec = endpoint_spec(server.base_url, api_key_env="ENDPOINT_TEST_KEY", timeout_s=0.5,
+                         retries=3, max_connections=8)
+    data = dataset(prompts(36))
+    m = model(spec, tmp_path)
+    pred = m.predict(data, [])
+
+    assert pred.outputs == tuple(answer_for(p) for p in prompts(36))
+    assert pred.usage() == {"requests": 36,
+                            "input_tokens": sum(usage_for(p)[0] for p in prompts(36)),
+                            "output_tokens": sum(usage_for(p)[1] for p in prompts(36))}
+    assert pred.served == {"model": SERVED_MODEL, "system_fingerprint": FINGERPRINT}
+    assert set(pred.finish_reasons) == {"stop"}
+    assert pred.latency_s is not None and (pred.latency_s > 0).all()
+    # Every faulty example was asked again, and only as often as it had to be.
+    for p in prompts(36):
+        assert server.requests[p] == (1 if FAULTS[index_of(p) % 6] is None else 2), p
+    # The journal holds each example exactly once; the key is in no file the run wrote.
+    lines = m.journal(data).path.read_text("utf-8").splitlines()
+    assert sorted(json.loads(x)["id"] for x in lines[1:]) == sorted(data.ids)
+    assert files_containing(tmp_path, KEY) == []
+    # Explicit settings on every request: servers' defaults differ.
+    assert all(b["max_tokens"] == 16 and b["temperature"] == 0.0 and b["seed"] == 0
+               for b in server.bodies)
+
+
+def test_a_cached_run_asks_nothing_and_needs_neither_server_nor_key(fake_openai, tmp_path,
+                                                                     monkeypatch):
+    server = fake_openai()
+    monkeypatch.setenv("ENDPOINT_TEST_KEY", KEY)
+    spec = endpoint_spec(server.base_url, api_key_env="ENDPOINT_TEST_KEY")
+    data = dataset(prompts(5))
+    first = model(spec, tmp_path).predict(data, [])
+    server.stop()
+    monkeypatch.delenv("ENDPOINT_TEST_KEY")
+    again = model(spec, tmp_path).predict(data, [])
+    assert again.outputs == first.outputs
+    assert again.usage() == first.usage()
+    assert again.latency_s.tolist() == first.latency_s.tolist()
+
+
+def test_a_refused_request_ends_the_run_at_once_with_the_servers_message(fake_openai, tmp_path,
+                                                                         monkeypatch):
+    server = fake_openai(lambda p, a: "404" if index_of(p) == 3 else None)
+    spec = endpoint_spec(server.base_url, retries=5, max_connections=1)
+    with pytest.raises(ModelError) as err:
+        model(spec, tmp_path).predict(dataset(prompts(10)), [])
+    msg = str(err.value)
+    assert "the server refused a request: HTTP 404" in msg and "refused with 404" in msg
+    assert "the 3 answered are kept in the cache" in msg and "\n" not in msg
+    assert server.requests[prompts(10)[3]] == 1  # a 4xx is never retried
+    assert sum(server.requests.values()) == 4  # and nothing after it was asked
+
+
+def test_a_wrong_key_is_refused_and_never_repeated(fake_openai, tmp_path, monkeypatch):
+    server = fake_openai(api_key="sk-the-right-one")
+    monkeypatch.setenv("ENDPOINT_TEST_KEY", KEY)
+    spec = endpoint_spec(server.base_url, api_key_env="ENDPOINT_TEST_KEY")
+    with pytest.raises(ModelError) as err:
+        model(spec, tmp_path).predict(dataset(prompts(4)), [])
+    assert "HTTP 401" in str(err.value) and "Incorrect API key provided: ***" in str(err.value)
+    assert KEY not in str(err.value)
+    assert files_containing(tmp_path, KEY) == []
+
+
+def test_a_missing_key_variable_is_a_clear_error(fake_openai, tmp_path, monkeypatch):
+    monkeypatch.delenv("ENDPOINT_TEST_KEY", raising=False)
+    spec = endpoint_spec(fake_openai().base_url, api_key_env="ENDPOINT_TEST_KEY")
+    with pytest.raises(ModelError, match="environment variable ENDPOINT_TEST_KEY .api_key_env. is "
+                                         "not set"):
+        model(spec, tmp_path).predict(dataset(prompts(2)), [])
+    spec = endpoint_spec("", base_url_env="ENDPOINT_TEST_URL")
+    monkeypatch.delenv("ENDPOINT_TEST_URL", raising=False)
+    with pytest.raises(ModelError, match="ENDPOINT_TEST_URL .base_url_env. is not set"):
+        model(spec, tmp_path).predict(dataset(prompts(2)), [])
+
+
+def test_retries_spent_end_the_run_and_a_rerun_asks_only_for_the_missing(fake_openai, tmp_path):
+    down = {"on": True}
+    server = fake_openai(lambda p, a: "503" if down["on"] and index_of(p) >= 12 else None)
+    spec = endpoint_spec(server.base_url, retries=1, max_connections=1)
+    data = dataset(prompts(20))
+    with pytest.raises(ModelError) as err:
+        model(spec, tmp_path).predict(data, [])
+    assert str(err.value) == (
+        "suites/endpoint.yaml: teacher: teacher: 8 of 20 examples have no answer after 1 "
+        "retries (last error: HTTP 503: Error code: 503 - {'error': {'message': 'overloaded'}}); "
+        "the 12 answered are kept in the cache and a rerun asks only for the 8 missing")
+    asked = dict(server.requests)
+    down["on"] = False
+    pred = model(spec, tmp_path).predict(data, [])
+    assert pred.outputs == tuple(answer_for(p) for p in prompts(20))
+    for p in prompts(12):
+        assert server.requests[p] == asked[p] == 1  # answered ones are not asked again
+    assert pred.usage()["input_tokens"] == sum(usage_for(p)[0] for p in prompts(20))
+
+
+def test_an_outage_ends_the_run_in_well_under_two_minutes(tmp_path):
+    """Server gone (a closed port), ``retries: 6, timeout_s: 2``: one line, exit 2 in the CLI."""
+    from conftest import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    spec = endpoint_spec(url, retries=6, timeout_s=2, max_connections=8)
+    start = time.monotonic()
+    with pytest.raises(ModelError) as err:
+        model(spec, tmp_path).predict(dataset(prompts(50)), [])
+    elapsed = time.monotonic() - start
+    print(f"outage: ModelError after {elapsed:.1f} s")
+    assert elapsed < 120
+    assert "50 of 50 examples have no answer after 6 retries (last error: APIConnectionError" in \
+        str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_a_killed_run_resumes_without_asking_again(fake_openai, tmp_path):
+    server = fake_openai(delay_s=0.01)
+    n = 150
+    cache = tmp_path / "cache"
+    script = f"""
+import sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from pathlib import Path
+from endpoint_helpers import dataset, endpoint_spec
+from harness.models.openai_compat import OpenAICompatModel
+spec = endpoint_spec({server.base_url!r}, max_connections=2)
+data = dataset([f"question {{i}} about the weather" for i in range({n})])
+OpenAICompatModel(spec, "teacher", cache_dir=Path({str(cache)!r})).predict(data, [])
+print("finished")
+"""
+    spec = endpoint_spec(server.base_url, max_connections=2)
+    data = dataset(prompts(n))
+    journal = model(spec, tmp_path).journal(data)
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if journal.path.exists() and journal.path.read_bytes().count(b"\n") > n // 3:
+            break
+        assert child.poll() is None, "the child run ended before it was killed"
+        time.sleep(0.02)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait(10)
+    kept = journal.read()
+    assert n // 3 <= len(kept) < n
+    asked_before = sum(server.requests.values())
+
+    pred = model(spec, tmp_path).predict(data, [])
+    assert pred.outputs == tuple(answer_for(p) for p in prompts(n))
+    for ex_id, p in zip(data.ids, prompts(n), strict=True):
+        if ex_id in kept:
+            assert server.requests[p] == 1, p  # answered before the kill: never asked again
+    # Only what was in flight at the kill (at most max_connections) was asked twice.
+    assert sum(server.requests.values()) - n <= 2
+    assert sum(server.requests.values()) - asked_before == n - len(kept)
+
+
+def test_a_torn_last_line_is_dropped_and_asked_again(fake_openai, tmp_path):
+    server = fake_openai()
+    spec = endpoint_spec(server.base_url)
+    data = dataset(prompts(6))
+    m = model(spec, tmp_path)
+    m.predict(data, [])
+    path = m.journal(data).path
+    lines = path.read_bytes().split(b"\n")
+    # The process died while writing the last answer: half of that line is on disk.
+    path.write_bytes(b"\n".join(lines[:6]) + b"\n" + lines[6][: len(lines[6]) // 2])
+    assert len(m.journal(data).read()) == 5
+    before = dict(server.requests)
+    pred = model(spec, tmp_path).predict(data, [])
+    assert pred.outputs == tuple(answer_for(p) for p in prompts(6))
+    assert sum(server.requests.values()) - sum(before.values()) == 1
+    assert len(Journal(path, m.fingerprint(), data.sha256).read()) == 6
+    assert all(json.loads(x) for x in path.read_text("utf-8").splitlines())  # no spoiled line
+
+
+def test_classification_answers_are_matched_to_labels(fake_openai, tmp_path):
+    answers = {"a": "Fresh", "b": "  rotten\n", "c": "positive", "d": "meh", "e": "FRESH  "}
+    server = fake_openai(labels=answers)
+    spec = endpoint_spec(server.base_url, task="classification", labels_map={"Positive": "fresh"})
+    data = dataset(list(answers))
+    pred = model(spec, tmp_path).predict(data, ["fresh", "rotten"])
+    assert pred.labels == ("fresh", "rotten", "fresh", INVALID_LABEL, "fresh")
+    assert pred.outputs is None and pred.scores is None
+    assert pred.usage()["requests"] == 5
+    with pytest.raises(SpecError, match="labels_map sends 'Positive' to 'good'"):
+        model(endpoint_spec(server.base_url, task="classification",
+                            labels_map={"Positive": "good"}), tmp_path).predict(data, ["fresh"])
+
+
+def test_label_matching_and_stop_cutting():
+    match = label_matcher(["Fresh", "rotten"], {"thumbs up": "Fresh"})
+    assert [match(t) for t in ("fresh", " FRESH ", "Thumbs   Up", "rotten.", "")] == \
+        ["Fresh", "Fresh", "Fresh", INVALID_LABEL, INVALID_LABEL]
+    assert cut_at_stop("HH AH L OW\nnext", ["\n"]) == "HH AH L OW"
+    assert cut_at_stop("a;b.c", [".", ";"]) == "a"
+    assert cut_at_stop("no stop here", ["\n"]) == "no stop here"
+
+
+def test_completions_api_and_stop_strings(fake_openai, tmp_path):
+    server = fake_openai()
+    spec = endpoint_spec(server.base_url, api="completions", stop=("ABOUT",))
+    pred = model(spec, tmp_path).predict(dataset(prompts(3)), [])
+    assert pred.outputs == tuple(answer_for(p).split("ABOUT")[0] for p in prompts(3))
+    assert all("prompt" in b and b["stop"] == ["ABOUT"] for b in server.bodies)
+
+
+def test_truncation_is_a_model_outcome_not_an_error(fake_openai, tmp_path):
+    server = fake_openai()
+    spec = endpoint_spec(server.base_url, max_new_tokens=2)  # every fixed answer is 5 words
+    pred = model(spec, tmp_path).predict(dataset(prompts(3)), [])
+    assert pred.finish_reasons == ("length",) * 3
+
+
+def test_fingerprint_is_what_determines_the_answers(tmp_path):
+    base = endpoint_spec("http://127.0.0.1:1/v1")
+    fp = model(base, tmp_path).fingerprint()
+    same = [endpoint_spec("http://10.0.0.9:8000/v1"), endpoint_spec(
+        "http://127.0.0.1:1/v1", api_key_env="OTHER", max_connections=99, timeout_s=1, retries=0)]
+    for spec in same:
+        assert model(spec, tmp_path).fingerprint() == fp
+    different = [endpoint_spec("http://127.0.0.1:1/v1", model="other"),
+                 endpoint_spec("http://127.0.0.1:1/v1", api="completions"),
+                 endpoint_spec("http://127.0.0.1:1/v1", max_new_tokens=17),
+                 endpoint_spec("http://127.0.0.1:1/v1", labels_map={"x": "y"})]
+    assert len({model(s, tmp_path).fingerprint() for s in different} | {fp}) == 5
+    from dataclasses import replace
+
+    assert model(replace(base, revision="r2"), tmp_path).fingerprint() != fp
+    assert model(replace(base, prompt="Q: {text}"), tmp_path).fingerprint() != fp
+
+
+def test_bad_settings_are_spec_errors(tmp_path):
+    with pytest.raises(SpecError, match=r"teacher\.api: expected one of chat, completions"):
+        model(endpoint_spec("http://x/v1", api="responses"), tmp_path)
+    from dataclasses import replace
+
+    from harness.spec_types import GenerationSettings
+
+    spec = replace(endpoint_spec("http://x/v1", api="completions"),
+                   generation=GenerationSettings(system="be brief"))
+    with pytest.raises(SpecError, match="a system text needs api: chat"):
+        model(spec, tmp_path)
+
+
+def test_plan_requests_counts_the_uncached_and_prices_them(fake_openai, tmp_path):
+    server = fake_openai(lambda p, a: "400" if index_of(p) == 4 else None)
+    spec = endpoint_spec(server.base_url, max_connections=1, max_new_tokens=10,
+                         metadata={"usd_per_million_tokens": {"input": 2.0, "output": 8.0}})
+    data = dataset(prompts(10))
+    m = model(spec, tmp_path)
+    with pytest.raises(ModelError):
+        m.predict(data, [])
+    plan = m.plan_requests(data)
+    chars = sum(len(p) for p in prompts(10)[4:])
+    assert plan == {"model": "fake-teacher", "api": "chat", "examples": 10, "cached": 4,
+                    "requests": 6, "input_tokens_estimate": -(-chars // 4),
+                    "output_tokens_max": 60,
+                    "usd_estimate": (2.0 * -(-chars // 4) + 8.0 * 60) / 1e6}
+    assert sum(server.requests.values()) == 5  # planning asked nothing
+    assert price_tokens({}, 10, 10) is None
+
+
+def test_predict_runs_from_a_thread_and_from_inside_a_running_loop(fake_openai, tmp_path):
+    server = fake_openai()
+    spec = endpoint_spec(server.base_url)
+    got: list[object] = []
+    thread = threading.Thread(target=lambda: got.append(
+        model(spec, tmp_path, cache=False).predict(dataset(prompts(3)), []).outputs))
+    thread.start()
+    thread.join(30)
+
+    async def inside() -> object:
+        return model(spec, tmp_path, cache=False).predict(dataset(prompts(3)), []).outputs
+
+    got.append(asyncio.run(inside()))
+    assert got == [tuple(answer_for(p) for p in prompts(3))] * 2
+
+
+def test_no_cache_runs_without_a_journal(fake_openai, tmp_path):
+    server = fake_openai(lambda p, a: "503" if index_of(p) == 1 else None)
+    spec = endpoint_spec(server.base_url, retries=0, max_connections=1)
+    with pytest.raises(ModelError, match="the prediction cache is off, so a rerun asks for every"):
+        model(spec, tmp_path, cache=False).predict(dataset(prompts(3)), [])
+    assert not (tmp_path / "cache").exists()
+
+
+def test_latency_is_the_answering_attempt(fake_openai, tmp_path):
+    server = fake_openai(lambda p, a: "slow" if a == 1 else None, slow_s=1.0, delay_s=0.05)
+    spec = endpoint_spec(server.base_url, timeout_s=0.4, retries=2)
+    pred = model(spec, tmp_path).predict(dataset(prompts(2)), [])
+    # The timed-out first attempt and the backoff are not the answer's latency.
+    assert np.all(pred.latency_s < 0.4) and np.all(pred.latency_s >= 0.05)
