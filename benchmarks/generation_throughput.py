@@ -28,7 +28,8 @@ stand-in: a tiny random GPT-2 (2 layers, n_embd 32) with a character tokenizer, 
 temporary folder, on synthetic word prompts. The output says which one ran.
 
     python benchmarks/generation_throughput.py [--suite suites/g2p/suite.yaml] [--limit N]
-        [--batch-size B] [--repeats 3] [--single 200] [--threads N] [--quick]
+        [--model FOLDER] [--batch-size B] [--repeats 3] [--single 200] [--threads N]
+        [--no-pipeline] [--quick]
 """
 
 from __future__ import annotations
@@ -64,24 +65,27 @@ SUITE = ROOT / "suites" / "g2p" / "suite.yaml"
 # --------------------------------------------------------------------------- inputs
 
 
-def g2p_inputs(suite: Path, limit: int | None) -> tuple[ModelSpec, Dataset] | None:
-    """The suite's teacher spec and eval data, or None when the demo is not built."""
+def g2p_inputs(suite: Path, limit: int | None, model: Path | None = None
+               ) -> tuple[ModelSpec, Dataset] | str:
+    """The suite's teacher spec (or ``model`` under its settings) and eval data; or why not."""
     from harness.data import load_dataset
     from harness.errors import HarnessError
     from harness.spec import load_suite
 
     if not suite.is_file():
-        return None
+        return f"{suite} not found"
     try:
         spec = load_suite(suite)
         teacher = spec.teacher
+        if model is not None:
+            teacher = replace(teacher, path=str(model), local_path=model.resolve())
         folder = teacher.local_path
         if folder is None or not (folder / "config.json").is_file() or not any(
                 folder.glob("*.safetensors")):
-            return None
+            return f"the teacher {folder} is not built (python examples/g2p/prepare.py)"
         data = load_dataset(spec.data, references=True)
-    except HarnessError:
-        return None
+    except HarnessError as exc:
+        return f"{exc} (python examples/g2p/prepare.py builds the demo)"
     if limit is not None and limit < len(data):
         step = len(data) / limit  # evenly spread, so every word length stays in
         data = data.subset([int(i * step) for i in range(limit)])
@@ -175,6 +179,8 @@ def timed(fn: Callable[[], list[str]]) -> tuple[float, list[str]]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--suite", type=Path, default=SUITE)
+    ap.add_argument("--model", type=Path, default=None,
+                    help="a model folder to run under the suite's teacher settings (a student)")
     ap.add_argument("--limit", type=int, default=None, help="eval rows (evenly spread)")
     ap.add_argument("--batch-size", type=int, default=None, help="default: the suite's")
     ap.add_argument("--repeats", type=int, default=3)
@@ -195,13 +201,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="distill-genbench-") as tmp:
-        found = None if args.quick else g2p_inputs(args.suite, args.limit)
-        if found is None:
+        found = "--quick" if args.quick else g2p_inputs(args.suite, args.limit, args.model)
+        if isinstance(found, str):
             spec, data = standin_inputs(Path(tmp), args.limit or (96 if args.quick else 2000))
             what = ("STAND-IN: a tiny random GPT-2 with a character tokenizer on synthetic"
-                    " prompts" + ("" if args.quick else
-                                  f" ({args.suite} or its build examples/g2p/build was not found)")
-                    + "; its figures are not the g2p teacher's")
+                    f" prompts ({found}); its figures are not the g2p teacher's")
         else:
             spec, data = found
             what = f"g2p teacher {spec.path} on {args.suite}"

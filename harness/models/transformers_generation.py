@@ -180,7 +180,11 @@ class GenerationModel(TransformersModel):
         from transformers import GenerationConfig
 
         model, tok = self._model, self._tokenizer
-        if not self._encoder_decoder:
+        if self._encoder_decoder:
+            # The encoder reads the whole prompt: pads after it keep absolute positions
+            # (BART's) where they are when the prompt runs alone.
+            tok.padding_side = "right"
+        else:
             # A decoder-only model continues the last token of the row: pads go on the left,
             # and an over-long prompt loses its beginning, never the end it continues from.
             tok.padding_side = "left"
