@@ -348,6 +348,14 @@ def baseline_step(prep: PreparedSuite, result: SuiteResult, options: Options, *,
     wanted = [c for c in spec.rubric.criteria if c.compare.startswith("baseline")]
     state = BaselineState(needed=bool(wanted))
     result.baseline.setdefault("path", _repo_path(spec.baseline_path, spec.root))
+    if not after_update and spec.baseline_path.is_file():
+        from harness.history import trend_summary
+
+        # The accepted releases (git history of the baseline) for the Markdown "Trend"
+        # section; None without git history, which is no error for a run.
+        trend = trend_summary(spec.baseline_path)
+        if trend is not None:
+            result.baseline["trend"] = trend
     if not wanted or (options.update_baselines and not after_update):
         return state
     pins = sorted({c.against for c in wanted if c.against != "current"})
@@ -366,10 +374,18 @@ def baseline_step(prep: PreparedSuite, result: SuiteResult, options: Options, *,
     for name in pins:
         try:
             pinned = baseline_mod.load_pinned(spec, data, name)
+        except baseline_mod.MissingBaseline as exc:
+            # A rubric naming a pin nobody wrote is bad input (distill run: exit 2, this line).
+            state.errors_by_pin[name] = str(exc)
+            first = next(c for c in wanted if c.against == name)
+            result.baseline.setdefault("missing_pins", {})[name] = (
+                f"{_repo_path(spec.rubric.path, spec.root)}: criteria[{first.index}].against: {exc}")
         except BaselineError as exc:
             state.errors_by_pin[name] = str(exc)
         else:
             state.by_pin[name] = pinned.outputs(data, spec.labels)
+            result.baseline.setdefault("pins", {})[name] = {
+                "path": pinned.shown, "student_fingerprint": pinned.about["student"]["fingerprint"]}
     return state
 
 
