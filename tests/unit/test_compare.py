@@ -233,3 +233,65 @@ def test_a_report_is_compared_through_the_prediction_cache(two_baselines: Path,
     assert "lost most: lang=de" in capsys.readouterr().out
     assert main(["compare", "a.json", "out/b.json", "--cache", "elsewhere"]) == 2
     assert "a report stores no per-example outcomes" in capsys.readouterr().err
+
+
+GEN_SUITE = """\
+schema_version: 1
+name: g
+version: "1"
+task: generation
+data: {path: ../data/qa.jsonl, input: question, label: answer, features: [topic]}
+teacher: {type: predictions, path: ../preds/g-teacher.jsonl}
+student: {type: predictions, path: ../preds/g-student.jsonl}
+rubric: ../rubrics/g.yaml
+slices:
+  - by: topic
+"""
+
+GEN_RUBRIC = """\
+schema_version: 1
+id: g
+version: 1
+criteria:
+  - {name: quality, metric: exact_match, compare: teacher_ratio, min: 0.5, scope: overall}
+  - {name: vs_baseline, metric: exact_match, compare: baseline_delta, min: -0.05, scope: all,
+     decision: point}
+"""
+
+
+def test_generation_baselines_compare_output_texts(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'g'\n", encoding="utf-8")
+    for folder in ("suites", "rubrics", "data", "preds"):
+        (tmp_path / folder).mkdir()
+    (tmp_path / "suites" / "g.yaml").write_text(GEN_SUITE, encoding="utf-8")
+    (tmp_path / "rubrics" / "g.yaml").write_text(GEN_RUBRIC, encoding="utf-8")
+    rows = [{"id": f"q{i}", "question": f"capital {i}?", "answer": f"city {i}",
+             "topic": "geo" if i < 20 else "misc"} for i in range(40)]
+    (tmp_path / "data" / "qa.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows),
+                                                encoding="utf-8")
+
+    def outputs(name: str, wrong: set[int]) -> None:
+        lines = [json.dumps({"id": f"q{i}", "output": "no idea" if i in wrong else f"city {i}"})
+                 for i in range(40)]
+        (tmp_path / "preds" / f"g-{name}.jsonl").write_text("\n".join(lines) + "\n", "utf-8")
+
+    outputs("teacher", set())
+    outputs("student", {30})
+    suite = tmp_path / "suites" / "g.yaml"
+    run_suite(suite, Options(cache_dir=None, update_baselines=True))
+    doc = json.loads((tmp_path / "baselines" / "g.json").read_text("utf-8"))
+    assert doc["outcomes"] == {"by_id": {f"q{i}": "no idea" if i == 30 else f"city {i}"
+                                         for i in range(40)}}
+    assert doc["about"]["scorecard"]["primary_metric"] == "exact_match"
+    assert doc["about"]["scorecard"]["quality_ratio"] == pytest.approx(39 / 40)
+    shutil.copy(tmp_path / "baselines" / "g.json", tmp_path / "first.json")
+    outputs("student", {30, 0, 1, 2, 3})  # four geography questions newly wrong
+    run_suite(suite, Options(cache_dir=None, update_baselines=True))
+    cmp = compare_runs(read_run("first.json"), read_run("baselines/g.json"), load_suite(suite))
+    rows = {s.slice: s for s in cmp.slices}
+    assert cmp.metric == "exact_match"
+    assert (rows["topic=geo"].lost, rows["topic=geo"].delta) == (4, pytest.approx(-0.2))
+    assert rows["topic=misc"].delta == 0
+    assert not cmp.non_inferior and [s.slice for s in cmp.lost_most()] == ["topic=geo"]
