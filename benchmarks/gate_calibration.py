@@ -14,8 +14,8 @@ then prints, side by side with a gate that fails whenever the point value breach
    best a level-alpha test can do there);
 3. the size (rejection rate at the null boundary, nominal ``alpha``) of each test path;
 4. detection by rescue rate (how correlated the pair is);
-5. one test behind each interval and its verdict: on every simulated check of sections 2
-   and 3, whether the threshold lies outside the reported two-sided CI on the breach side
+5. one test behind each interval and its verdict: on every simulated check of sections 1
+   to 4, whether the threshold lies outside the reported two-sided CI on the breach side
    exactly when the one-sided p-value is below ``(1 - confidence) / 2`` (target: no
    disagreement), and how often a 95% CI that excludes the threshold came with a verdict
    that is not significant at ``alpha`` (target: never).
@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{rate(ours, runs)}   ref. {oracle_power(400, 0.85, -0.10, rescue):.1%}")
     print()
 
-    print("5. One test behind each interval and its verdict (sections 2 and 3's checks): the "
+    print("5. One test behind each interval and its verdict (every check simulated above): the "
           "threshold outside the 95% CI on the breach side <=> one-sided p < 0.025")
     disagree = never = 0
     for path, (checks, agree, loud) in AGREEMENT.items():
