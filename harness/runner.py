@@ -618,37 +618,33 @@ def traffic_step(prep: PreparedSuite, teacher: ModelRun, student: ModelRun,
         features=_discovery_features(prep, traffic), discovery=spec.discovery,
         seed=options.seed, strict=options.strict, whole=gate.TRAFFIC)
     fidelity = get_metric(task.label_free_metric)
-    agreement = float(fidelity.per_example(ctx, student.traffic_outputs).mean())
-    block: dict[str, Any] = {"n": len(traffic), "metric": fidelity.name, "agreement": agreement,
-                             "drift": [], "pockets": []}
-    gaps: list[CoverageGap] = []
-    drift = _traffic_drift(prep, options)
-    if drift is not None:
-        block["drift"], gaps = drift
-    return TrafficOutcome(block=block, gaps=gaps, inputs=inputs)
+    agreement = np.asarray(fidelity.per_example(ctx, student.traffic_outputs), dtype=float)
+    analysis = _traffic_drift(prep, options, agreement)
+    # DESIGN's block (n, agreement, drift: the gaps found, pockets: filled in by the judge),
+    # with every feature's test, the uncovered share and notes beside it.
+    block: dict[str, Any] = {"metric": fidelity.name, **analysis.to_dict()}
+    block["n"] = len(traffic)
+    block["agreement"] = float(agreement.mean()) if len(agreement) else None
+    return TrafficOutcome(block=block, gaps=analysis.gaps, inputs=inputs)
 
 
-def _traffic_drift(prep: PreparedSuite,
-                   options: Options) -> tuple[list[dict[str, Any]], list[CoverageGap]] | None:
-    """Per-feature drift, unseen values and uncovered traffic rows (harness.traffic)."""
+def _traffic_drift(prep: PreparedSuite, options: Options, agreement: np.ndarray) -> Any:
+    """Per-feature drift, unseen values and uncovered traffic rows (:func:`harness.traffic.analyse`)."""
     from harness import traffic as traffic_mod
 
     data, traffic = prep.data, prep.traffic_data
     assert traffic is not None
     features = [f for f in prep.spec.data.features if f in data.features]
     missing = [f for f in features if f not in traffic.features]
-    if missing:
-        prep.notes.append(f"traffic_data lacks feature(s) {', '.join(missing)}: no drift test "
-                          "for them")
     shared = [f for f in features if f in traffic.features]
-    drifts = traffic_mod.feature_drift({f: data.features[f] for f in shared},
-                                       {f: traffic.features[f] for f in shared})
-    _, uncovered = traffic_mod.uncovered_traffic(data.texts(), traffic.texts(), seed=options.seed,
-                                                 ids=list(traffic.ids))
-    found = list(drifts)
-    if uncovered is not None:
-        found.append(uncovered)
-    return [d.to_dict() for d in found], traffic_mod.drift_gaps(found)
+    analysis = traffic_mod.analyse(
+        {f: data.features[f] for f in shared}, {f: traffic.features[f] for f in shared},
+        agreement=agreement, eval_texts=data.texts(), traffic_texts=traffic.texts(),
+        traffic_ids=list(traffic.ids), n_traffic=len(traffic), seed=options.seed)
+    if missing:
+        analysis.notes.insert(0, f"traffic_data lacks feature(s) {', '.join(missing)}: no drift "
+                                 "test for them")
+    return analysis
 
 
 # --------------------------------------------------------------------------- candidates

@@ -583,7 +583,7 @@ def uncovered_traffic(
     e_beyond = round(expected * m)
     k = summary.n_uncovered
     p = float(stats.fisher_exact([[k, n_t - k], [e_beyond, m - e_beyond]], alternative="greater").pvalue)
-    if not (fraction - expected >= min_excess and p < alpha):
+    if not (fraction - expected >= min_excess - 1e-12 and p < alpha):  # 1 - 0.95 is not 0.05
         return summary, None
     detail = (
         f"{_pct(fraction)} of traffic ({k} of {n_t} rows) lies farther from every eval example than "

@@ -108,8 +108,9 @@ def annotations(results: Sequence[SuiteLike], *, strict: bool = False) -> list[s
 
     ``results`` are :class:`SuiteResult` objects or their report dicts (the ``suites`` of a
     report, which is what an xdist controller holds). One line per failing, erroring, warning
-    or inconclusive check, in the run's order, errors before warnings (GitHub shows only the
-    first few of each kind per step). Print each line on its own on stdout, unindented, for
+    or inconclusive check, in the run's order, and a warning per traffic drift gap
+    (:func:`traffic_annotations`), errors before warnings (GitHub shows only the first few
+    of each kind per step). Print each line on its own on stdout, unindented, for
     the runner to pick it up.
     """
     errors: list[str] = []
@@ -121,7 +122,23 @@ def annotations(results: Sequence[SuiteLike], *, strict: bool = False) -> list[s
             if line is None:
                 continue
             (errors if line.startswith("::error ") else warnings).append(line)
+        warnings.extend(traffic_annotations(s))
     return errors + warnings
+
+
+def traffic_annotations(suite: SuiteLike) -> list[str]:
+    """A ``::warning`` per drift gap of a suite's ``traffic`` block, on the suite file.
+
+    Drift does not fail the gate by itself (the ``scope: traffic`` checks do); it says that
+    the suite no longer describes what users send, which is fixed in the suite.
+    """
+    s = _as_dict(suite)
+    traffic = s.get("traffic") or {}
+    file = str(s.get("path") or "")
+    title = escape_property(f"distill {s.get('name', '')} traffic drift")
+    props = (f"file={escape_property(file)}," if file else "") + f"title={title}"
+    return [f"::warning {props}::{escape_data(str(d.get('detail', '')))}"
+            for d in traffic.get("drift") or ()]
 
 
 def report_annotations(report: Mapping[str, Any]) -> list[str]:

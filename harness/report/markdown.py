@@ -117,6 +117,7 @@ def _suite(s: Mapping[str, Any]) -> list[str]:
                         [[g["kind"], f"`{g['slice']}`", g["n"], g.get("needed") or "–", g["detail"]]
                          for g in gaps])
         lines.append("")
+    lines += _traffic(s.get("traffic"))
     audit = s.get("teacher_audit") or {}
     if audit:
         lines.append("### Teacher audit")
@@ -153,6 +154,44 @@ def _trend(trend: Mapping[str, Any] | None) -> list[str]:
         lines.append(f"Quality ratio {change:+.3f} since launch "
                      f"(`{(launch.get('commit') or '')[:7]}`, {str(launch.get('date') or '')[:10]}, "
                      f"{_f(launch.get('quality_ratio'))}); `distill history` shows every release.")
+        lines.append("")
+    return lines
+
+
+def _traffic(traffic: Mapping[str, Any] | None) -> list[str]:
+    """The ``### Traffic`` section: agreement on traffic, the drift found, traffic pockets."""
+    if not traffic:
+        return []
+    lines = ["### Traffic", ""]
+    facts = [f"{traffic.get('n', 0)} traffic rows"]
+    if traffic.get("agreement") is not None:
+        facts.append(f"student–teacher {traffic.get('metric') or 'agreement'} "
+                     f"{_f(traffic['agreement'])}")
+    if traffic.get("uncovered_fraction") is not None:
+        facts.append(f"{100 * traffic['uncovered_fraction']:.1f}% far from every eval example")
+    tested = traffic.get("features") or []
+    if tested:
+        facts.append(f"{len(tested)} features tested for drift")
+    lines += [" · ".join(facts), ""]
+    drift = traffic.get("drift") or []
+    if drift:
+        lines += _table(["drift", "feature", "statistic", "q", "what it means"],
+                        [[d["kind"], f"`{d['feature']}`", _f(d.get("statistic"), 4),
+                          _f(d.get("q_value", d.get("p_value")), 4), d["detail"]] for d in drift])
+    else:
+        lines.append("No drift between the suite and traffic.")
+    lines.append("")
+    pockets = traffic.get("pockets") or []
+    if pockets:
+        lines += _table(["traffic pocket", "n", "metric", "student", "q", "confirmed"],
+                        [[f"`{p['slice']}`", p["n"], p.get("metric") or "–", _f(p["student"]),
+                          _f(p.get("q_value"), 4), "yes" if p["confirmed"] else "no"]
+                         for p in pockets])
+        lines.append("")
+    notes = traffic.get("notes") or []
+    for note in notes:
+        lines.append(f"> {_esc(note)}")
+    if notes:
         lines.append("")
     return lines
 

@@ -70,6 +70,7 @@ def suite_lines(suite: Mapping[str, Any]) -> list[str]:
                               tablefmt="simple", disable_numparse=True))
         if len(gaps) > 15:
             lines.append(f"... and {len(gaps) - 15} more (see the JSON report)")
+    lines.extend(traffic_lines(suite.get("traffic")))
     audit = suite.get("teacher_audit") or {}
     if audit:
         lines.append("")
@@ -105,6 +106,39 @@ def economics_lines(econ: Mapping[str, Any]) -> list[str]:
                               tablefmt="simple", disable_numparse=True))
         if econ.get("frontier_plot"):
             lines.append(f"frontier plot: {econ['frontier_plot']} (next to the JSON report)")
+    return lines
+
+
+def traffic_lines(traffic: Mapping[str, Any] | None) -> list[str]:
+    """The lines of a suite's ``traffic`` block: agreement, the drift found, traffic pockets."""
+    if not traffic:
+        return []
+    head = f"traffic: {traffic.get('n', 0)} rows"
+    if traffic.get("agreement") is not None:
+        head += f", student-teacher {traffic.get('metric') or 'agreement'} {_f(traffic['agreement'])}"
+    if traffic.get("uncovered_fraction") is not None:
+        head += f", {100 * traffic['uncovered_fraction']:.1f}% far from every eval example"
+    tested = traffic.get("features") or []
+    lines = ["", head + (f"; {len(tested)} features tested for drift" if tested else "")]
+    drift = traffic.get("drift") or []
+    if drift:
+        table = [[d["kind"], d["feature"], _f(d.get("statistic"), 4),
+                  _f(d.get("q_value", d.get("p_value")), 4), d["detail"][:90]] for d in drift[:15]]
+        lines.append(tabulate(table, headers=["drift", "feature", "statistic", "q", "detail"],
+                              tablefmt="simple", disable_numparse=True))
+        if len(drift) > 15:
+            lines.append(f"... and {len(drift) - 15} more (see the JSON report)")
+    else:
+        lines.append("no drift between the suite and traffic")
+    pockets = traffic.get("pockets") or []
+    if pockets:
+        lines.append("traffic pockets (student against teacher, no labels):")
+        table = [[p["slice"], p["n"], p.get("metric") or "-", _f(p["student"]),
+                  _f(p.get("q_value"), 4), "yes" if p["confirmed"] else "no"] for p in pockets]
+        lines.append(tabulate(table, headers=["pocket", "n", "metric", "student", "q", "confirmed"],
+                              tablefmt="simple", disable_numparse=True))
+    for note in traffic.get("notes") or []:
+        lines.append(f"note: {note}")
     return lines
 
 

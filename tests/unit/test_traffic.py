@@ -355,3 +355,49 @@ def test_analyse_without_texts_says_so_and_checks_the_agreement_length() -> None
     words = analyse({}, {}, eval_texts=["a", "b"], traffic_texts=["c"], n_traffic=1)
     assert words.notes == ["uncovered traffic not computed: uncovered traffic: embedding coverage: "
                            "the texts contain no words to compare"]
+
+
+# ----------------------------------------------------------------------------- reports
+
+
+def traffic_suite() -> dict[str, object]:
+    ev = {"lang": cat(["en"] * 70 + ["de"] * 30)}
+    tv = {"lang": cat(["en"] * 500 + ["de"] * 190 + ["es"] * 310)}
+    block = analyse(ev, tv, agreement=np.array([1.0] * 900 + [0.0] * 100)).to_dict()
+    block["metric"] = "agreement"
+    block["pockets"] = [{"slice": "lang=es", "n": 310, "student": 0.68, "teacher": 1.0, "delta": -0.32,
+                         "q_value": 0.0001, "confirmed": True, "metric": "agreement"}]
+    return {"name": "shop", "path": "suites/shop.yaml", "checks": [], "traffic": block}
+
+
+def test_the_terminal_shows_agreement_drift_and_traffic_pockets() -> None:
+    from harness.report.terminal import traffic_lines
+
+    lines = traffic_lines(traffic_suite()["traffic"])  # type: ignore[arg-type]
+    text = "\n".join(lines)
+    assert lines[1] == "traffic: 1000 rows, student-teacher agreement 0.900; 1 features tested for drift"
+    assert "unseen   lang" in text and "31% of traffic is lang=es" in text
+    assert "lang=es   310  agreement  0.680" in text
+    assert "note: uncovered traffic not computed" in text
+    assert traffic_lines(None) == []
+
+
+def test_markdown_has_a_traffic_section() -> None:
+    from harness.report.markdown import _traffic
+
+    text = "\n".join(_traffic(traffic_suite()["traffic"]))  # type: ignore[arg-type]
+    assert text.startswith("### Traffic\n\n1000 traffic rows · student–teacher agreement 0.900")
+    assert "| unseen | `lang` | 0.3100 | – | 31% of traffic is lang=es" in text
+    assert "| `lang=es` | 310 | agreement | 0.680 | 0.0001 | yes |" in text
+
+
+def test_each_drift_gap_is_a_warning_annotation_on_the_suite_file() -> None:
+    from harness.report.github import annotations, traffic_annotations
+
+    suite = traffic_suite()
+    lines = traffic_annotations(suite)
+    assert len(lines) == 2
+    # the message's % is escaped as GitHub's workflow commands want
+    assert lines[1].startswith("::warning file=suites/shop.yaml,title=distill shop traffic drift::31%25 of")
+    assert annotations([suite]) == lines
+    assert traffic_annotations({"name": "x", "checks": []}) == []
