@@ -195,14 +195,13 @@ def _report(args: argparse.Namespace) -> int:
 
 def _baseline_pin(args: argparse.Namespace) -> int:
     from harness import baseline
-    from harness.data import load_dataset
     from harness.history import resolve_suite
     from harness.spec import display_path, load_suite
+    from harness.tasks import get_task
 
     baseline.check_pin_name(args.name, field="--as")
     spec = load_suite(resolve_suite(args.suite))
-    labels = spec.labels if spec.task == "classification" else None
-    data = load_dataset(spec.data, labels)
+    data = get_task(spec.task).load_data(spec.data, spec)
     path, state = baseline.pin_baseline(spec, data, args.name)
     print(f"distill: baseline {spec.name}: pin {args.name!r} {state}: {display_path(path)}")
     return EXIT_PASS
