@@ -248,3 +248,56 @@ def test_unknown_suite_is_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     make_repo(tmp_path)
     assert main(["history", "nope"]) == 2
     assert "no suite file or suite named 'nope'" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- in the reports
+
+def _report(trend: dict | None = None) -> dict:  # type: ignore[type-arg]
+    check = {"id": "s::slice_gap[lang=de]", "criterion": "slice_gap", "scope": "slices",
+             "slice": "lang=de", "metric": "accuracy", "compare": "teacher_delta",
+             "value": -0.2, "ci": [-0.3, -0.1], "n": 40, "threshold": {"min": -0.05},
+             "p_value": 0.001, "q_value": 0.002, "verdict": "fail", "message": "too low",
+             "examples": ["e1"], "owner": "@org/nlp", "playbook": "docs/playbooks/contrast.md"}
+    suite = {"name": "s", "version": "1", "task": "classification", "n": 100, "verdict": "fail",
+             "data_sha256": "0" * 64, "rubric": {"id": "r", "version": 1, "path": "rubrics/r.yaml",
+                                                  "lines": {"slice_gap": 7}},
+             "teacher": {"fingerprint": "t" * 16}, "student": {"fingerprint": "s" * 16},
+             "checks": [check], "baseline": {"path": "baselines/s.json"}}
+    if trend is not None:
+        suite["baseline"]["trend"] = trend
+    return {"schema_version": 1, "harness_version": "0", "verdict": "fail", "suites": [suite]}
+
+
+def test_owner_and_playbook_in_markdown_annotation_and_listing() -> None:
+    from harness.report.github import annotation
+    from harness.report.markdown import owner_line, render_markdown
+    from harness.report.terminal import suite_lines
+
+    doc = _report()
+    md = render_markdown(doc)
+    assert "  - owner @org/nlp — playbook docs/playbooks/contrast.md" in md
+    line = annotation(doc["suites"][0], doc["suites"][0]["checks"][0])
+    assert line is not None and line.startswith("::error file=rubrics/r.yaml,line=7,")
+    assert line.endswith("%0Aowner @org/nlp — playbook docs/playbooks/contrast.md")
+    listing = "\n".join(suite_lines(doc["suites"][0]))
+    assert "owner — playbook" in listing and "owner @org/nlp — playbook docs/playbooks" in listing
+    assert owner_line(None, "https://x/y") == "playbook https://x/y"
+    assert owner_line(None, None) == ""
+    assert "### Trend" not in md  # no history, no section
+
+
+def test_trend_section_of_the_markdown_report(series: Path) -> None:
+    from harness.report.markdown import render_markdown
+
+    trend = history.trend_summary(load_suite(series).baseline_path)
+    md = render_markdown(_report(trend))
+    section = md[md.index("### Trend"):]
+    rows = [ln for ln in section.splitlines() if ln.startswith("| `")]
+    assert [r.split(" | ")[-1] for r in rows] == ["0.980 |", "0.960 |", "0.920 |"]
+    assert "Quality ratio -0.060 since launch" in section
+
+
+def test_a_run_records_the_trend_when_the_baseline_has_history(series: Path) -> None:
+    result = run_suite(series, Options(cache_dir=None))
+    assert result.baseline["trend"]["quality_ratio_change"] == pytest.approx(-0.06)
+    assert len(result.baseline["trend"]["releases"]) == 3
