@@ -426,7 +426,12 @@ def load_suite(path: Path, root: Path | None = None) -> SuiteSpec:
                              field="distillation_data")
     traffic = None
     if "traffic_data" in doc:
-        traffic = _data_spec(doc["traffic_data"], source=path, root=root, field="traffic_data")
+        # Traffic is the same kind of rows as the eval data: what it does not say, it inherits
+        # (id, input, features, prompt), so drift compares like with like. It has no label.
+        inherited = {k: doc["data"][k] for k in ("id", "input", "features", "prompt")
+                     if k in doc["data"]}
+        traffic = _data_spec({**inherited, **doc["traffic_data"]}, source=path, root=root,
+                             field="traffic_data")
     model_kw = {"source": path, "root": root, "task": task, "prompt": data.prompt}
     teacher = _model_spec(doc["teacher"], field="teacher", **model_kw)
     students: dict[str, ModelSpec] = {}

@@ -43,9 +43,9 @@ class CallableModel(Model):
             module_name, _, attr = str(self.spec.target).partition(":")
             try:
                 module = importlib.import_module(module_name)
-            except ImportError as exc:
-                raise ModelError(f"cannot import {module_name!r}: {exc}", file=file,
-                                 field=field) from None
+            except Exception as exc:  # ImportError, or the module's own error (SyntaxError, …)
+                raise ModelError(f"cannot import {module_name!r}: {type(exc).__name__}: {exc}",
+                                 file=file, field=field) from None
             fn: Any = module
             for part in attr.split("."):
                 fn = getattr(fn, part, None)
