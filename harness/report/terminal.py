@@ -32,10 +32,12 @@ def suite_lines(suite: Mapping[str, Any]) -> list[str]:
     rows = suite.get("slices") or []
     if rows:
         metric = rows[0].get("metric", "")
+        # For an error rate a negative delta is the student doing better: say which way is good.
+        delta = "delta" if rows[0].get("higher_is_better", True) else "delta (lower is better)"
         table = [[r["slice"], r["n"], _f(r["teacher"]), _f(r["student"]), f"{r['delta']:+.3f}",
                   _ci(r.get("ci")), r.get("verdict", "")] for r in rows]
         lines.append(tabulate(table, headers=["slice", "n", f"teacher {metric}",
-                                              f"student {metric}", "delta", "95% CI", "verdict"],
+                                              f"student {metric}", delta, "95% CI", "verdict"],
                               tablefmt="simple", disable_numparse=True))
     other = [c for c in suite.get("checks", []) if c["verdict"] != "pass"]
     if other:
@@ -52,6 +54,9 @@ def suite_lines(suite: Mapping[str, Any]) -> list[str]:
             for row, c in zip(table, other, strict=True):
                 row.append(owner_line(c.get("owner"), c.get("playbook")) or "-")
         lines.append(tabulate(table, headers=headers, tablefmt="simple", disable_numparse=True))
+        # The why of each, which the table has no room for (an error's reason is only here).
+        for c in other:
+            lines.append(f"  {c['id'].split('::', 1)[-1]}: {c['message']}")
     pockets = suite.get("pockets") or []
     if pockets:
         lines.append("")
