@@ -301,3 +301,28 @@ def test_a_run_records_the_trend_when_the_baseline_has_history(series: Path) -> 
     result = run_suite(series, Options(cache_dir=None))
     assert result.baseline["trend"]["quality_ratio_change"] == pytest.approx(-0.06)
     assert len(result.baseline["trend"]["releases"]) == 3
+
+
+def test_a_revision_whose_baseline_cannot_be_read_is_skipped_with_a_note(series: Path) -> None:
+    root = series.parents[1]
+    (root / "baselines" / "s.json").write_text("<<<<<<< HEAD\n", encoding="utf-8")
+    git(root, "commit", "-q", "-am", "a bad merge")
+    release(root, series, 10, 9)
+    hist = suite_history(load_suite(series))
+    assert [r.overall for r in hist.releases] == pytest.approx([0.98, 0.96, 0.92, 0.90])
+    assert len(hist.notes) == 1 and hist.notes[0].startswith("skipped ")
+    assert "invalid JSON" in hist.notes[0]
+
+
+def test_a_report_of_another_student_is_a_row_of_its_own(series: Path,
+                                                         capsys: pytest.CaptureFixture[str],
+                                                         ) -> None:
+    write_student(series.parents[1], 9)  # a pull request's student, never accepted
+    assert main(["run", "suites/s.yaml", "--report", "out/pr.json", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["history", "s", "--reports", "out/pr.json"]) == 0
+    rows = [ln for ln in capsys.readouterr().out.splitlines()
+            if ln[:4].isdigit() and "pr.json" in ln]
+    assert len(rows) == 1 and " 0.910 " in rows[0]
+    with pytest.raises(Exception, match="no run of suite 'other' in this report"):
+        history.report_releases([Path("out/pr.json")], "other")
