@@ -11,6 +11,7 @@ import pytest
 
 from harness import history
 from harness.cli import main
+from harness.errors import SpecError
 from harness.history import HistoryError, Release, merge_reports, suite_history, trend
 from harness.options import Options
 from harness.runner import run_suite
@@ -324,5 +325,5 @@ def test_a_report_of_another_student_is_a_row_of_its_own(series: Path,
     rows = [ln for ln in capsys.readouterr().out.splitlines()
             if ln[:4].isdigit() and "pr.json" in ln]
     assert len(rows) == 1 and " 0.910 " in rows[0]
-    with pytest.raises(Exception, match="no run of suite 'other' in this report"):
+    with pytest.raises(SpecError, match="no run of suite 'other' in this report"):
         history.report_releases([Path("out/pr.json")], "other")
