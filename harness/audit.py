@@ -9,26 +9,14 @@ an error the student shares with the teacher was most likely inherited through d
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from scipy.stats import norm
+
+from harness.stats import wilson_interval
 
 __all__ = ["audit_teacher", "audit_generation"]
-
-
-def _wilson(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
-    """Two-sided Wilson score interval for a binomial proportion (``(0, 1)`` when n = 0)."""
-    if n <= 0:
-        return (0.0, 1.0)
-    z = float(norm.ppf(0.5 + level / 2))
-    p = successes / n
-    denom = 1.0 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 def _index(selection: np.ndarray | Sequence[int] | Sequence[bool], n: int, name: str) -> np.ndarray:
@@ -209,7 +197,7 @@ def _summary(*, ids: Sequence[str], teacher_ok: np.ndarray, student_ok: np.ndarr
         if m == 0 or accuracy is None:
             continue
         slice_acc = t_ok / m
-        lo, hi = _wilson(t_ok, m, level)
+        lo, hi = wilson_interval(t_ok, m, level)
         is_weak = slice_acc < floor if floor is not None else hi < accuracy
         if is_weak:
             weak.append({"slice": name, "n": m, "accuracy": float(slice_acc), "ci": [lo, hi]})

@@ -9,6 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from harness.errors import SpecError
+from harness.paths import display_path, file_sha256
+
 
 @dataclass(frozen=True)
 class Dataset:
@@ -80,15 +83,32 @@ class Dataset:
 
 # --------------------------------------------------------------------------- loading
 
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    import hashlib
+def prompt_fields(template: str, *, file: str, field: str) -> tuple[str, ...]:
+    """The ``{field}`` names of a prompt template; anything but plain names is a SpecError.
 
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    ``string.Formatter`` parses the template exactly as ``str.format`` would; attribute or
+    index access (``{row.x}``, ``{row[0]}``), conversions and format specs are refused, so a
+    template can only ever paste a field's text.
+    """
+    import string
+
+    names: list[str] = []
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise SpecError(f"invalid prompt template: {exc}", file=file, field=field) from None
+    for _, name, spec, conversion in parsed:
+        if name is None:
+            continue
+        if not name.isidentifier():
+            raise SpecError(f"prompt placeholder {{{name}}} is not a plain field name (no "
+                            "attribute or index access, no positional {})", file=file, field=field)
+        if spec or conversion:
+            raise SpecError(f"prompt placeholder {{{name}}} has a conversion or format spec; "
+                            "only plain {field} names are allowed", file=file, field=field)
+        if name not in names:
+            names.append(name)
+    return tuple(names)
 
 
 def read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
@@ -100,7 +120,6 @@ def read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
     import json
 
     from harness.errors import DataError
-    from harness.spec import display_path
 
     shown = display_path(path)
     if not path.exists():
@@ -208,7 +227,6 @@ def load_dataset(spec: Any, labels: Sequence[str] | None = None, *,
     Raises :class:`~harness.errors.DataError` naming the file, line and field.
     """
     from harness.errors import DataError
-    from harness.spec import display_path
 
     path: Path = spec.path
     shown = display_path(path)
@@ -223,8 +241,6 @@ def load_dataset(spec: Any, labels: Sequence[str] | None = None, *,
     prompt = getattr(spec, "prompt", None)
     prompt_names: tuple[str, ...] = ()
     if prompt is not None:
-        from harness.errors import SpecError
-        from harness.spec import prompt_fields
 
         suite_file = display_path(spec.source)
         prompt_names = prompt_fields(prompt, file=suite_file, field=f"{spec.field}.prompt")
@@ -349,10 +365,8 @@ def build_slices(suite: Any, data: Dataset, *, allow_empty: bool = False) -> dic
     :class:`~harness.errors.SpecError` naming the suite file and the slice — unless
     ``allow_empty`` (for the distillation data, where an empty slice is a coverage gap).
     """
-    from harness.errors import SpecError
     from harness.naming import predicate_name
     from harness.results import Predicate
-    from harness.spec import display_path
 
     shown = display_path(suite.path)
     out: dict[str, np.ndarray] = {"overall": np.arange(len(data))}

@@ -12,13 +12,7 @@ import numpy as np
 from harness.metrics import EvalContext, Metric, Outputs, get_metric
 from harness.results import Check, Pocket
 from harness.spec_types import Criterion, RubricSpec
-
-
-def breaches(value: float, *, min: float | None = None, max: float | None = None) -> bool:
-    """Whether ``value`` is outside the bounds ``[min, max]`` (either may be None)."""
-    if min is not None and value < min:
-        return True
-    return max is not None and value > max
+from harness.stats import breaches
 
 
 def decide(

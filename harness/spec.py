@@ -19,7 +19,9 @@ from typing import Any
 
 import yaml
 
+from harness.data import prompt_fields
 from harness.errors import SpecError
+from harness.paths import display_path, find_root, resolve_path
 from harness.spec_types import (
     Criterion,
     DataSpec,
@@ -33,26 +35,6 @@ from harness.spec_types import (
 
 SCHEMA_NAMES = ("suite", "rubric", "predictions", "report", "baseline")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-
-def display_path(path: Path | str) -> str:
-    """``path`` relative to the working directory when it lies below it, else absolute."""
-    p = Path(path)
-    try:
-        return str(p.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(p)
-
-
-def find_root(start: Path) -> Path:
-    """The repository root: the nearest folder at or above ``start`` with pyproject.toml or .git."""
-    here = start.resolve()
-    if here.is_file():
-        here = here.parent
-    for folder in (here, *here.parents):
-        if (folder / "pyproject.toml").exists() or (folder / ".git").exists():
-            return folder
-    return here
 
 
 @cache
@@ -192,53 +174,6 @@ def _item_lines(text: str, key: str) -> list[int]:
         if getattr(k, "value", None) == key and isinstance(v, yaml.SequenceNode):
             return [item.start_mark.line + 1 for item in v.value]
     return []
-
-
-def resolve_path(
-    value: str, *, source: Path, root: Path, field: str, must_exist: bool = True
-) -> Path:
-    """Resolve ``value`` against the folder of ``source``; refuse paths outside ``root``."""
-    p = Path(value)
-    target = (p if p.is_absolute() else source.parent / p).resolve()
-    root = root.resolve()
-    if target != root and root not in target.parents:
-        raise SpecError(
-            f"path {value!r} leaves the repository root ({root})",
-            file=display_path(source),
-            field=field,
-        )
-    if must_exist and not target.exists():
-        raise SpecError(f"{value!r} not found (resolved to {display_path(target)})",
-                        file=display_path(source), field=field)
-    return target
-
-
-def prompt_fields(template: str, *, file: str, field: str) -> tuple[str, ...]:
-    """The ``{field}`` names of a prompt template; anything but plain names is a SpecError.
-
-    ``string.Formatter`` parses the template exactly as ``str.format`` would; attribute or
-    index access (``{row.x}``, ``{row[0]}``), conversions and format specs are refused, so a
-    template can only ever paste a field's text.
-    """
-    import string
-
-    names: list[str] = []
-    try:
-        parsed = list(string.Formatter().parse(template))
-    except ValueError as exc:
-        raise SpecError(f"invalid prompt template: {exc}", file=file, field=field) from None
-    for _, name, spec, conversion in parsed:
-        if name is None:
-            continue
-        if not name.isidentifier():
-            raise SpecError(f"prompt placeholder {{{name}}} is not a plain field name (no "
-                            "attribute or index access, no positional {})", file=file, field=field)
-        if spec or conversion:
-            raise SpecError(f"prompt placeholder {{{name}}} has a conversion or format spec; "
-                            "only plain {field} names are allowed", file=file, field=field)
-        if name not in names:
-            names.append(name)
-    return tuple(names)
 
 
 def _data_spec(raw: Mapping[str, Any], *, source: Path, root: Path, field: str) -> DataSpec:

@@ -33,7 +33,7 @@ class CallableModel(Model):
         self._fn: Callable[[list[dict[str, Any]]], Sequence[Any]] | None = None
 
     def _where(self) -> tuple[str, str]:
-        from harness.spec import display_path
+        from harness.paths import display_path
 
         return display_path(self.spec.source), f"{self.spec.field}.target"
 

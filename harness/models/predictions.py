@@ -12,7 +12,7 @@ import numpy as np
 from harness.data import Dataset, file_sha256
 from harness.errors import DataError
 from harness.models.base import Model, ModelFacts, Predictions, Progress
-from harness.spec import display_path
+from harness.paths import display_path
 
 #: Scores over the label set must sum to 1 within this tolerance.
 SUM_TOLERANCE = 1e-3

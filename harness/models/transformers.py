@@ -22,6 +22,7 @@ import numpy as np
 
 from harness.errors import ModelError
 from harness.models.base import Model, ModelFacts, Predictions, Progress
+from harness.paths import file_sha256
 
 if TYPE_CHECKING:
     from harness.data import Dataset
@@ -53,28 +54,11 @@ _HUB_TIMEOUT_S = 10.0
 
 # sha256 of a file, by (resolved path, size, mtime_ns): fingerprinting the same 90 MB weights
 # twice in one process reads them once.
-_FILE_HASHES: dict[tuple[str, int, int], str] = {}
 
 # Tokenized texts, by (tokenizer file hashes, max_length, texts): a student cut from its
 # teacher shares the teacher's tokenizer, so the eval set is tokenized once per run, not twice.
 _ENCODINGS: OrderedDict[tuple[str, int, int, int], Any] = OrderedDict()
 _ENCODINGS_KEPT = 4
-
-
-def file_sha256(path: Path) -> str:
-    """The hex sha256 of a file's bytes, cached per (path, size, mtime) in this process."""
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    cached = _FILE_HASHES.get(key)
-    if cached is not None:
-        return cached
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    digest = h.hexdigest()
-    _FILE_HASHES[key] = digest
-    return digest
 
 
 def safetensors_param_count(path: Path) -> int:
@@ -573,7 +557,7 @@ def _require_extra(spec: ModelSpec) -> None:
 
     missing = [m for m in ("torch", "transformers") if importlib.util.find_spec(m) is None]
     if missing:
-        from harness.spec import display_path
+        from harness.paths import display_path
 
         raise ModelError(f"type: transformers needs {' and '.join(missing)}, which are not "
                          "installed; install the extra: pip install 'distill-harness[transformers]'",

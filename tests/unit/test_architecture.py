@@ -130,3 +130,27 @@ def test_every_model_type_of_the_schema_is_registered_lazily():
                              "assert not any(m.startswith('harness.models.') and m not in "
                              "('harness.models.base',) for m in sys.modules), sorted(sys.modules)")
     assert loaded == set()
+
+
+def _harness_imports(rel: str) -> set[str]:
+    """The ``harness.*`` modules a module imports, at any depth (lazy imports included)."""
+    tree = ast.parse((PACKAGE.parent / rel).read_text("utf-8"))
+    return {node.module for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("harness")}
+
+
+def test_data_does_not_import_spec_back():
+    # spec.py loads suites and uses data.py; path helpers live in paths.py for both.
+    assert "harness.spec" not in _harness_imports("harness/data.py")
+    assert "harness.spec" not in _harness_imports("harness/paths.py")
+
+
+def test_one_home_for_hashes_wilson_and_breach_tests():
+    defs: dict[str, list[str]] = {}
+    for p in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(p.read_text("utf-8"))):
+            if isinstance(node, ast.FunctionDef) and node.name in (
+                    "file_sha256", "wilson_interval", "_wilson", "breaches", "display_path"):
+                defs.setdefault(node.name, []).append(p.name)
+    assert defs == {"file_sha256": ["paths.py"], "wilson_interval": ["stats.py"],
+                    "breaches": ["stats.py"], "display_path": ["paths.py"]}
