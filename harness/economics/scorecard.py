@@ -22,6 +22,7 @@ from harness.economics.training import (
     payback_point,
     training_efficiency,
 )
+from harness.metrics import get_metric
 
 if TYPE_CHECKING:  # facts are only read: importing the models package is not needed
     from harness.models.base import ModelFacts
@@ -39,17 +40,13 @@ TIMING_METRICS: tuple[str, ...] = (
     "payback_predictions",
 )
 
-#: Every gateable economics metric and whether a higher value is better.
+#: Every gateable economics metric and whether a higher value is better. The direction is
+#: declared once, in the metric registry (:mod:`harness.metrics`); this is a view of it.
 METRICS: dict[str, bool] = {
-    "size_reduction": True,
-    "size_reduction_bytes": True,
-    "latency_improvement": True,
-    "throughput_improvement": True,
-    "teacher_cost_per_million": False,
-    "student_cost_per_million": False,
-    "cost_reduction": True,
-    "payback_predictions": False,
-    "quality_retained_per_gpu_hour": True,
+    name: get_metric(name).higher_is_better
+    for name in ("size_reduction", "size_reduction_bytes", "latency_improvement",
+                 "throughput_improvement", "teacher_cost_per_million", "student_cost_per_million",
+                 "cost_reduction", "payback_predictions", "quality_retained_per_gpu_hour")
 }
 
 
