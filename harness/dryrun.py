@@ -23,8 +23,8 @@ def plan_suite(path: Path, options: Options) -> dict[str, Any]:
     """The plan of one suite: per model, what a run would do over what the models run on (the
     eval data, and the traffic sample when there is one). Runs no model."""
     from harness.cache import PredictionCache
+    from harness.paths import display_path
     from harness.runner import load_models, prepare_suite
-    from harness.spec import display_path
 
     prep = prepare_suite(Path(path), options)
     spec, data = prep.spec, prep.model_data

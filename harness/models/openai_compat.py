@@ -5,11 +5,14 @@ distributed work (tensor/pipeline parallelism, replicas behind a load balancer),
 a bounded-concurrency client of it. This is the only module of the harness that imports
 ``openai``, and it does so inside methods.
 
-The division of labour follows the ``openai`` package: its ``AsyncOpenAI`` retries 429 (honouring
-``Retry-After``), 5xx, connection errors and timeouts with backoff, and times out each attempt.
-Ours is what it cannot know: the bound on connections, the per-example journal that makes a run
-resumable, the one budget of retries shared with malformed answers (which the client does not
-retry), and the one-line error that ends a run instead of gating on partial data.
+The division of labour follows the ``openai`` package: its ``AsyncOpenAI`` sends each request,
+retries 429 (honouring ``Retry-After``), 5xx, connection errors and timeouts with backoff, and
+times out each attempt. Ours is what it cannot know: the bound on connections, the per-example
+journal that makes a run resumable, the one budget of retries shared with malformed answers
+(which the client does not retry), and the one-line error that ends a run instead of gating on
+partial data. Requests go through the client's plain ``post`` and the answer's JSON is read
+here: the typed request/response models cost more CPU per request than all the rest (see
+``benchmarks/endpoint_client.py``).
 
 The journal: ``<cache dir>/endpoints/<fingerprint>-<data sha256>.jsonl``, one JSON object a
 line (a header line, then one answer per example as it arrives, flushed each time). A run that
@@ -63,6 +66,8 @@ _RETRIED_4XX = (408, 409, 429)
 # at most 8 s, up to 25 % jitter), so both kinds of retry pace a struggling server alike.
 _BACKOFF_FIRST_S, _BACKOFF_MAX_S = 0.5, 8.0
 _MESSAGE_CHARS = 300
+#: Connections of one ``AsyncOpenAI`` client; more connections are spread over more clients.
+_CONNECTIONS_PER_CLIENT = 8
 
 
 # --------------------------------------------------------------------------- settings
@@ -83,7 +88,7 @@ class EndpointSettings:
 
     @classmethod
     def from_spec(cls, spec: ModelSpec) -> EndpointSettings:
-        from harness.spec import display_path
+        from harness.paths import display_path
 
         raw = spec.raw
         file = display_path(spec.source)
@@ -305,7 +310,7 @@ class OpenAICompatModel(Model):
     # ---- identity
 
     def _where(self, key: str | None = None) -> dict[str, str]:
-        from harness.spec import display_path
+        from harness.paths import display_path
 
         return {"file": display_path(self.spec.source),
                 "field": f"{self.spec.field}.{key}" if key else self.spec.field}
@@ -443,34 +448,43 @@ class OpenAICompatModel(Model):
             body["prompt"] = prompt
         return body
 
-    async def _ask_all(self, jobs: list[tuple[str, str]], answers: dict[str, Answer],
-                       journal: Journal | None, progress: Progress | None) -> _Stop | None:
+    def _clients(self, key: str) -> list[Any]:
+        """``AsyncOpenAI`` clients holding ``max_connections`` connections between them.
+
+        httpcore's pool looks at every one of its connections on each request, so one pool of
+        128 costs several times more CPU per request than 16 pools of 8; the clients share
+        nothing else.
+        """
         import httpx
         import openai
 
         s = self.settings
+        n_clients = -(-s.max_connections // _CONNECTIONS_PER_CLIENT)
+        per = -(-s.max_connections // n_clients)
+        limits = httpx.Limits(max_connections=per, max_keepalive_connections=per)
+        return [openai.AsyncOpenAI(base_url=self._base_url(), api_key=key, max_retries=s.retries,
+                                   timeout=s.timeout_s,
+                                   http_client=openai.DefaultAsyncHttpxClient(limits=limits))
+                for _ in range(n_clients)]
+
+    async def _ask_all(self, jobs: list[tuple[str, str]], answers: dict[str, Answer],
+                       journal: Journal | None, progress: Progress | None) -> _Stop | None:
+        s = self.settings
         key = self._key()
-        limits = httpx.Limits(max_connections=s.max_connections,
-                              max_keepalive_connections=s.max_connections)
-        client = openai.AsyncOpenAI(base_url=self._base_url(), api_key=key, max_retries=s.retries,
-                                    timeout=s.timeout_s,
-                                    http_client=openai.DefaultAsyncHttpxClient(limits=limits))
-        # One budget of attempts per example, shared by the client's retries (429, 5xx,
-        # connection errors, timeouts) and ours (malformed answers): clients[k] retries k times.
-        clients = [client.with_options(max_retries=k) for k in range(s.retries + 1)]
+        clients = self._clients(key)
         total, done = len(jobs), 0
         queue: Iterator[tuple[str, str]] = iter(jobs)
         failure: list[_Stop] = []
         if progress is not None:
             progress(0, total)
 
-        async def worker() -> None:
+        async def worker(client: Any) -> None:
             nonlocal done
             for ex_id, prompt in queue:
                 if failure:
                     return
                 try:
-                    answer = await self._ask_one(clients, prompt)
+                    answer = await self._ask_one(client, prompt)
                 except _Stop as stop:
                     failure.append(stop)
                     return
@@ -482,7 +496,8 @@ class OpenAICompatModel(Model):
                     progress(done, total)
 
         # max_connections workers pull from one queue: at most that many requests in flight.
-        workers = [asyncio.create_task(worker()) for _ in range(min(s.max_connections, total))]
+        n_workers = min(s.max_connections, total)
+        workers = [asyncio.create_task(worker(clients[i % len(clients)])) for i in range(n_workers)]
         try:
             while workers:
                 finished, pending = await asyncio.wait(workers, return_when=asyncio.FIRST_COMPLETED)
@@ -497,34 +512,42 @@ class OpenAICompatModel(Model):
         finally:
             for t in workers:
                 t.cancel()
-            await client.close()
+            for c in clients:
+                await c.close()
         if failure:
             return _Stop(_redact(str(failure[0]), key), refused=failure[0].refused)
         return None
 
-    async def _ask_one(self, clients: list[Any], prompt: str) -> Answer:
+    async def _ask_one(self, client: Any, prompt: str) -> Answer:
+        """One example's answer. Each attempt (the client's retries and ours after a malformed
+        answer) comes out of the one budget of ``retries``."""
+        import httpx
         import openai
 
         body = self._request(prompt)
-        left = len(clients) - 1
+        path = "/chat/completions" if self.settings.api == "chat" else "/completions"
+        left = self.settings.retries
         attempt = 0
         while True:
-            api = clients[left].chat.completions if self.settings.api == "chat" \
-                else clients[left].completions
             try:
-                raw = await api.with_raw_response.create(**body)
+                # The client's plain ``post`` (its documented way to reach any endpoint) sends,
+                # retries and times out exactly as ``create`` does, and hands back the answer
+                # unparsed: the typed request and response models cost more CPU per request
+                # than everything else here, and a malformed answer is ours to judge anyway.
+                resp = await client.post(path, body=body, cast_to=httpx.Response,
+                                         options={"max_retries": left})
             except openai.APIStatusError as exc:
                 code = exc.status_code
                 refused = code < 500 and code not in _RETRIED_4XX
                 raise _Stop(f"HTTP {code}: {_one_line(exc.message)}", refused=refused) from None
             except openai.APIError as exc:  # connection error, timeout
                 raise _Stop(f"{type(exc).__name__}: {_one_line(str(exc))}", refused=False) from None
-            attempt += raw.retries_taken + 1
-            left -= raw.retries_taken
+            taken = int(resp.request.headers.get("x-stainless-retry-count") or 0)
+            attempt += taken + 1
+            left -= taken
             try:
-                return self._answer(raw)
-            except (ValueError, TypeError, AttributeError, IndexError, KeyError,
-                    openai.APIResponseValidationError) as exc:
+                return self._answer(resp)
+            except (ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
                 reason = f"malformed answer ({type(exc).__name__}: {_one_line(str(exc))})"
                 if left <= 0:
                     raise _Stop(reason, refused=False) from None
@@ -533,22 +556,26 @@ class OpenAICompatModel(Model):
                 delay = min(_BACKOFF_FIRST_S * 2.0 ** (attempt - 1), _BACKOFF_MAX_S)
                 await asyncio.sleep(delay * (1 - 0.25 * random.random()))
 
-    def _answer(self, raw: Any) -> Answer:
-        latency = raw.http_response.elapsed.total_seconds()  # the attempt that answered
-        resp = raw.parse()
-        choice = resp.choices[0]
-        text = choice.message.content if self.settings.api == "chat" else choice.text
+    def _answer(self, resp: Any) -> Answer:
+        """The answer in a 200 response's body; ValueError, KeyError, … when it is malformed."""
+        doc = json.loads(resp.content)
+        choice = doc["choices"][0]
+        text = choice["message"]["content"] if self.settings.api == "chat" else choice["text"]
         if text is None:
             text = ""  # e.g. a content filter: an empty answer is the model's outcome
         if not isinstance(text, str):
             raise TypeError(f"answer text is {type(text).__name__}, not a string")
-        usage = resp.usage
+        usage = doc.get("usage")
+        if usage is not None and not isinstance(usage, dict):
+            raise TypeError("usage is not an object")
         return Answer(text=cut_at_stop(text, self.generation.stop),
-                      finish_reason=str(choice.finish_reason or "unknown"),
-                      input_tokens=int(usage.prompt_tokens) if usage is not None else None,
-                      output_tokens=int(usage.completion_tokens) if usage is not None else None,
-                      latency_s=float(latency), model=resp.model or None,
-                      system_fingerprint=getattr(resp, "system_fingerprint", None) or None)
+                      finish_reason=str(choice.get("finish_reason") or "unknown"),
+                      input_tokens=_count(usage, "prompt_tokens"),
+                      output_tokens=_count(usage, "completion_tokens"),
+                      latency_s=resp.elapsed.total_seconds(),  # the attempt that answered
+                      model=str(doc["model"]) if doc.get("model") else None,
+                      system_fingerprint=str(doc["system_fingerprint"])
+                      if doc.get("system_fingerprint") else None)
 
     def _predictions(self, ids: list[str], answers: dict[str, Answer],
                      labels: Sequence[str]) -> Predictions:
@@ -585,6 +612,12 @@ def _served(answers: Sequence[Answer]) -> dict[str, Any]:
         if len(counts) > 1:
             out.setdefault("distinct", {})[key] = sorted(counts)
     return out
+
+
+def _count(usage: dict[str, Any] | None, key: str) -> int | None:
+    if usage is None or usage.get(key) is None:
+        return None
+    return int(usage[key])
 
 
 def _one_line(text: str) -> str:
