@@ -411,6 +411,10 @@ def load_suite(path: Path, root: Path | None = None) -> SuiteSpec:
         min_support=int(disc.get("min_support", 30)),
         include_length=bool(disc.get("include_length", False)),
     )
+    # economics: checked now, so a bad price or batch size fails before any model runs.
+    from harness.economics import parse_economics
+
+    parse_economics(doc.get("economics"), shown)
     raw_doc = dict(doc)
     return SuiteSpec(
         path=path, root=root, name=doc["name"], version=str(doc["version"]), task=task,

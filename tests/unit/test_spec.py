@@ -360,3 +360,11 @@ def test_validate_file_predictions_line_not_json(repo):
     path.write_text('{"id": "e00", "label": "pos"}\n{oops\n', "utf-8")
     msg = spec_error(validate_file, path)
     assert msg.startswith("data/teacher.jsonl: line 2: invalid JSON")
+
+
+def test_a_bad_economics_section_is_an_error_when_the_suite_loads(repo):
+    path = repo / "suites" / "tiny.yaml"
+    path.write_text(path.read_text("utf-8") + "economics: {usd_per_hour: {student: -3}}\n",
+                    "utf-8")
+    msg = spec_error(load_suite, path)
+    assert msg.startswith("suites/tiny.yaml: economics.usd_per_hour.student: ")
