@@ -193,6 +193,8 @@ class MarginCheck:
 
 @dataclass
 class Comparison:
+    """B against A: the paired per-slice table, the margin checks and what was left out."""
+
     a: Run
     b: Run
     metric: str
@@ -214,6 +216,8 @@ class Comparison:
         return sorted(losing, key=lambda s: (s.delta, s.slice))[:k]
 
     def to_dict(self) -> dict[str, Any]:
+        """The comparison as ``distill compare --format json`` prints it."""
+
         def side(r: Run) -> dict[str, Any]:
             return {"arg": r.arg, "kind": r.kind, "suite": r.suite, "suite_version": r.suite_version,
                     "rubric": r.rubric, "data_sha256": r.data_sha256,
@@ -448,6 +452,10 @@ def _f(x: float | None, digits: int = 3) -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
+def _p(p: float | None) -> str:
+    return "-" if p is None else "<0.0001" if p < 1e-4 else f"{p:.4f}"
+
+
 def _ci(ci: tuple[float, float] | None) -> str:
     return f"[{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "-"
 
@@ -490,7 +498,7 @@ def render(cmp: Comparison, fmt: str) -> str:
     crow = [[f"{c.criterion}[{c.slice}]", c.metric, c.compare,
              ", ".join(f"{k} {v:g}" for k, v in c.threshold.items()),
              "-" if c.value is None else f"{c.value:+.4f}", _ci(c.ci), c.n,
-             _f(c.p_value, 4), _f(c.q_value, 4), c.verdict] for c in cmp.checks]
+             _p(c.p_value), _p(c.q_value), c.verdict] for c in cmp.checks]
     ctable = tabulate(crow, headers=["check (A as baseline)", "metric", "compare", "threshold",
                                      "value", "CI", "n", "p", "q", "verdict"],
                       tablefmt=tablefmt, disable_numparse=True)

@@ -154,9 +154,11 @@ class Release:
 
     @property
     def overall(self) -> float | None:
+        """The primary metric over every example."""
         return self.slices.get("overall")
 
     def to_dict(self) -> dict[str, Any]:
+        """The release as ``distill history --format json`` lists it."""
         return {
             "date": self.date, "source": self.source, "commit": self.commit,
             "suite_version": self.suite_version, "rubric_version": self.rubric_version,
@@ -270,8 +272,8 @@ def _mtime(path: Path) -> str:
 
 def report_releases(files: Sequence[Path], suite: str) -> list[Release]:
     """The runs of ``suite`` in saved JSON reports, dated by each file's modification time."""
+    from harness.paths import display_path
     from harness.report import load_report
-    from harness.spec import display_path
 
     out: list[Release] = []
     for f in files:
@@ -390,9 +392,11 @@ class History:
 
     @property
     def metric(self) -> str:
+        """The primary metric of the latest release that names one."""
         return next((r.metric for r in reversed(self.releases) if r.metric), "metric")
 
     def trends(self) -> list[Trend]:
+        """The trend of every figure that at least one release records."""
         return [trend(k, v) for k, v in figures(self.releases).items()
                 if any(x is not None for x in v)]
 
@@ -464,6 +468,7 @@ def release_rows(hist: History) -> tuple[list[str], list[list[str]]]:
 
 
 def trend_rows(hist: History) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows of the trend table (one row per figure)."""
     headers = ["figure", "first", "last", "change", "slope/release", "releases"]
     rows = [[t.figure, _f(t.first, 4), _f(t.last, 4), _signed(t.change), _signed(t.slope),
              str(t.releases)] for t in hist.trends()]
