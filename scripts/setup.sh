@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Create .venv (if needed) and install distill-harness with its dev extra.
+# Create .venv (if needed) and install distill-harness with its dev extra (everything: the
+# transformers extra, the test and lint tools). A team whose models are endpoints or prediction
+# files needs only `pip install distill-harness`; type: transformers models need
+# `pip install 'distill-harness[transformers]'`.
 # The CPU build of torch goes first: a plain "torch" requirement can pull a multi-GB CUDA build.
 set -euo pipefail
 cd "$(dirname "$0")/.."

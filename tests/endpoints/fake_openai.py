@@ -39,13 +39,16 @@ class FakeOpenAI:
     """The server, on a free port of 127.0.0.1, in a daemon thread (a context manager)."""
 
     def __init__(self, faults: FaultPlan | None = None, *, api_key: str | None = None,
-                 slow_s: float = 1.5, delay_s: float = 0.0, labels: dict[str, str] | None = None):
+                 slow_s: float = 1.5, delay_s: float = 0.0, labels: dict[str, str] | None = None,
+                 retry_after: str = "0.05"):
         self.faults = faults or (lambda prompt, attempt: None)
         self.api_key = api_key
         self.slow_s = slow_s
         self.delay_s = delay_s
         self.labels = labels  # prompt -> answer text, for classification tests
+        self.retry_after = retry_after
         self.requests: Counter[str] = Counter()
+        self.times: dict[str, list[float]] = {}  # prompt -> monotonic time of each attempt
         self.answered: Counter[str] = Counter()
         self.bodies: list[dict[str, Any]] = []
         self.lock = threading.Lock()
@@ -88,6 +91,7 @@ class FakeOpenAI:
                 prompt = body["messages"][-1]["content"] if chat else body["prompt"]
                 with server.lock:
                     server.requests[prompt] += 1
+                    server.times.setdefault(prompt, []).append(time.monotonic())
                     attempt = server.requests[prompt]
                     server.bodies.append(body)
                 if server.api_key is not None and \
@@ -100,7 +104,7 @@ class FakeOpenAI:
                 fault = server.faults(prompt, attempt)
                 if fault == "429":
                     return self._json(429, {"error": {"message": "slow down"}},
-                                      headers={"Retry-After": "0.05"})
+                                      headers={"Retry-After": server.retry_after})
                 if fault == "503":
                     return self._json(503, {"error": {"message": "overloaded"}})
                 if fault in ("400", "401", "404"):

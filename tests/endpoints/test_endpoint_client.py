@@ -79,6 +79,15 @@ def test_every_fault_is_retried_and_every_example_answered_once(fake_openai, tmp
                for b in server.bodies)
 
 
+def test_retry_after_is_honoured(fake_openai, tmp_path):
+    server = fake_openai(lambda p, a: "429" if a == 1 else None, retry_after="0.6")
+    spec = endpoint_spec(server.base_url, retries=2, max_connections=2)
+    model(spec, tmp_path, cache=False).predict(dataset(prompts(2)), [])
+    for p in prompts(2):
+        first, second = server.times[p]
+        assert second - first >= 0.55  # the server's 0.6 s, not the client's own 0.5 s backoff
+
+
 def test_a_cached_run_asks_nothing_and_needs_neither_server_nor_key(fake_openai, tmp_path,
                                                                      monkeypatch):
     server = fake_openai()
