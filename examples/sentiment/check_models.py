@@ -6,7 +6,9 @@ Loads the teacher and every student under ``--out`` with AutoModelForSequenceCla
 predicts eval.jsonl, and prints, per model and slice: n, accuracy, the delta to the teacher,
 agreement with the teacher and the negative flip rate (teacher right, student wrong). Then
 the worst one- and two-predicate pockets per student (support >= 40), as a preview of what
-the harness's discovery should find. Plain point estimates: the harness does the statistics.
+the harness's discovery should find. With a traffic.jsonl (prepare.py's traffic stage), each
+student's agreement with the teacher on it, overall and per slice (traffic has no labels).
+Plain point estimates: the harness does the statistics.
 """
 
 from __future__ import annotations
@@ -128,6 +130,29 @@ def main() -> int:
         print(f"\nworst pockets for {m}: " +
               "; ".join(f"{name} (n={n}, {d:+.3f})" for d, n, name in found[:6]))
         result[m]["_pockets"] = [{"slice": s, "n": n, "delta": round(d, 4)} for d, n, s in found[:6]]
+    traffic_path = args.out / "traffic.jsonl"
+    if traffic_path.is_file():
+        traffic = read_jsonl(traffic_path)
+        t_preds = {name: predict(folder, traffic)[0] for name, folder in models.items()}
+        seen = {r["movie_name"] for r in rows}
+        parts = {"overall": lambda r: True, **{k: v for k, v in slices(traffic, heldout).items()
+                                                if k not in ("overall", "source=plot")},
+                 "movie not in eval": lambda r: r["movie_name"] not in seen}
+        print(f"\ntraffic ({len(traffic)} rows, no labels): agreement with the teacher")
+        print(f"{'slice':<22}{'n':>6}  " + "  ".join(f"{m:>8}" for m in models if m != "teacher"))
+        for sname, pred in parts.items():
+            idx = [i for i, r in enumerate(traffic) if pred(r)]
+            if not idx:
+                continue
+            cells = []
+            for m in models:
+                if m == "teacher":
+                    continue
+                agree = sum(t_preds[m][i] == t_preds["teacher"][i] for i in idx) / len(idx)
+                result[m].setdefault("_traffic", {})[sname] = {"n": len(idx),
+                                                               "agreement": round(agree, 4)}
+                cells.append(f"{agree:>8.3f}")
+            print(f"{sname:<22}{len(idx):>6}  " + "  ".join(cells))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     return 0

@@ -8,6 +8,8 @@ Run from the repository root::
 What it writes under ``--out`` (default ``examples/sentiment/build``)::
 
     train.jsonl  distill.jsonl  eval.jsonl  data.json     the splits and their summary
+    traffic.jsonl            the suite's ``traffic_data``: unlabelled rows with a shifted mix
+                             (see :func:`prepare_traffic`)
     teacher/                 MiniLM-L6 with a 3-way head, fine-tuned on train.jsonl
     teacher.training.json    how long that took, on how many examples
     students/l1/ l2/ l3/     the teacher cut to its first k encoder layers, distilled on
@@ -78,6 +80,19 @@ class DataConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class TrafficConfig:
+    """The traffic sample: ``n`` unlabelled review rows, ``mix`` their shares per length.
+
+    ``mix`` is ``(length, share)`` pairs over the ``length`` feature's values; the shares sum
+    to 1 and each length gets ``round(n * share)`` rows (the last one takes the remainder).
+    """
+
+    seed: int = 29
+    n: int = 1000
+    mix: tuple[tuple[str, float], ...] = (("short", 0.10), ("medium", 0.50), ("long", 0.40))
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """One training run (the teacher's fine-tuning or one student's distillation)."""
 
@@ -92,6 +107,7 @@ class TrainConfig:
 @dataclasses.dataclass(frozen=True)
 class Config:
     data: DataConfig = DataConfig()
+    traffic: TrafficConfig = TrafficConfig()
     teacher: TrainConfig = TrainConfig()
     student: TrainConfig = TrainConfig(lr=1e-4)
     student_layers: tuple[int, ...] = (1, 2, 3)
@@ -101,6 +117,7 @@ class Config:
 FULL = Config()
 FAST = Config(
     data=DataConfig(n_eval=60, n_train=96, n_distill=64, heldout_movies=1),
+    traffic=TrafficConfig(n=20, mix=(("short", 0.2), ("medium", 0.6), ("long", 0.2))),
     teacher=TrainConfig(epochs=1),
     student=TrainConfig(epochs=1, lr=1e-4),
     student_layers=(1,),
@@ -268,6 +285,66 @@ def prepare_data(out: Path, cfg: DataConfig, corpus: Path | None = None) -> dict
         }
     write_json(out / "data.json", summary)
     return summary
+
+
+def traffic_rows(train: Sequence[dict[str, Any]], eval_rows: Sequence[dict[str, Any]],
+                 cfg: TrafficConfig) -> list[dict[str, Any]]:
+    """Pick the traffic sample from the teacher's training rows (records of train.jsonl).
+
+    The split uses every row of the corpus (distill takes all that eval and train leave), so
+    no Rotten Tomatoes row is outside train, distill and eval. Traffic is drawn from train:
+    rows the suite does not contain (ids distinct from eval's) and the students never saw;
+    distill rows would flatter the students, which were fitted to the teacher on them. The
+    teacher did train on these rows, so it is surer of them than of new text: on traffic,
+    agreement measures how well a student follows a confident teacher (a caveat to keep in
+    mind when reading it).
+
+    The shift from the eval data is one a review service could see a month after launch:
+    only reviews (synopses come from the catalogue and are no longer sent), longer ones
+    (``cfg.mix`` per length; the eval reviews are 17% short, 71% medium, 12% long), and
+    every review of a movie that has no eval row is taken first, so small releases the suite
+    never saw make up about a quarter of it. Seeded: the same inputs give the same rows,
+    sorted by id. Returns records without ``label`` (traffic has none).
+    """
+    if abs(sum(share for _, share in cfg.mix) - 1.0) > 1e-9:
+        raise SystemExit(f"traffic mix shares must sum to 1, got {cfg.mix}")
+    seen_movies = {r["movie_name"] for r in eval_rows}
+    eval_ids = {r["id"] for r in eval_rows}
+    rng = random.Random(cfg.seed)
+    picked: list[dict[str, Any]] = []
+    left = cfg.n
+    for i, (length, share) in enumerate(cfg.mix):
+        want = left if i == len(cfg.mix) - 1 else round(cfg.n * share)
+        left -= want
+        pool = [r for r in train if r["source"] == "review" and r["length"] == length
+                and r["id"] not in eval_ids]
+        new = [r for r in pool if r["movie_name"] not in seen_movies]
+        known = [r for r in pool if r["movie_name"] in seen_movies]
+        rng.shuffle(new)
+        rng.shuffle(known)
+        chosen = (new + known)[:want]
+        if len(chosen) < want:
+            raise SystemExit(f"traffic: {want} {length} reviews wanted, train.jsonl has "
+                             f"{len(pool)}; lower TrafficConfig.n or that length's share")
+        picked.extend(chosen)
+    picked.sort(key=lambda r: int(r["id"].split("-")[1]))
+    return [{k: v for k, v in r.items() if k != "label"} for r in picked]
+
+
+def prepare_traffic(out: Path, cfg: TrafficConfig) -> dict[str, Any]:
+    """Write traffic.jsonl under ``out`` from its train.jsonl and eval.jsonl.
+
+    Deterministic (byte-identical for the same inputs and config); reads the splits and
+    changes none of them. Returns a summary: rows, per length, rows of movies without an
+    eval row.
+    """
+    eval_rows = read_jsonl(out / "eval.jsonl")
+    records = traffic_rows(read_jsonl(out / "train.jsonl"), eval_rows, cfg)
+    write_jsonl(out / "traffic.jsonl", records)
+    seen = {r["movie_name"] for r in eval_rows}
+    return {"rows": len(records),
+            "length": dict(sorted(Counter(r["length"] for r in records).items())),
+            "unseen_movie_rows": sum(r["movie_name"] not in seen for r in records)}
 
 
 # ------------------------------------------------------------------------------ training
@@ -539,6 +616,11 @@ def build(out: Path, cfg: Config) -> dict[str, Any]:
         ["train.jsonl", "distill.jsonl", "eval.jsonl", "data.json"],
         lambda: prepare_data(out, cfg.data, corpus),
     )
+    # Its own stage, keyed on the splits' stamp: adding or changing it retrains nothing.
+    stages.run(
+        "traffic", {"data": data_key, "config": dataclasses.asdict(cfg.traffic)},
+        ["traffic.jsonl"], lambda: prepare_traffic(out, cfg.traffic),
+    )
     base = base_model_dir()
     teacher_key = stages.run(
         "teacher",
@@ -570,7 +652,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help=f"output folder (default {DEFAULT_OUT}; with --fast {DEFAULT_FAST_OUT})")
     parser.add_argument("--fast", action="store_true",
                         help="a tiny build (a few hundred rows, one student) for smoke tests")
-    parser.add_argument("--data-only", action="store_true", help="write the splits, train nothing")
+    parser.add_argument("--data-only", action="store_true",
+                        help="write the splits and the traffic sample, train nothing")
     args = parser.parse_args(argv)
     cfg = FAST if args.fast else FULL
     out = args.out or (DEFAULT_FAST_OUT if args.fast else DEFAULT_OUT)
@@ -579,6 +662,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.data_only:
         summary = prepare_data(out, cfg.data)
         print(json.dumps(summary["splits"], indent=2))
+        print("traffic: " + json.dumps(prepare_traffic(out, cfg.traffic)))
         return 0
     timings = build(out, cfg)
     for kind in ("wall_seconds", "cpu_seconds"):

@@ -103,3 +103,68 @@ def test_a_stage_is_skipped_only_while_its_settings_and_outputs_hold(prepare, tm
     (tmp_path / "out.txt").unlink()
     stages.run("s", {"a": 2}, ["out.txt"], make)
     assert len(built) == 3
+
+
+@pytest.fixture(scope="module")
+def splits_for_traffic(prepare: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("traffic")
+    # Enough train rows that every length of the mix below has reviews to spare.
+    prepare.prepare_data(out, dataclasses.replace(prepare.FAST.data, n_eval=80, n_train=400,
+                                                  n_distill=40, heldout_movies=1))
+    return out
+
+
+def test_traffic_is_unlabelled_train_reviews_with_the_configured_length_mix(
+        prepare, splits_for_traffic):
+    out = splits_for_traffic
+    names = ["train.jsonl", "distill.jsonl", "eval.jsonl", "data.json"]
+    before = [(out / n).read_bytes() for n in names]
+    cfg = prepare.TrafficConfig(seed=5, n=40, mix=(("short", 0.1), ("medium", 0.5), ("long", 0.4)))
+    summary = prepare.prepare_traffic(out, cfg)
+    assert [(out / n).read_bytes() for n in names] == before, "the traffic stage changed a split"
+
+    traffic = _rows(out / "traffic.jsonl")
+    train, distill, evals = (_rows(out / f"{n}.jsonl") for n in ("train", "distill", "eval"))
+    assert summary == {"rows": 40, "length": {"long": 16, "medium": 20, "short": 4},
+                       "unseen_movie_rows": summary["unseen_movie_rows"]}
+    for row in traffic:
+        assert list(row) == ["id", "text", *FEATURES]  # no label: traffic has none
+        assert row["source"] == "review"
+    ids = [r["id"] for r in traffic]
+    assert ids == sorted(ids, key=lambda i: int(i[3:])) and len(set(ids)) == 40
+    # Rows of the teacher's training split: not in the suite, never seen by a student.
+    train_by_id = {r["id"]: r for r in train}
+    assert set(ids) <= set(train_by_id)
+    assert not set(ids) & {r["id"] for r in evals + distill}
+    for row in traffic:
+        assert row == {k: v for k, v in train_by_id[row["id"]].items() if k != "label"}
+
+    # Reviews of movies the suite has no row of are taken first, per length.
+    seen = {r["movie_name"] for r in evals}
+    picked = set(ids)
+    for length in ("short", "medium", "long"):
+        new = [r for r in train if r["source"] == "review" and r["length"] == length
+               and r["movie_name"] not in seen]
+        mine = [r for r in traffic if r["length"] == length]
+        if any(r["id"] not in picked for r in new):
+            assert all(r["movie_name"] not in seen for r in mine), length
+        else:
+            assert len(mine) >= len(new)
+    assert summary["unseen_movie_rows"] == sum(r["movie_name"] not in seen for r in traffic) > 0
+
+
+def test_traffic_is_deterministic_and_refuses_a_mix_the_split_cannot_fill(
+        prepare, splits_for_traffic):
+    out = splits_for_traffic
+    cfg = prepare.TrafficConfig(seed=5, n=30)
+    prepare.prepare_traffic(out, cfg)
+    first = (out / "traffic.jsonl").read_bytes()
+    prepare.prepare_traffic(out, cfg)
+    assert (out / "traffic.jsonl").read_bytes() == first
+    prepare.prepare_traffic(out, dataclasses.replace(cfg, seed=6))
+    assert (out / "traffic.jsonl").read_bytes() != first
+
+    with pytest.raises(SystemExit, match="1000 long reviews wanted"):
+        prepare.prepare_traffic(out, prepare.TrafficConfig(n=1000, mix=(("long", 1.0),)))
+    with pytest.raises(SystemExit, match="sum to 1"):
+        prepare.prepare_traffic(out, prepare.TrafficConfig(mix=(("long", 0.5),)))
