@@ -542,3 +542,16 @@ def test_bootstrap_ci_excludes_the_threshold_exactly_when_its_p_value_is_small(
             outside = threshold > high if bound == "min" else threshold < low
             assert result.p_value is not None
             assert outside == (result.p_value < 0.025), (bound, threshold, result)
+
+
+def test_bootstrap_too_coarse_for_the_level_ends_at_the_extreme_replicate() -> None:
+    # 100 resamples cannot give a p-value below 1/101, so at confidence 0.999 (level 0.0005)
+    # no threshold is rejected: the ends are the extreme replicates, the documented exception
+    kwargs = dict(student=SCORES, reference=TEACHER_SCORES, compare="teacher_delta",
+                  binary=False, seed=1, n_resamples=100, confidence=0.999)
+    result = hs.compare_test(bound="min", threshold=1.0, **kwargs)
+    assert result.ci[1] < 1.0  # the threshold is beyond every replicate ...
+    assert result.p_value == pytest.approx(1 / 101)  # ... and not significant at 0.0005
+    # at 0.95 the same threshold is outside the interval and significant, as everywhere else
+    wide = hs.compare_test(bound="min", threshold=1.0, **{**kwargs, "confidence": 0.95})
+    assert wide.ci[1] <= result.ci[1] and wide.p_value is not None and wide.p_value < 0.025
