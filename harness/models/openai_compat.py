@@ -40,6 +40,10 @@ import numpy as np
 
 from harness.errors import ModelError, SpecError
 from harness.models.base import Model, ModelFacts, Predictions, Progress
+from harness.tasks import INVALID_LABEL  # an answer matching no label: an invalid output
+
+__all__ = ["INVALID_LABEL", "Answer", "EndpointSettings", "Journal", "OpenAICompatModel", "build",
+           "cut_at_stop", "label_matcher", "price_tokens"]
 
 if TYPE_CHECKING:
     from harness.data import Dataset
@@ -48,9 +52,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: The label of a classification answer that matches none of the suite's labels. The task layer
-#: maps it to an invalid output: wrong for every correctness metric, counted in ``invalid_rate``.
-INVALID_LABEL = "<invalid>"
 #: Sent as the key to a server without auth (``api_key_env`` not set): never a real key from
 #: the environment, so a local server never sees the user's hosted-API key by accident.
 PLACEHOLDER_KEY = "EMPTY"

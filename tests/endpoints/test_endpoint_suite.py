@@ -82,6 +82,35 @@ def test_distill_run_exits_2_with_one_line_when_the_server_is_gone(repo, capsys)
     assert "Traceback" not in err[0] and KEY not in err[0]
 
 
+def test_an_llm_teacher_labels_a_classification_suite(fake_openai, repo, capsys):
+    """The common distillation: an endpoint teacher labels, a small classifier is the student.
+    One teacher answer matches no label: invalid, wrong, counted — never a crash."""
+    texts = [f"review number {i}" for i in range(8)]
+    gold = ["fresh", "rotten"] * 4
+    said = {t: ("Positive" if g == "fresh" else " ROTTEN\n") for t, g in zip(texts, gold, strict=True)}
+    said[texts[5]] = "no idea"
+    server = fake_openai(labels=said)
+    rows = [{"id": f"r{i}", "text": t, "reference": g} for i, (t, g) in enumerate(zip(texts, gold,
+                                                                                    strict=True))]
+    (repo / "data").mkdir(exist_ok=True)
+    (repo / "data" / "clf-student.jsonl").write_text("".join(
+        json.dumps({"id": f"r{i}", "label": g}) + "\n" for i, g in enumerate(gold)), "utf-8")
+    suite = write_suite(
+        repo, "clf", task="classification", labels=["fresh", "rotten"], rows=rows,
+        teacher={"type": "openai", "base_url": server.base_url, "model": "fake-teacher",
+                 "labels_map": {"positive": "fresh"}, "generation": {"max_new_tokens": 3}},
+        student={"type": "predictions", "path": "../data/clf-student.jsonl"},
+        criteria=[{"name": "agree", "metric": "agreement", "compare": "value", "min": 0.5,
+                   "scope": "overall", "decision": "point"}])
+    assert main(["run", str(suite), "--report", "clf.json"]) == 0, capsys.readouterr().err
+    doc = json.loads((repo / "clf.json").read_text("utf-8"))
+    (check,) = doc["suites"][0]["checks"]
+    assert check["value"] == 7 / 8  # the invalid answer disagrees with the student
+    teacher = doc["suites"][0]["teacher"]
+    assert teacher["usage"]["requests"] == 8
+    assert teacher["invalid_rate"] == 1 / 8
+
+
 def test_dry_run_counts_requests_and_prices_them_without_asking(fake_openai, repo, capsys):
     server = fake_openai()
     suite = _suite(repo, server.base_url)
