@@ -276,7 +276,9 @@ def evaluate_check(p: PlannedCheck, inputs: GateInputs) -> Check:
         examples=examples, severity=c.severity, decision=c.decision, test=test.method,
         teacher=inputs.value(metric, inputs.ctx.teacher, index),
         student=s_val, reference=r_val, needed=needed, criterion_index=c.index,
-        extra={"testable": test.testable},
+        extra={"testable": test.testable,
+               **({"against": c.against} if c.compare.startswith("baseline")
+                  and c.against != "current" else {})},
     )
 
 
@@ -443,13 +445,17 @@ def explain(ch: Check, c: Criterion) -> str:
     what = {"value": "", "teacher_delta": " (student - teacher)", "teacher_ratio":
             " (student / teacher)", "baseline_delta": " (student - baseline)",
             "baseline_ratio": " (student / baseline)"}[ch.compare]
+    pin = ch.extra.get("against")
+    if pin:  # a pinned baseline: say which, so "baseline" is not read as the current one
+        what = what.replace("baseline", f"baseline@{pin}")
     parts = [f"{ch.metric}{what} = {_fmt(ch.value)}"]
     if ch.ci is not None:
         parts.append(f"{c.confidence:.0%} CI [{_fmt(ch.ci[0])}, {_fmt(ch.ci[1])}]")
     parts.append(f"n={ch.n}")
     head = ", ".join(parts) + f"; threshold {bounds}"
     if ch.student is not None and ch.reference is not None:
-        head += f"; student {_fmt(ch.student)} vs {ch.compare.split('_')[0]} {_fmt(ch.reference)}"
+        ref = ch.compare.split("_")[0] + (f"@{pin}" if pin else "")
+        head += f"; student {_fmt(ch.student)} vs {ref} {_fmt(ch.reference)}"
     if ch.test:
         head += f"; test: {ch.test}"
     if ch.p_value is not None:

@@ -216,6 +216,7 @@ def test_pytest_item_of_the_launch_criterion(releases: Path, pytester: pytest.Py
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines([
         "FAIL: s::vs_launch[overall]",
+        "*accuracy (student - baseline@launch) = *vs baseline@launch *",
         "*owner @org/nlp — playbook docs/playbooks/slow-drift.md",
     ])
 
