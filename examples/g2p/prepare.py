@@ -68,7 +68,7 @@ from typing import Any
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # Bump when the pipeline changes in a way its settings do not show (invalidates every stamp).
-PIPELINE_VERSION = 1
+PIPELINE_VERSION = 2
 # Nominal price of one CPU core for one hour (on-demand x86 compute, 2026 list prices are
 # around $0.04-0.05 per vCPU-hour). Training cost in USD = wall hours x cores x this price.
 USD_PER_CORE_HOUR = 0.05
