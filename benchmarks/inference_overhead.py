@@ -470,18 +470,26 @@ def warm_gate(suite: Path, workdir: Path) -> bool:
     batch size and the ratio's CI half-width against its target. Returns whether warm / cold
     meets :data:`TARGET_WARM_GATE`.
     """
+    import resource
+
     cache = workdir / "cache-gate"
     seconds: dict[str, float] = {}
+    cpu: dict[str, float] = {}
     for label in ("cold", "warm"):
         report = workdir / f"gate-{label}.json"
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(suite), "--cache",
                                str(cache), "--report", str(report), "--quiet"],
                               capture_output=True, text=True)
         seconds[label] = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        # CPU seconds of the run: steadier than wall time on a machine others load too.
+        cpu[label] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         if proc.returncode not in (0, 1):
             raise SystemExit(f"distill run exited {proc.returncode}:\n{proc.stderr[-3000:]}")
-        print(f"distill run ({label}): {seconds[label]:.1f}s, verdict {proc.stdout.strip()!r}")
+        print(f"distill run ({label}): {seconds[label]:.1f}s wall, {cpu[label]:.1f}s CPU, "
+              f"verdict {proc.stdout.strip()!r}")
         for suite_doc in json.loads(report.read_text("utf-8"))["suites"]:
             econ = suite_doc.get("economics") or {}
             rows = [("gated student", econ.get("timing"))]
@@ -499,8 +507,9 @@ def warm_gate(suite: Path, workdir: Path) -> bool:
                       f"{lat.get('target_half_width', 0):.0%}), converged {lat.get('converged')}")
     ratio = seconds["warm"] / seconds["cold"]
     ok = ratio <= TARGET_WARM_GATE
-    print(f"warm gate: warm / cold {ratio:.2f}  target <= {TARGET_WARM_GATE}  "
-          f"{'met' if ok else 'MISSED'} (load average {os.getloadavg()[0]:.2f})")
+    print(f"warm gate: warm / cold {ratio:.2f} wall ({cpu['warm'] / cpu['cold']:.2f} in CPU "
+          f"seconds)  target <= {TARGET_WARM_GATE}  {'met' if ok else 'MISSED'} "
+          f"(load average {os.getloadavg()[0]:.2f})")
     return ok
 
 

@@ -229,7 +229,7 @@ def measure_latencies(
     - after ``repeats`` rounds (and at least :data:`FEWEST_FOR_A_CI`), the rounds stop as
       soon as every student's p50 ratio CI at this batch size has a half-width of at most
       ``target_half_width`` × its ratio, or at ``max_repeats`` (default
-      ``max(30, repeats)``); ``repeats == max_repeats`` gives a fixed count;
+      ``max(20, repeats)``); ``repeats == max_repeats`` gives a fixed count;
     - if ``threads`` is given and torch is *already imported*, torch's intra-op thread
       count is fixed to it for the measurement and restored afterwards (torch is never
       imported here);

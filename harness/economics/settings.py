@@ -23,7 +23,7 @@ LATENCY_KEYS = ("min_repeats", "max_repeats", "target_half_width")
 #: Timed repeats per batch size before the stopping rule is first consulted.
 DEFAULT_MIN_REPEATS = 5
 #: Timed repeats per batch size after which the measurement stops whatever its CI.
-DEFAULT_MAX_REPEATS = 30
+DEFAULT_MAX_REPEATS = 20
 #: Stop once the latency ratio's CI half-width is at most this fraction of the ratio.
 DEFAULT_TARGET_HALF_WIDTH = 0.10
 
@@ -150,7 +150,7 @@ def parse_economics(raw: Mapping[str, Any] | None, source: Source = None) -> Eco
     distinct positive integers; ``sample`` a positive integer, ``warmup`` an integer >= 0,
     ``threads`` a positive integer or null. Latency repeats: ``repeats`` (or
     ``latency.min_repeats``, the same setting) is the minimum per batch size,
-    ``latency.max_repeats`` the maximum (default ``max(30, minimum)``) and
+    ``latency.max_repeats`` the maximum (default ``max(20, minimum)``) and
     ``latency.target_half_width`` (default 0.10) the CI half-width, as a fraction of the
     ratio, at which the measurement stops. Raises :class:`~harness.errors.SpecError` naming
     ``source`` and the field (e.g. ``economics.usd_per_hour.student``).

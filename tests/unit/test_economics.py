@@ -177,7 +177,7 @@ def test_parse_economics_defaults_and_forms() -> None:
         "sample": 32,
         "warmup": 0,
         "repeats": 5,
-        "max_repeats": 30,
+        "max_repeats": 20,
         "target_half_width": 0.10,
         "threads": 4,
     }
