@@ -118,6 +118,10 @@ class EndpointSettings:
         if not isinstance(labels_map, dict) or not all(
                 isinstance(k, str) and isinstance(v, str) for k, v in labels_map.items()):
             raise bad("labels_map", "expected a mapping of answer text to label")
+        if api == "completions" and spec.generation is not None and spec.generation.chat:
+            raise SpecError("generation.chat: true needs api: chat (the server applies its chat "
+                            "template to chat messages; a completions prompt is sent as is)",
+                            file=file, field=f"{spec.field}.generation.chat")
         if api == "completions" and spec.generation is not None and spec.generation.system:
             raise SpecError("a system text needs api: chat (a completions prompt has no roles); "
                             "put it in data.prompt instead", file=file,
@@ -406,8 +410,8 @@ class OpenAICompatModel(Model):
                 f"the {left} missing" if self.cache_dir is not None
                 else "the prediction cache is off, so a rerun asks for every example again")
         if failure.refused:
-            return f"{self.role}: the server refused a request: {failure}; {kept}"
-        return (f"{self.role}: {left} of {n} examples have no answer after "
+            return f"the server refused a request: {failure}; {kept}"
+        return (f"{left} of {n} examples have no answer after "
                 f"{self.settings.retries} retries (last error: {failure}); {kept}")
 
     def _key(self) -> str:

@@ -83,6 +83,9 @@ def tiny_lm(endpoint_repo: Path) -> Path:
     tok.train_from_iterator(list(CORPUS) * 4, trainer=trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>",
                                    bos_token="<|endoftext|>", pad_token="<|endoftext|>")
+    # A plain chat template, so that api: chat (the server) meets generation.chat (local).
+    fast.chat_template = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+                          "{% if add_generation_prompt %}assistant:{% endif %}")
     fast.save_pretrained(folder)
     torch.manual_seed(0)
     eos = fast.convert_tokens_to_ids("<|endoftext|>")

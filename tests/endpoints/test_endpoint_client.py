@@ -147,7 +147,7 @@ def test_retries_spent_end_the_run_and_a_rerun_asks_only_for_the_missing(fake_op
     with pytest.raises(ModelError) as err:
         model(spec, tmp_path).predict(data, [])
     assert str(err.value) == (
-        "suites/endpoint.yaml: teacher: teacher: 8 of 20 examples have no answer after 1 "
+        "suites/endpoint.yaml: teacher: 8 of 20 examples have no answer after 1 "
         "retries (last error: HTTP 503: Error code: 503 - {'error': {'message': 'overloaded'}}); "
         "the 12 answered are kept in the cache and a rerun asks only for the 8 missing")
     asked = dict(server.requests)
@@ -303,6 +303,9 @@ def test_bad_settings_are_spec_errors(tmp_path):
     spec = replace(endpoint_spec("http://x/v1", api="completions"),
                    generation=GenerationSettings(system="be brief"))
     with pytest.raises(SpecError, match="a system text needs api: chat"):
+        model(spec, tmp_path)
+    spec = replace(spec, generation=GenerationSettings(chat=True))
+    with pytest.raises(SpecError, match=r"teacher\.generation\.chat: generation.chat: true needs"):
         model(spec, tmp_path)
 
 

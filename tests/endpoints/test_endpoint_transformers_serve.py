@@ -26,7 +26,9 @@ PROMPTS = ["the cat", "a dog ran", "hello", "birds sing at", "rain falls on the"
 
 
 def _suite(root: Path, url: str, tiny_lm: Path, name: str, api: str = "completions") -> Path:
-    generation = {"max_new_tokens": 6, "temperature": 0, "seed": 0}
+    generation: dict = {"max_new_tokens": 6, "temperature": 0, "seed": 0}
+    if api == "chat":  # the server applies the chat template; locally, generation.chat does
+        generation.update(chat=True, system="answer briefly")
     rows = [{"id": f"p{i}", "text": t} for i, t in enumerate(PROMPTS)]
     return write_suite(
         root, name, rows=rows,
@@ -37,9 +39,9 @@ def _suite(root: Path, url: str, tiny_lm: Path, name: str, api: str = "completio
                  "metadata": {"usd_per_million_tokens": {"input": 1.0, "output": 2.0}}})
 
 
-def test_served_model_answers_as_the_local_model(transformers_server, tiny_lm, endpoint_repo,
-                                                 tmp_path):
-    spec = load_suite(_suite(endpoint_repo, transformers_server, tiny_lm, "served"))
+@pytest.mark.parametrize("api", ["completions", "chat"])
+def test_served_model_answers_as_the_local_model(transformers_server, tiny_lm, endpoint_repo, api):
+    spec = load_suite(_suite(endpoint_repo, transformers_server, tiny_lm, f"served_{api}", api))
     local = load_model(spec.teacher, "teacher")
     served = load_model(spec.student, "student")
     from harness.data import load_dataset
