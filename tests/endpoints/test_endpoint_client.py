@@ -357,3 +357,35 @@ def test_latency_is_the_answering_attempt(fake_openai, tmp_path):
     pred = model(spec, tmp_path).predict(dataset(prompts(2)), [])
     # The timed-out first attempt and the backoff are not the answer's latency.
     assert np.all(pred.latency_s < 0.4) and np.all(pred.latency_s >= 0.05)
+
+
+def test_progress_counts_this_runs_requests_with_an_eta(fake_openai, tmp_path):
+    import io
+
+    from harness.progress import LineProgress
+
+    server = fake_openai(lambda p, a: "400" if index_of(p) == 6 else None)
+    spec = endpoint_spec(server.base_url, max_connections=1)
+    data = dataset(prompts(10))
+    with pytest.raises(ModelError):
+        model(spec, tmp_path).predict(data, [])  # 6 answered, kept
+    server.faults = lambda p, a: None
+    calls: list[tuple[int, int]] = []
+    model(spec, tmp_path).predict(data, [], progress=lambda done, total: calls.append((done, total)))
+    # The cached answers are no work: the rate is requests/s of this run, the ETA follows it.
+    assert calls == [(0, 4), (1, 4), (2, 4), (3, 4), (4, 4)]
+
+    class TTY(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    now = [0.0]
+    out = TTY()
+    line = LineProgress("teacher", out, clock=lambda: now[0])
+    line(0, 400)
+    now[0] = 2.0
+    line(100, 400)
+    assert out.getvalue().split("\r")[-1].strip() == "teacher: 100/400 examples, 50.0 ex/s, ETA 6s"
+    now[0] = 8.0
+    line(400, 400)
+    assert out.getvalue().split("\r")[-1].rstrip() == "teacher: 400/400 examples, 50.0 ex/s"
