@@ -232,7 +232,7 @@ def run_prepared(prep: PreparedSuite, options: Options | None = None) -> SuiteRe
         quality = quality_ratio(prep, ctx, student.outputs)
         timings = timing_step(prep, models, options)
         econ = economics_step(prep, models.teacher, models.student, timings.get(models.gated),
-                              quality)
+                              quality, runs=(teacher, student))
         result.economics = econ.section
         cover = coverage_step(prep, models.teacher, ctx, student.outputs, options)
         result.coverage, result.coverage_gaps = cover.summary, cover.gaps
@@ -264,7 +264,7 @@ def run_prepared(prep: PreparedSuite, options: Options | None = None) -> SuiteRe
         result.coverage_gaps = support + result.coverage_gaps
 
         if len(models.students) > 1:
-            candidates_step(prep, models, ctx, options, cache, result, timings)
+            candidates_step(prep, models, ctx, options, cache, result, timings, teacher)
 
         if options.update_baselines:
             from harness import baseline as baseline_mod
@@ -500,15 +500,23 @@ class EconomicsOutcome:
 
 
 def economics_step(prep: PreparedSuite, teacher: Model, student: Model, latency: Any,
-                   quality: float | None) -> EconomicsOutcome:
-    """Size, speed, cost and training figures of one student against the teacher."""
+                   quality: float | None, runs: tuple[ModelRun, ModelRun] | None = None,
+                   ) -> EconomicsOutcome:
+    """Size, speed, cost and training figures of one student against the teacher.
+
+    ``runs`` (teacher's, student's) carry measured token usage and request latencies: a model
+    priced by the token (``metadata.usd_per_million_tokens``) costs its mean tokens per
+    request, and two endpoints compare by their request latency.
+    """
     from harness import economics
 
     spec = prep.spec
     wanted = {c.metric for c in spec.rubric.criteria}
     settings = economics.parse_economics(spec.economics, display_path(spec.path))
     errors: dict[str, str] = {}
-    if latency is None and (spec.economics or wanted & set(economics.TIMING_METRICS)):
+    tokens = _token_economics(prep, runs) if runs is not None else None
+    if latency is None and tokens is None and (
+            spec.economics or wanted & set(economics.TIMING_METRICS)):
         untimed = [m for m in (teacher, student) if not m.timeable]
         why = (f"the {untimed[0].role} ({untimed[0].spec.type}) cannot be timed" if untimed
                else "not measured in this run")
@@ -521,11 +529,79 @@ def economics_step(prep: PreparedSuite, teacher: Model, student: Model, latency:
     for name in economics.METRICS:
         if name not in figures and name not in errors:
             errors[name] = "not computable from this run (see the economics section)"
+    if tokens is not None:
+        section["tokens"], token_figures = tokens
+        if section.get("timing") is None and token_figures:
+            section["timing"] = {}
+        if section.get("timing") is not None:
+            section["timing"].update(token_figures)
+        figures.update(token_figures)
+        for name in token_figures:
+            errors.pop(name, None)
+        if "payback_predictions" not in figures and {"teacher_cost_per_million",
+                                                     "student_cost_per_million"} <= set(figures):
+            usd = economics.parse_training(student.spec.metadata.get("training"),
+                                           display_path(spec.path)).usd
+            t, s_ = figures["teacher_cost_per_million"], figures["student_cost_per_million"]
+            payback = economics.payback_point(usd, t, s_) if usd is not None else None
+            if payback is not None:
+                figures["payback_predictions"] = payback
+                section["timing"]["payback_predictions"] = payback
+                errors.pop("payback_predictions", None)
     section["metrics"] = {k: v for k, v in figures.items() if k not in economics.TIMING_METRICS}
     if isinstance(section.get("timing"), dict):
         section["timing"]["metrics"] = {k: v for k, v in figures.items()
                                         if k in economics.TIMING_METRICS}
     return EconomicsOutcome(section=section, figures=dict(figures), errors=errors)
+
+
+def _token_economics(prep: PreparedSuite, runs: tuple[ModelRun, ModelRun]
+                     ) -> tuple[dict[str, Any], dict[str, float]] | None:
+    """Per model: usage, token price, cost per million requests, request latency; and figures.
+
+    Costs by the token replace the ``usd_per_hour`` ones for the models that are priced so;
+    ``cost_reduction`` needs both models' cost; ``latency_improvement`` (request latency)
+    needs both to be endpoints that measured their requests.
+    """
+    from harness.economics import tokens as tok
+
+    shown = display_path(prep.spec.path)
+    block: dict[str, Any] = {}
+    costs: dict[str, float] = {}
+    latency: dict[str, dict[str, Any]] = {}
+    for role, run in zip(("teacher", "student"), runs, strict=True):
+        pred, meta = run.predictions, run.model.spec.metadata
+        prices = tok.token_prices(meta, shown, f"{run.model.spec.field}.metadata."
+                                  "usd_per_million_tokens")
+        entry: dict[str, Any] = {"usage": pred.usage()}
+        if pred.usage() is not None:
+            entry["mean_input_tokens"] = (float(np.mean(pred.input_tokens))
+                                          if pred.input_tokens is not None else None)
+            entry["mean_output_tokens"] = (float(np.mean(pred.output_tokens))
+                                           if pred.output_tokens is not None else None)
+        if prices is not None:
+            entry["usd_per_million_tokens"] = {"input": prices[0], "output": prices[1]}
+            cost = tok.cost_per_million_requests(prices, pred.input_tokens, pred.output_tokens)
+            entry["cost_per_million_requests"] = cost
+            if cost is not None:
+                costs[role] = cost
+        if run.model.request_latency:
+            lat = tok.request_latency(pred.latency_s)
+            entry["request_latency"] = lat
+            if lat is not None:
+                latency[role] = lat
+        block[role] = entry
+    if not costs and not latency and all(e["usage"] is None for e in block.values()):
+        return None
+    figures: dict[str, float] = {}
+    for role, cost in costs.items():
+        figures[f"{role}_cost_per_million"] = cost
+    if len(costs) == 2 and costs["teacher"] > 0:
+        figures["cost_reduction"] = 1.0 - costs["student"] / costs["teacher"]
+    if len(latency) == 2 and latency["student"]["p50_s"] > 0:
+        figures["latency_improvement"] = latency["teacher"]["p50_s"] / latency["student"]["p50_s"]
+        block["latency_improvement_kind"] = "request latency (teacher p50 / student p50)"
+    return block, figures
 
 
 # --------------------------------------------------------------------------- coverage
@@ -650,7 +726,8 @@ def _traffic_drift(prep: PreparedSuite, options: Options, agreement: np.ndarray)
 # --------------------------------------------------------------------------- candidates
 
 def candidates_step(prep: PreparedSuite, models: Models, ctx: EvalContext, options: Options,
-                    cache: Any, result: SuiteResult, timings: Mapping[str, Any]) -> None:
+                    cache: Any, result: SuiteResult, timings: Mapping[str, Any],
+                    teacher_run: ModelRun) -> None:
     """Score every candidate student; Pareto frontier and the recommended operating point."""
     from harness import economics
 
@@ -669,7 +746,8 @@ def candidates_step(prep: PreparedSuite, models: Models, ctx: EvalContext, optio
         run = run_model(prep, model, options, cache)
         quality = quality_ratio(prep, ctx, run.outputs)
         latency = timings.get(name)
-        econ = economics_step(prep, models.teacher, model, latency, quality)
+        econ = economics_step(prep, models.teacher, model, latency, quality,
+                              runs=(teacher_run, run))
         inputs = gate.GateInputs(ctx=ctx, student=run.outputs, slices=prep.slices, ids=data.ids,
                                  suite_metrics=econ.figures, suite_metric_errors=econ.errors,
                                  features=features, discovery=spec.discovery, seed=options.seed)

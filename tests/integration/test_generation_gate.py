@@ -66,7 +66,8 @@ def _write(root: Path, student_pocket: bool = True) -> None:
             pocket += 1
         teacher.append({"id": r["id"], "output": t_out, "finish_reason": "stop",
                         "usage": {"input_tokens": 9, "output_tokens": 3}})
-        student.append({"id": r["id"], "output": s_out})
+        student.append({"id": r["id"], "output": s_out,
+                        "usage": {"input_tokens": 9, "output_tokens": 4}})
     for name, lines in (("eval", rows), ("teacher", teacher), ("student", student)):
         (root / "data" / f"{name}.jsonl").write_text(
             "".join(json.dumps(x) + "\n" for x in lines), "utf-8")
@@ -174,3 +175,35 @@ def test_bad_generation_inputs_are_one_line(qa_repo: Path, edit: str, expected: 
     assert run.returncode == 2
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0], run.stderr
+
+
+def test_models_priced_by_the_token_cost_their_measured_usage(qa_repo: Path):
+    suite = qa_repo / "suites" / "qa.yaml"
+    text = suite.read_text("utf-8")
+    text = text.replace("teacher: {type: predictions, path: ../data/teacher.jsonl}",
+                        "teacher: {type: predictions, path: ../data/teacher.jsonl, metadata: "
+                        "{usd_per_million_tokens: {input: 10, output: 30}}}")
+    text = text.replace("student: {type: predictions, path: ../data/student.jsonl}",
+                        "student: {type: predictions, path: ../data/student.jsonl, metadata: "
+                        "{usd_per_million_tokens: {input: 1, output: 2}, "
+                        "training: {usd: 163}}}")
+    suite.write_text(text, "utf-8")
+    rubric = qa_repo / "rubrics" / "qa.yaml"
+    rubric.write_text(RUBRIC + "  - {name: cheaper, metric: cost_reduction, compare: value, "
+                      "min: 0.95}\n", "utf-8")
+    run = subprocess.run([sys.executable, "-m", "harness.cli", "run", "suites/qa.yaml",
+                          "--report", "out/r.json"], cwd=qa_repo, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 1, run.stderr
+    doc = json.loads((qa_repo / "out" / "r.json").read_text("utf-8"))["suites"][0]
+    tokens = doc["economics"]["tokens"]
+    # 9 input and 3 output tokens a request at $10 / $30 per million tokens: $180 per million
+    # requests; the student's 9 and 4 at $1 / $2: $17.
+    assert tokens["teacher"]["cost_per_million_requests"] == pytest.approx(180.0)
+    assert tokens["student"]["cost_per_million_requests"] == pytest.approx(17.0)
+    check = next(c for c in doc["checks"] if c["criterion"] == "cheaper")
+    assert check["value"] == pytest.approx(1 - 17 / 180)
+    assert check["verdict"] == "fail"  # 0.906 < 0.95, a point value
+    # $163 of training repaid by $163 saved per million requests: after a million requests.
+    timing = doc["economics"]["timing"]
+    assert timing["payback_predictions"] == pytest.approx(1e6)
