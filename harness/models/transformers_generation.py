@@ -27,6 +27,7 @@ the same data, settings and batch size, and changes with the batch size.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -354,12 +355,20 @@ class GenerationModel(TransformersModel):
                 hi = mid
         return lo
 
+    def _encode(self, texts: list[str], max_length: int) -> Any:
+        # Not the classification adapter's shared encodings: this tokenizer truncates on the
+        # left, so its encodings must not be served to a classifier with the same files.
+        return self._tokenizer(texts, truncation=True, max_length=max_length)
+
     def _forward(self, enc: dict[str, Any], hidden: bool) -> Any:
+        """Hidden states for :meth:`embed`: a seq2seq model's encoder, a causal LM's decoder."""
         if self._encoder_decoder:
             return self._model.get_encoder()(**enc, output_hidden_states=hidden)
-        # Left padding shifts positions unless they are given from the mask.
-        position_ids = (enc["attention_mask"].long().cumsum(-1) - 1).clamp(min=0)
-        return self._model(**enc, position_ids=position_ids, output_hidden_states=hidden)
+        extra: dict[str, Any] = {}
+        if "position_ids" in inspect.signature(self._model.forward).parameters:
+            # Left padding shifts positions unless they are given from the mask.
+            extra["position_ids"] = (enc["attention_mask"].long().cumsum(-1) - 1).clamp(min=0)
+        return self._model(**enc, **extra, output_hidden_states=hidden)
 
     def facts(self) -> ModelFacts:
         """The classification adapter's facts, plus how many prompts were cut to fit."""

@@ -334,6 +334,8 @@ def test_embed_and_close(causal, seq2seq):
         model = GenerationModel(_spec(folder), "teacher")
         vectors = model.embed(list(PROMPTS))
         assert vectors.shape == (len(PROMPTS), 32) and np.isfinite(vectors).all()
+        alone = np.vstack([model.embed([p]) for p in PROMPTS])  # padding changes nothing
+        np.testing.assert_allclose(vectors, alone, atol=1e-5)
         model.close()
         assert model._model is None and model._tokenizer is None
 
