@@ -325,7 +325,7 @@ def test_fingerprint_is_stable_and_tracks_what_decides_outputs(models, tmp_path)
 
 
 def test_fingerprint_hashes_each_file_once(models, monkeypatch):
-    import harness.models.transformers as adapter
+    import harness.paths as paths
 
     _model(models["named"]).fingerprint()
     opened: list[Path] = []
@@ -338,7 +338,7 @@ def test_fingerprint_hashes_each_file_once(models, monkeypatch):
     monkeypatch.setattr(Path, "open", spy)
     _model(models["named"]).fingerprint()
     assert not [p for p in opened if p.suffix == ".safetensors"]
-    assert adapter._FILE_HASHES
+    assert paths._FILE_HASHES
 
 
 def test_facts_count_parameters_from_headers(models):
