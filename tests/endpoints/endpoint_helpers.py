@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -66,3 +67,10 @@ def dataset(prompts: list[str], *, sha: str = "d" * 64) -> Dataset:
 def files_containing(folder: Path, needle: str) -> list[Path]:
     """Every file under ``folder`` whose bytes contain ``needle``."""
     return [p for p in folder.rglob("*") if p.is_file() and needle.encode() in p.read_bytes()]
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 free right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -160,7 +160,7 @@ def test_retries_spent_end_the_run_and_a_rerun_asks_only_for_the_missing(fake_op
 
 def test_an_outage_ends_the_run_in_well_under_two_minutes(tmp_path):
     """Server gone (a closed port), ``retries: 6, timeout_s: 2``: one line, exit 2 in the CLI."""
-    from conftest import free_port
+    from endpoint_helpers import free_port
 
     url = f"http://127.0.0.1:{free_port()}/v1"
     spec = endpoint_spec(url, retries=6, timeout_s=2, max_connections=8)

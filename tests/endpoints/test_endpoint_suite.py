@@ -71,7 +71,7 @@ def test_distill_run_with_an_endpoint_teacher_writes_no_key(fake_openai, repo, c
 
 
 def test_distill_run_exits_2_with_one_line_when_the_server_is_gone(repo, capsys):
-    from conftest import free_port
+    from endpoint_helpers import free_port
 
     suite = _suite(repo, f"http://127.0.0.1:{free_port()}/v1")
     raw = suite.read_text("utf-8").replace("retries: 2", "retries: 0")
