@@ -18,7 +18,8 @@ import gc
 import math
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -244,23 +245,8 @@ def measure_latencies(
     """
     sizes = [int(b) for b in batch_sizes]
     most = max(DEFAULT_MAX_REPEATS, int(repeats)) if max_repeats is None else int(max_repeats)
-    if not run_students:
-        raise ValueError("run_students must name at least one student")
-    if n_examples < 1:
-        raise ValueError(f"n_examples must be at least 1, got {n_examples}")
-    if not sizes or any(b < 1 for b in sizes):
-        raise ValueError(f"batch_sizes must be positive integers, got {list(batch_sizes)}")
-    if sample < 1 or repeats < 1 or warmup < 0:
-        raise ValueError(
-            f"need sample >= 1, repeats >= 1, warmup >= 0; got {sample}, {repeats}, {warmup}"
-        )
-    if most < repeats:
-        raise ValueError(f"max_repeats ({most}) must be at least repeats ({repeats})")
-    if not target_half_width > 0:
-        raise ValueError(f"target_half_width must be > 0, got {target_half_width}")
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-
+    _check_arguments(run_students, n_examples, sizes, sample, repeats, most, warmup,
+                     target_half_width, confidence)
     rng = np.random.default_rng(seed)
     m = min(int(sample), int(n_examples))
     positions = [int(p) for p in rng.choice(int(n_examples), size=m, replace=False)]
@@ -271,47 +257,40 @@ def measure_latencies(
     def batch(j: int, b: int) -> list[int]:
         return [positions[(j * b + i) % m] for i in range(b)]
 
-    def narrow(k: int, t: list[float], s: list[float]) -> bool:
-        ratio, ci = ratio_interval(t, s, seed=seed, index=k, confidence=confidence)
-        return relative_half_width(ratio, ci) <= target_half_width
+    def narrow(k: int, times: Mapping[str | None, list[float]]) -> bool:
+        if len(times[None]) < max(repeats, FEWEST_FOR_A_CI):
+            return False
+        for name in names:
+            ratio, ci = ratio_interval(times[None], times[name], seed=seed, index=k,
+                                       confidence=confidence)
+            if not relative_half_width(ratio, ci) <= target_half_width:
+                return False
+        return True
 
-    teacher_times: list[np.ndarray] = []
-    student_times: dict[str, list[np.ndarray]] = {name: [] for name in names}
-    torch = sys.modules.get("torch") if threads is not None else None
-    previous_threads = torch.get_num_threads() if torch is not None else None
-    try:
-        if torch is not None and threads is not None:
-            torch.set_num_threads(int(threads))
+    per_size: list[dict[str | None, list[float]]] = []
+    with _torch_threads(threads):
         for k, b in enumerate(sizes):
             for j in range(warmup):
-                items = batch(j, b)
                 for _, run in order:
-                    run(items)
+                    run(batch(j, b))
             gc.collect()  # so a collection owed to the warm-up does not land on one model
             times: dict[str | None, list[float]] = {key: [] for key, _ in order}
             for r in range(most):
                 items = batch(warmup + r, b)
                 for key, run in order if r % 2 == 0 else order[::-1]:
-                    start = clock()
+                    started = clock()
                     run(items)
-                    times[key].append(clock() - start)
-                done = r + 1
-                if done >= max(repeats, FEWEST_FOR_A_CI) and all(
-                    narrow(k, times[None], times[name]) for name in names
-                ):
+                    times[key].append(clock() - started)
+                if narrow(k, times):
                     break
-            teacher_times.append(np.asarray(times[None], dtype=float))
-            for name in names:
-                student_times[name].append(np.asarray(times[name], dtype=float))
-    finally:
-        if torch is not None and previous_threads is not None:
-            torch.set_num_threads(previous_threads)
+            per_size.append(times)
 
+    teacher_times = [np.asarray(t[None], dtype=float) for t in per_size]
     return {
         name: _latency_report(
             sizes,
             teacher_times,
-            student_times[name],
+            [np.asarray(t[name], dtype=float) for t in per_size],
             threads=threads,
             warmup=warmup,
             min_repeats=int(repeats),
@@ -323,6 +302,52 @@ def measure_latencies(
         )
         for name in names
     }
+
+
+def _check_arguments(
+    run_students: Mapping[str, Run],
+    n_examples: int,
+    sizes: list[int],
+    sample: int,
+    repeats: int,
+    most: int,
+    warmup: int,
+    target_half_width: float,
+    confidence: float,
+) -> None:
+    """The ValueErrors of :func:`measure_latencies`."""
+    if not run_students:
+        raise ValueError("run_students must name at least one student")
+    if n_examples < 1:
+        raise ValueError(f"n_examples must be at least 1, got {n_examples}")
+    if not sizes or any(b < 1 for b in sizes):
+        raise ValueError(f"batch_sizes must be positive integers, got {sizes}")
+    if sample < 1 or repeats < 1 or warmup < 0:
+        raise ValueError(
+            f"need sample >= 1, repeats >= 1, warmup >= 0; got {sample}, {repeats}, {warmup}"
+        )
+    if most < repeats:
+        raise ValueError(f"max_repeats ({most}) must be at least repeats ({repeats})")
+    if not target_half_width > 0:
+        raise ValueError(f"target_half_width must be > 0, got {target_half_width}")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+
+
+@contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """torch's intra-op threads fixed to ``threads`` inside, restored after; a no-op when
+    ``threads`` is None or torch is not imported (it is never imported here)."""
+    torch = sys.modules.get("torch") if threads is not None else None
+    if torch is None or threads is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def ratio_interval(
