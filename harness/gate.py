@@ -318,6 +318,17 @@ def discovered_check(p: PlannedCheck, inputs: GateInputs) -> tuple[Check, list[P
     n = len(inputs.ids)
     if err:
         return _error_check(p, n, err), []
+    bound, threshold = _bound(c, None)
+    compare = "teacher_ratio" if c.compare.endswith("ratio") else "teacher_delta"
+    if ref is None and "teacher" in metric.needs:
+        # A label-free fidelity metric (agreement, teacher_match) is 1 for the teacher on
+        # every example, so "value >= m" in a pocket is "student - teacher >= m - 1" there.
+        ref = inputs.ctx.teacher
+        r_self = inputs.per_example(metric, ref)
+        if not len(r_self) or not np.allclose(r_self, r_self[0]):
+            ref = None
+        else:
+            threshold, compare = threshold - float(r_self[0]), "teacher_delta"
     if ref is None:
         return _error_check(p, n, "scope: discovered compares the student with the teacher or "
                             "the baseline (compare: teacher_delta / teacher_ratio)"), []
@@ -328,10 +339,8 @@ def discovered_check(p: PlannedCheck, inputs: GateInputs) -> tuple[Check, list[P
     if not feats:
         return _error_check(p, n, "no discovery features: declare data.features or "
                             "discovery.features"), []
-    bound, threshold = _bound(c, None)
     found = pockets_mod.find_pockets(
-        feats, s, r, threshold=threshold, bound=bound,
-        compare="teacher_ratio" if c.compare.endswith("ratio") else "teacher_delta",
+        feats, s, r, threshold=threshold, bound=bound, compare=compare,
         max_predicates=disc.max_predicates if disc else 2,
         min_support=disc.min_support if disc else c.min_support,
         alpha=c.alpha, binary=metric.binary, seed=inputs.seed, ids=list(inputs.ids),
@@ -339,8 +348,11 @@ def discovered_check(p: PlannedCheck, inputs: GateInputs) -> tuple[Check, list[P
     confirmed = [pk for pk in found if pk.confirmed]
     if confirmed:
         worst = confirmed[0]
-        value = worst.delta if c.compare.endswith("delta") else (
-            worst.student / worst.teacher if worst.teacher else float("nan"))
+        if c.compare == "value":
+            value = worst.student
+        else:
+            value = worst.delta if c.compare.endswith("delta") else (
+                worst.student / worst.teacher if worst.teacher else float("nan"))
         check = Check(
             id=p.id, criterion=c.name, scope=c.scope, slice=p.slice, metric=c.metric,
             compare=c.compare, value=float(value), ci=None, n=worst.n, threshold=_threshold(c),
@@ -412,11 +424,15 @@ def finalize(checks: list[Check], criteria: Mapping[str, Criterion], *, strict: 
     """BH across per-slice checks, then each check's verdict and message."""
     from harness import stats
 
-    family = [i for i, ch in enumerate(checks)
-              if ch.verdict == "pending" and ch.slice not in OVERALL_SLICES
-              and ch.p_value is not None]
-    qs = stats.bh_adjust([checks[i].p_value for i in family])
-    qmap = dict(zip(family, qs, strict=True))
+    # Two families, each with its own Benjamini–Hochberg: the eval data's per-slice and
+    # discovered checks, and the traffic sample's (adding traffic does not move eval q-values).
+    qmap: dict[int, float | None] = {}
+    for traffic in (False, True):
+        family = [i for i, ch in enumerate(checks)
+                  if ch.verdict == "pending" and ch.slice not in OVERALL_SLICES
+                  and ch.p_value is not None and ch.slice.startswith(TRAFFIC) == traffic]
+        qs = stats.bh_adjust([checks[i].p_value for i in family])
+        qmap.update(zip(family, qs, strict=True))
     out: list[Check] = []
     for i, ch in enumerate(checks):
         c = criteria[ch.criterion]

@@ -148,3 +148,22 @@ def test_a_new_language_where_the_student_disagrees_fails_exactly_the_traffic_po
 
     out = result.stdout.str()
     assert "traffic: 600 rows" in out and "lang=es" in out
+
+
+def test_agreement_as_a_value_finds_the_same_traffic_pocket(
+    pytester: pytest.Pytester, shop: Path
+) -> None:
+    """``agreement >= 0.9`` (compare: value) in a pocket is ``student - teacher >= -0.1``."""
+    rubric = shop / "rubrics" / "shop.yaml"
+    rubric.write_text(rubric.read_text("utf-8").replace(
+        "metric: agreement, compare: teacher_delta, min: -0.1",
+        "metric: agreement, compare: value, min: 0.9"), "utf-8")
+    report_path = shop / "report.json"
+    result = pytester.runpytest("-p", "no:cacheprovider", "--distill-suite", "suites/shop.yaml",
+                                "--distill-no-cache", "--distill-report", str(report_path))
+    assert result.ret == 1, result.stdout.str()
+    suite = json.loads(report_path.read_text())["suites"][0]
+    pocket = next(c for c in suite["checks"] if c["slice"] == "traffic:discovered")
+    assert pocket["verdict"] == "fail"
+    assert pocket["value"] == pytest.approx(1 - N_FLIPPED / N_ES)  # the pocket's agreement
+    assert pocket["pockets"][0]["slice"] == "lang=es"
