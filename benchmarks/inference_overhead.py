@@ -22,8 +22,8 @@ all in this process, with the same torch threads, batch size and max_length:
 
 The suite copy (written to a temporary folder inside the repository, removed afterwards) keeps
 the data, slices, discovery, distillation data, teacher and student, and drops what is not
-"run the models and gate them": the ``economics`` section (its latency measurement re-runs the
-models many times on purpose), the candidate ``students`` and any rubric criterion on a timed
+"run the models and gate them" over the eval data: ``traffic_data``, the ``economics`` section
+(its latency measurement re-runs the models many times on purpose), the candidate ``students`` and any rubric criterion on a timed
 metric (``harness.economics.TIMING_METRICS``). ``--limit N`` keeps N eval rows, evenly spread;
 ``--no-coverage`` also drops the distillation data.
 
@@ -169,6 +169,7 @@ def write_bench_suite(suite: Path, workdir: Path, limit: int | None, coverage: b
         return str(standin_path((here / value).resolve(), standin))
 
     raw.pop("economics", None)
+    raw.pop("traffic_data", None)  # the bare loop runs the eval data only: so does the copy
     if "student" not in raw:  # only candidates: the first of them is the gated student
         raw["student"] = copy.deepcopy(next(iter(raw["students"].values())))
     raw.pop("students", None)  # the candidates feed the economics scorecard only
