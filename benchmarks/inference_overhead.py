@@ -23,9 +23,10 @@ all in this process, with the same torch threads, batch size and max_length:
 The suite copy (written to a temporary folder inside the repository, removed afterwards) keeps
 the data, slices, discovery, distillation data, teacher and student, and drops what is not
 "run the models and gate them" over the eval data: ``traffic_data``, the ``economics`` section
-(its latency measurement re-runs the models many times on purpose), the candidate ``students`` and any rubric criterion on a timed
-metric (``harness.economics.TIMING_METRICS``). ``--limit N`` keeps N eval rows, evenly spread;
-``--no-coverage`` also drops the distillation data.
+(its latency measurement re-runs the models many times on purpose), the candidate ``students``
+and any rubric criterion on a timed metric (``harness.economics.TIMING_METRICS``).
+``--limit N`` keeps N eval rows, evenly spread; ``--no-coverage`` also drops the distillation
+data.
 
 ``--warm-gate`` times something else: ``distill run SUITE`` as a user runs it (economics and
 candidates included), cold and then warm on one fresh cache, each in its own process, against
