@@ -412,9 +412,13 @@ def load_suite(path: Path, root: Path | None = None) -> SuiteSpec:
         include_length=bool(disc.get("include_length", False)),
     )
     # economics: checked now, so a bad price or batch size fails before any model runs.
-    from harness.economics import parse_economics
+    from harness.economics import parse_economics, parse_training
+    from harness.economics.tokens import token_prices
 
     parse_economics(doc.get("economics"), shown)
+    for ms in (teacher, *students.values()):
+        parse_training(ms.metadata.get("training"), shown, where=f"{ms.field}.metadata.training")
+        token_prices(ms.metadata, shown, f"{ms.field}.metadata.usd_per_million_tokens")
     raw_doc = dict(doc)
     return SuiteSpec(
         path=path, root=root, name=doc["name"], version=str(doc["version"]), task=task,

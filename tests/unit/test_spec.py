@@ -368,3 +368,17 @@ def test_a_bad_economics_section_is_an_error_when_the_suite_loads(repo):
                     "utf-8")
     msg = spec_error(load_suite, path)
     assert msg.startswith("suites/tiny.yaml: economics.usd_per_hour.student: ")
+
+
+def test_bad_training_facts_and_token_prices_are_errors_when_the_suite_loads(repo):
+    path = repo / "suites" / "tiny.yaml"
+    text = path.read_text("utf-8")
+    edit(path, "  path: ../data/student.jsonl", "  path: ../data/student.jsonl\n"
+         "  metadata: {training: {gpu_hours: -1}}")
+    assert spec_error(load_suite, path).startswith(
+        "suites/tiny.yaml: student.metadata.training.gpu_hours: ")
+    path.write_text(text, "utf-8")
+    edit(path, "  path: ../data/teacher.jsonl", "  path: ../data/teacher.jsonl\n"
+         "  metadata: {usd_per_million_tokens: {input: cheap}}")
+    assert spec_error(load_suite, path).startswith(
+        "suites/tiny.yaml: teacher.metadata.usd_per_million_tokens.input: ")
