@@ -106,6 +106,9 @@ def test_a_generation_suite_gates_through_pytest(pytester: pytest.Pytester, qa_r
                                 "out/report.json", "-p", "no:cacheprovider")
     assert result.ret == 1
     doc = json.loads((qa_repo / "out" / "report.json").read_text("utf-8"))
+    from harness.spec import validate_document
+
+    validate_document(doc, "report", "out/report.json")  # usage, health, scope keep to it
     suite = doc["suites"][0]
     assert suite["task"] == "generation"
     checks = {c["id"]: c for c in suite["checks"]}

@@ -121,7 +121,11 @@ def test_a_new_language_where_the_student_disagrees_fails_exactly_the_traffic_po
     assert outcomes.get("failed") == 1, result.stdout.str()
     result.stdout.fnmatch_lines(["*FAILED suites/shop.yaml::traffic_agreement[[]traffic:discovered[]]*"])
 
-    suite = json.loads(report_path.read_text())["suites"][0]
+    doc = json.loads(report_path.read_text())
+    from harness.spec import validate_document
+
+    validate_document(doc, "report", report_path)  # the traffic block keeps to the schema
+    suite = doc["suites"][0]
     verdicts = {c["id"].split("::", 1)[1]: c["verdict"] for c in suite["checks"]}
     assert verdicts == {
         "quality_ratio[overall]": "pass",
