@@ -249,3 +249,45 @@ def predict_cached(
     if tuple(predictions.ids) == tuple(data.ids):
         cache.store(fingerprint, data, predictions, labels)
     return predictions, False
+
+
+class LatencyStore:
+    """Latency measurements kept between runs (``<root>/latency/<key>.json``).
+
+    A teacher-versus-student timing depends on both models, the latency settings and the
+    machine, so the key is all of them (host name, processor, CPU count, Python); a run whose
+    models, settings and host are unchanged reads the measurement back instead of loading four
+    models to time them again. ``root`` None (``--distill-no-cache``) keeps nothing: every run
+    times afresh. Entries are plain JSON, written atomically; an unreadable one is ignored.
+    """
+
+    def __init__(self, root: Path | None = DEFAULT_ROOT):
+        self.root = Path(root) / "latency" if root is not None else None
+
+    @staticmethod
+    def key(teacher: str, student: str, settings: dict[str, Any]) -> str:
+        import os
+        import platform
+
+        blob = {"teacher": teacher, "student": student, "settings": settings,
+                "host": platform.node(), "machine": platform.machine(),
+                "processor": platform.processor(), "cpus": os.cpu_count(),
+                "python": platform.python_version(), "format": 1}
+        return key_digest(blob)
+
+    def load(self, key: str) -> dict[str, Any] | None:
+        if self.root is None:
+            return None
+        try:
+            doc = json.loads((self.root / f"{key}.json").read_text("utf-8"))
+        except (OSError, ValueError):
+            return None
+        return doc if isinstance(doc, dict) else None
+
+    def store(self, key: str, doc: dict[str, Any]) -> None:
+        if self.root is None:
+            return
+        PredictionCache._init_root(self.root.parent)
+        self.root.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.root / f"{key}.json",
+                     json.dumps(doc, sort_keys=True, allow_nan=False).encode())

@@ -472,8 +472,9 @@ def timing_step(prep: PreparedSuite, models: Models, options: Options) -> dict[s
     for name, m in todo.items():
         by_fp.setdefault(m.fingerprint(), name)
     fresh = {name: todo[name] for fp, name in by_fp.items() if fp not in prep.latency}
+    settings = economics.parse_economics(spec.economics, display_path(spec.path))
+    fresh = _reuse_timings(prep, models.teacher, fresh, settings.latency_kwargs(), options)
     if fresh:
-        settings = economics.parse_economics(spec.economics, display_path(spec.path))
         data, labels = prep.data, prep.spec.labels
 
         def runner(model: Model) -> Any:
@@ -484,10 +485,41 @@ def timing_step(prep: PreparedSuite, models: Models, options: Options) -> dict[s
         reports = economics.measure_latencies(
             runner(models.teacher), {name: runner(m) for name, m in fresh.items()}, len(data),
             seed=options.seed, **settings.latency_kwargs())
+        from harness.cache import LatencyStore
+
+        store = LatencyStore(options.cache_dir)
         for name, report in reports.items():
             prep.latency[fresh[name].fingerprint()] = report
+            key = store.key(models.teacher.fingerprint(), fresh[name].fingerprint(),
+                            settings.latency_kwargs())
+            store.store(key, report.to_dict())
     return {name: prep.latency[m.fingerprint()] for name, m in todo.items()
             if m.fingerprint() in prep.latency}
+
+
+def _reuse_timings(prep: PreparedSuite, teacher: Model, fresh: dict[str, Model],
+                   settings: dict[str, Any], options: Options) -> dict[str, Model]:
+    """Read back the timings of unchanged (teacher, student, settings, host); return the rest.
+
+    A pull request that changes only the student times the teacher against that student
+    alone; the candidates it left unchanged keep their stored measurement (marked ``reused``).
+    """
+    from harness import economics
+    from harness.cache import LatencyStore
+
+    store = LatencyStore(options.cache_dir)
+    left: dict[str, Model] = {}
+    for name, model in fresh.items():
+        doc = store.load(store.key(teacher.fingerprint(), model.fingerprint(), settings))
+        try:
+            report = economics.LatencyReport.from_dict(doc) if doc is not None else None
+        except (KeyError, TypeError, ValueError):
+            report = None
+        if report is None:
+            left[name] = model
+        else:
+            prep.latency[model.fingerprint()] = report
+    return left
 
 
 @dataclass

@@ -122,6 +122,36 @@ class LatencyReport:
     target_half_width: float = DEFAULT_TARGET_HALF_WIDTH
     confidence: float = 0.95
     converged: bool = False
+    #: True when the report was read back from the latency store (same models, settings and
+    #: host as when it was measured) instead of being measured in this run.
+    reused: bool = False
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> LatencyReport:
+        """The report :meth:`to_dict` wrote (KeyError / TypeError / ValueError if it is not)."""
+        def num(v: Any) -> float:
+            return float("nan") if v is None else float(v)
+
+        per_batch = [LatencyStats(
+            batch_size=int(b["batch_size"]), repeats=int(b["repeats"]),
+            teacher_p50=num(b["teacher_p50"]), teacher_p90=num(b["teacher_p90"]),
+            teacher_p99=num(b["teacher_p99"]), student_p50=num(b["student_p50"]),
+            student_p90=num(b["student_p90"]), student_p99=num(b["student_p99"]),
+            ratio_p50=num(b["ratio_p50"]),
+            ratio_ci=(num(b["ratio_ci"][0]), num(b["ratio_ci"][1])),
+            teacher_throughput=num(b["teacher_throughput"]),
+            student_throughput=num(b["student_throughput"])) for b in doc["per_batch"]]
+        if not per_batch:
+            raise ValueError("no batch sizes")
+        return cls(per_batch=per_batch, latency_improvement=num(doc["latency_improvement"]),
+                   latency_ci=(num(doc["latency_ci"][0]), num(doc["latency_ci"][1])),
+                   throughput_improvement=num(doc["throughput_improvement"]),
+                   threads=doc["threads"], warmup=int(doc["warmup"]),
+                   repeats=int(doc["repeats"]), sample_size=int(doc["sample_size"]),
+                   min_repeats=int(doc["min_repeats"]), max_repeats=int(doc["max_repeats"]),
+                   target_half_width=float(doc["target_half_width"]),
+                   confidence=float(doc["confidence"]), converged=bool(doc["converged"]),
+                   reused=True)
 
     @property
     def teacher_throughput(self) -> float:
@@ -157,6 +187,7 @@ class LatencyReport:
             "target_half_width": self.target_half_width,
             "converged": self.converged,
             "sample_size": self.sample_size,
+            "reused": self.reused,
         }
 
 

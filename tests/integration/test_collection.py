@@ -107,3 +107,33 @@ def test_collecting_a_transformers_suite_imports_no_torch(tiny_repo: TinyRepo, t
     assert run.returncode == 0, run.stdout + run.stderr
     assert "7 tests collected" in run.stdout
     assert run.stdout.strip().endswith("no torch")
+
+
+def test_an_unchanged_timing_is_read_back_and_a_changed_student_is_timed_again(
+        counted: TinyRepo, pytester: pytest.Pytester):
+    """Latency is stored by (teacher, student, settings, host): a rerun loads no model to time."""
+    with (counted / "suites" / "tiny.yaml").open("a") as fh:
+        fh.write("economics: {batch_sizes: [2], sample: 4, warmup: 0, repeats: 3, "
+                 "latency: {max_repeats: 3}}\n")
+    counted.replace("rubrics/tiny.yaml", "  - {name: flips,",
+                    "  - {name: speed, metric: latency_improvement, compare: value, min: 0.01}\n"
+                    "  - {name: flips,")
+
+    def run() -> dict:
+        result = pytester.runpytest("--distill-suite", "suites/tiny.yaml", "--distill-report",
+                                    "r.json", "-p", "no:cacheprovider")
+        assert result.ret == 1  # slice_gap[lang=de] fails, as always
+        doc = json.loads((counted / "r.json").read_text("utf-8"))
+        return doc["suites"][0]["economics"]["timing"]["latency"]
+
+    first = run()
+    timed = len(calls(counted))
+    assert not first["reused"] and timed > 2  # two full runs, then the timed batches
+    second = run()
+    assert second["reused"] and second == {**first, "reused": True}
+    assert len(calls(counted)) == timed  # neither predictions nor timing ran a model
+    # The callable's fingerprint is its function's source: edit the function.
+    counted.replace("count_student.py", '    with LOG.open("a")',
+                    '    # a changed student\n    with LOG.open("a")')
+    third = run()
+    assert not third["reused"] and len(calls(counted)) > timed
