@@ -55,6 +55,15 @@ class PreparedSuite:
         return get_task(self.spec.task)
 
     @property
+    def economics(self) -> Any:
+        """The suite's ``economics:`` settings (checked when the suite loaded), parsed once."""
+        if self._economics is None:
+            from harness.economics import parse_economics
+
+            self._economics = parse_economics(self.spec.economics, display_path(self.spec.path))
+        return self._economics
+
+    @property
     def model_data(self) -> Dataset:
         """What the models run on: the eval data, then the traffic sample when there is one."""
         if self.traffic_data is None:
@@ -64,6 +73,7 @@ class PreparedSuite:
         return self._model_data
 
     _model_data: Dataset | None = field(default=None, repr=False)
+    _economics: Any = field(default=None, repr=False)
 
 
 def prepare_suite(path: Path, options: Options | None = None) -> PreparedSuite:
@@ -164,14 +174,13 @@ def run_model(prep: PreparedSuite, model: Model, options: Options, cache: Any) -
     task, spec = prep.task, prep.spec
     data = prep.model_data
     pred, cached = _predict(model, data, spec.labels, options, cache)
+    if prep.traffic_data is None:
+        return ModelRun(model=model, predictions=pred, outputs=task.encode(pred, spec),
+                        cached=cached)
     n = len(prep.data)
-    run = ModelRun(model=model, predictions=pred, outputs=task.encode(pred, spec), cached=cached)
-    if prep.traffic_data is not None:
-        run.predictions = pred.subset(np.arange(n))
-        run.outputs = task.encode(run.predictions, spec)
-        run.traffic = pred.subset(np.arange(n, len(data)))
-        run.traffic_outputs = task.encode(run.traffic, spec)
-    return run
+    evals, traffic = pred.subset(np.arange(n)), pred.subset(np.arange(n, len(data)))
+    return ModelRun(model=model, predictions=evals, outputs=task.encode(evals, spec),
+                    cached=cached, traffic=traffic, traffic_outputs=task.encode(traffic, spec))
 
 
 def _progress(options: Options, label: str) -> Any:
@@ -472,7 +481,7 @@ def timing_step(prep: PreparedSuite, models: Models, options: Options) -> dict[s
     for name, m in todo.items():
         by_fp.setdefault(m.fingerprint(), name)
     fresh = {name: todo[name] for fp, name in by_fp.items() if fp not in prep.latency}
-    settings = economics.parse_economics(spec.economics, display_path(spec.path))
+    settings = prep.economics
     fresh = _reuse_timings(prep, models.teacher, fresh, settings.latency_kwargs(), options)
     if fresh:
         data, labels = prep.data, prep.spec.labels
@@ -544,7 +553,7 @@ def economics_step(prep: PreparedSuite, teacher: Model, student: Model, latency:
 
     spec = prep.spec
     wanted = {c.metric for c in spec.rubric.criteria}
-    settings = economics.parse_economics(spec.economics, display_path(spec.path))
+    settings = prep.economics
     errors: dict[str, str] = {}
     tokens = _token_economics(prep, runs) if runs is not None else None
     if latency is None and tokens is None and (
@@ -606,7 +615,7 @@ def _token_economics(prep: PreparedSuite, runs: tuple[ModelRun, ModelRun]
         prices = tok.token_prices(meta, shown, f"{run.model.spec.field}.metadata."
                                   "usd_per_million_tokens")
         entry: dict[str, Any] = {"usage": pred.usage()}
-        if pred.usage() is not None:
+        if entry["usage"] is not None:
             entry["mean_input_tokens"] = (float(np.mean(pred.input_tokens))
                                           if pred.input_tokens is not None else None)
             entry["mean_output_tokens"] = (float(np.mean(pred.output_tokens))

@@ -24,7 +24,6 @@ written anywhere: not in the journal, the fingerprint, a log line or an error me
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import math
@@ -328,8 +327,9 @@ class OpenAICompatModel(Model):
                     "api": self.settings.api, "generation": self.generation.to_dict(),
                     "prompt": self.spec.prompt, "system": self.generation.system,
                     "labels_map": self.settings.labels_map}
-            canon = json.dumps(blob, sort_keys=True, separators=(",", ":"))
-            self._fingerprint = hashlib.sha256(canon.encode()).hexdigest()
+            from harness.cache import key_digest  # sha256 of canonical JSON, as cache keys
+
+            self._fingerprint = key_digest(blob)
         return self._fingerprint
 
     def facts(self) -> ModelFacts:
