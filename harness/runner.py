@@ -579,21 +579,41 @@ def economics_step(prep: PreparedSuite, teacher: Model, student: Model, latency:
         figures.update(token_figures)
         for name in token_figures:
             errors.pop(name, None)
-        if "payback_predictions" not in figures and {"teacher_cost_per_million",
-                                                     "student_cost_per_million"} <= set(figures):
-            usd = economics.parse_training(student.spec.metadata.get("training"),
-                                           display_path(spec.path)).usd
-            t, s_ = figures["teacher_cost_per_million"], figures["student_cost_per_million"]
-            payback = economics.payback_point(usd, t, s_) if usd is not None else None
-            if payback is not None:
-                figures["payback_predictions"] = payback
-                section["timing"]["payback_predictions"] = payback
-                errors.pop("payback_predictions", None)
+        costs = (figures.get("teacher_cost_per_million"), figures.get("student_cost_per_million"))
+        if "teacher_cost_per_million" in token_figures or "student_cost_per_million" in token_figures:
+            # A cost by the token replaced one by the hour: what derives from the two costs is
+            # derived again from the ones that now stand (either may be priced either way).
+            _derive_savings(figures, section["timing"], errors, costs,
+                            economics.parse_training(student.spec.metadata.get("training"),
+                                                     display_path(spec.path)).usd)
     section["metrics"] = {k: v for k, v in figures.items() if k not in economics.TIMING_METRICS}
     if isinstance(section.get("timing"), dict):
         section["timing"]["metrics"] = {k: v for k, v in figures.items()
                                         if k in economics.TIMING_METRICS}
     return EconomicsOutcome(section=section, figures=dict(figures), errors=errors)
+
+
+def _derive_savings(figures: dict[str, float], timing: dict[str, Any], errors: dict[str, str],
+                    costs: tuple[float | None, float | None], training_usd: float | None) -> None:
+    """``cost_reduction`` and ``payback_predictions`` from the teacher's and student's costs."""
+    from harness.economics import payback_point
+
+    teacher, student = costs
+    for name in ("cost_reduction", "payback_predictions"):
+        figures.pop(name, None)
+        timing.pop(name, None)
+    if teacher is None or student is None:
+        for name in ("cost_reduction", "payback_predictions"):
+            errors.setdefault(name, "needs the cost per million of both models (by the hour "
+                              "with a timing, or by the token with usage)")
+        return
+    if teacher > 0:
+        figures["cost_reduction"] = timing["cost_reduction"] = 1.0 - student / teacher
+        errors.pop("cost_reduction", None)
+    payback = payback_point(training_usd, teacher, student) if training_usd is not None else None
+    if payback is not None:
+        figures["payback_predictions"] = timing["payback_predictions"] = payback
+        errors.pop("payback_predictions", None)
 
 
 def _token_economics(prep: PreparedSuite, runs: tuple[ModelRun, ModelRun]
@@ -637,8 +657,6 @@ def _token_economics(prep: PreparedSuite, runs: tuple[ModelRun, ModelRun]
     figures: dict[str, float] = {}
     for role, cost in costs.items():
         figures[f"{role}_cost_per_million"] = cost
-    if len(costs) == 2 and costs["teacher"] > 0:
-        figures["cost_reduction"] = 1.0 - costs["student"] / costs["teacher"]
     if len(latency) == 2 and latency["student"]["p50_s"] > 0:
         figures["latency_improvement"] = latency["teacher"]["p50_s"] / latency["student"]["p50_s"]
         block["latency_improvement_kind"] = "request latency (teacher p50 / student p50)"
