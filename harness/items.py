@@ -10,6 +10,10 @@ import pytest
 from harness.report.markdown import owner_line
 from harness.results import Check
 
+# The run's DistillSession in ``config.stash``. It lives here, not in plugin.py, so that the
+# plugin imports the items and never the other way round.
+SESSION_KEY = pytest.StashKey["Any"]()
+
 
 class CheckFailed(Exception):
     """Raised by an item whose check failed or errored."""
@@ -27,15 +31,30 @@ class SuiteFile(pytest.File):
     """A suite file: one :class:`CheckItem` per planned check. Collecting runs no model."""
 
     def collect(self) -> Iterator[CheckItem]:
-        from harness.plugin import SESSION_KEY
-
         session = self.config.stash[SESSION_KEY]
         outcome = session.prepare(self.path)
         if outcome.error:
             raise self.CollectError(outcome.error)
         for planned in outcome.planned:
             name = planned.id.split("::", 1)[1]
-            yield CheckItem.from_parent(self, name=name, planned=planned)
+            yield CheckItem.from_parent(self, name=name, planned=planned, **_node_id(self, name))
+
+
+def _node_id(parent: pytest.Collector, name: str) -> dict[str, Any]:
+    """The node id of the item ``name`` under ``parent``, with its ``[...]`` part as parameters.
+
+    pytest 9 compares structured node ids (``--lf``, ``--ff``, ``--sw`` parse the cached ids:
+    ``suite.yaml::slice_gap[lang=de]`` has the name ``slice_gap`` and the params ``lang=de``).
+    A plain item would get the one name ``slice_gap[lang=de]`` and no params, and never match
+    its own cached id. The string form is unchanged; pytest 8 builds it from the name as is.
+    """
+    parent_id = getattr(parent, "id", None)
+    if parent_id is None or not hasattr(parent_id, "child"):
+        return {}
+    base, bracket, params = name.partition("[")
+    if not bracket:
+        return {}
+    return {"nodeid": parent_id.child(base).with_params(params.removesuffix("]"))}
 
 
 class CheckItem(pytest.Item):
@@ -47,8 +66,6 @@ class CheckItem(pytest.Item):
         self.check: Check | None = None
 
     def runtest(self) -> None:
-        from harness.plugin import SESSION_KEY
-
         outcome = self.config.stash[SESSION_KEY].evaluate(self.path)
         if outcome.error:
             raise SuiteFailed(outcome.error)

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
+from harness.items import SESSION_KEY
 from harness.options import Options
 
-SESSION_KEY = pytest.StashKey["Any"]()
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -153,8 +153,11 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         return
     from harness.report.terminal import report_lines
 
-    doc = session.report()
     terminalreporter.section("distill-harness")
+    if not session.ran():
+        terminalreporter.write_line("distill: no check ran, so there is no verdict")
+        return
+    doc = session.report()
     for line in report_lines(doc):
         terminalreporter.write_line(line)
     for line in session.write_outputs(doc):
@@ -173,10 +176,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         # xdist worker: hand the suite results to the controller, which writes the report.
         workeroutput["distill_suites"] = ds.report()["suites"]
         return
-    if session.config.pluginmanager.get_plugin("terminalreporter") is None:
+    if session.config.pluginmanager.get_plugin("terminalreporter") is None and ds.ran():
         ds.write_outputs(ds.report())
 
 
+# pytest-xdist's hook: optional, so that pytest accepts the plugin where xdist is not installed.
+@pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node: Any, error: Any) -> None:
     """xdist controller: collect the suite results computed by a worker."""
     ds = _session(node.config)
@@ -195,8 +200,12 @@ def distill_result(request: pytest.FixtureRequest) -> Callable[[str | os.PathLik
             plot = next(r for r in result.slices if r["slice"] == "source=plot")
             assert plot["student"] >= 0.8
 
-    A suite that cannot be loaded or run raises the harness error (SpecError, DataError, …).
+    A relative path resolves against pytest's rootdir (where ``pyproject.toml`` or
+    ``pytest.ini`` is), so the call reads the same from any folder pytest is started in. A suite
+    that cannot be found, loaded or run fails the calling test with one line naming the file
+    and what was wrong.
     """
+    from harness.errors import HarnessError
     from harness.session import DistillSession
 
     ds = _session(request.config) or DistillSession(_options(request.config), [])
@@ -204,10 +213,28 @@ def distill_result(request: pytest.FixtureRequest) -> Callable[[str | os.PathLik
     def run(suite_path: str | os.PathLike[str]) -> Any:
         from harness.runner import prepare_suite, run_prepared
 
-        path = (Path(request.config.invocation_params.dir) / suite_path).resolve()
+        path = _suite_path(request.config, suite_path)
         outcome = ds.outcomes.get(path)
         if outcome is not None and outcome.result is not None:
             return outcome.result
-        return run_prepared(prepare_suite(path, ds.options), ds.options)
+        try:
+            return run_prepared(prepare_suite(path, ds.options), ds.options)
+        except HarnessError as exc:
+            pytest.fail(f"distill_result({str(suite_path)!r}): {exc}", pytrace=False)
 
     return run
+
+
+def _suite_path(config: pytest.Config, suite_path: str | os.PathLike[str]) -> Path:
+    """``suite_path`` resolved against the rootdir (or, failing that, the invocation folder)."""
+    given = Path(suite_path)
+    if given.is_absolute():
+        candidates = [given]
+    else:
+        candidates = [Path(config.rootpath) / given, Path(config.invocation_params.dir) / given]
+    for candidate in candidates:
+        if candidate.exists():
+            return candidate.resolve()
+    tried = " or ".join(str(c) for c in dict.fromkeys(candidates))
+    pytest.fail(f"distill_result({str(suite_path)!r}): no such suite file (looked for {tried})",
+                pytrace=False)

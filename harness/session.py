@@ -93,8 +93,17 @@ class DistillSession:
         return [o.result for o in self.outcomes.values() if o.result is not None]
 
     def errors(self) -> list[dict[str, Any]]:
-        return [{"suite": display_path(o.path), "message": o.error}
-                for o in self.outcomes.values() if o.error]
+        """Every suite that could not be loaded (at collection) or run, once each."""
+        failed = {**{p: o for p, o in self.plans.items() if o.error},
+                  **{p: o for p, o in self.outcomes.items() if o.error}}
+        return [{"suite": display_path(o.path), "message": o.error} for o in failed.values()]
+
+    def ran(self) -> bool:
+        """Whether the session has anything to judge: a suite that ran or could not be loaded.
+
+        ``--collect-only``, or a ``-k`` that deselects every check, runs nothing: no verdict.
+        """
+        return bool(self.outcomes or self.extra_results or self.errors())
 
     def report(self) -> dict[str, Any]:
         from harness.report import build_report

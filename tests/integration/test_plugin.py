@@ -321,3 +321,66 @@ def test_distill_result_fixture_gives_the_suite_result(pytester, tiny_repo):
     ''')
     result = pytester.runpytest("-p", "no:cacheprovider", "test_mine.py", "--distill-no-cache")
     result.assert_outcomes(passed=1)
+
+
+def test_distill_result_resolves_against_the_rootdir_from_a_subfolder(pytester, tiny_repo):
+    (tiny_repo / "tests").mkdir()
+    (tiny_repo / "tests" / "test_mine.py").write_text(
+        "def test_from_a_subfolder(distill_result):\n"
+        "    assert distill_result('suites/tiny.yaml').name == 'tiny'\n", "utf-8")
+    pytester.chdir()
+    import os
+
+    os.chdir(tiny_repo / "tests")
+    result = pytester.runpytest("-p", "no:cacheprovider", "test_mine.py", "--distill-no-cache")
+    result.assert_outcomes(passed=1)
+
+
+def test_distill_result_on_a_broken_suite_fails_with_one_line(pytester, tiny_repo):
+    (tiny_repo / "rubrics" / "tiny.yaml").write_text("criteria: [a, b\n", "utf-8")
+    pytester.makepyfile(test_mine='''
+        def test_uses_a_broken_suite(distill_result):
+            distill_result("suites/tiny.yaml")
+
+        def test_uses_a_missing_suite(distill_result):
+            distill_result("suites/nope.yaml")
+    ''')
+    result = pytester.runpytest("-p", "no:cacheprovider", "test_mine.py", "--distill-no-cache")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines([
+        "*distill_result('suites/tiny.yaml'): rubrics/tiny.yaml*",
+        "*distill_result('suites/nope.yaml'): no such suite file*",
+    ])
+    assert "Traceback" not in result.stdout.str()
+    assert "SpecError" not in result.stdout.str()
+
+
+# --------------------------------------------------------------------------- nothing ran, or broken
+
+def test_collect_only_prints_no_verdict_and_writes_no_report(pytester, tiny_repo):
+    result = run(pytester, "--distill-suite", "suites/tiny.yaml", "--collect-only",
+                 "--distill-report", "r.json")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["distill: no check ran, so there is no verdict"])
+    result.stdout.no_fnmatch_line("*distill verdict*")
+    assert not (tiny_repo / "r.json").exists()
+
+
+def test_a_broken_suite_is_reported_as_fail_everywhere(pytester, tiny_repo, monkeypatch):
+    tiny_repo.make_meeting()
+    (tiny_repo / "suites" / "broken.yaml").write_text("schema_version: 1\nname: broken\n", "utf-8")
+    summary = tiny_repo / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    result = run(pytester, "--distill-suite", "suites/broken.yaml", "--distill-report", "r.json",
+                 "--distill-markdown", "r.md")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["distill verdict: FAIL"])
+    result.stdout.no_fnmatch_line("*verdict: PASS*")
+    doc = json.loads((tiny_repo / "r.json").read_text("utf-8"))
+    assert doc["verdict"] == "fail"
+    assert [e["suite"] for e in doc["errors"]] == ["suites/broken.yaml"]
+    assert "version: required field is missing" in doc["errors"][0]["message"]
+    for text in ((tiny_repo / "r.md").read_text("utf-8"), summary.read_text("utf-8")):
+        assert "PASS" not in text.splitlines()[0] and "FAIL" in text.splitlines()[0]
+    result.stdout.fnmatch_lines(["::error file=suites/broken.yaml*"])
