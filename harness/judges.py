@@ -1,0 +1,354 @@
+"""Judges: a model reads the prompt and the answers and says which is better, or scores one.
+
+A judge is a versioned interface like the teacher (DESIGN, "Judges — model-graded checks"): its
+model, its instructions (a prompt file of the repository) and its verdict pattern are
+fingerprinted and cached one judgment at a time, and its verdicts become per-example values —
+the metric ``judge:<name>`` — that every scope, Benjamini–Hochberg family, pocket search,
+baseline and history handles like any other per-example metric.
+
+Pairwise, per judgment (one order): 1 when the judge prefers the student, 0 when it prefers the
+teacher, ½ for a tie. With ``swap`` the judge answers in both orders and the example's value is
+the mean of the two (a win and a loss make ½: position bias cancels; a win and a tie ¾);
+without it one order per example, chosen by a seeded hash of the id (half each way, and the
+same half on every run). An invalid judgment (no verdict in the answer) takes its example out
+of the metric: its value is NaN, which the gate leaves out of the check (``n`` says so).
+
+Pointwise, the judge scores each answer alone on ``scale``; the student's and the teacher's
+scores are compared as paired per-example values (``teacher_delta`` / ``teacher_ratio``).
+
+Health figures (each also a gateable metric ``judge_<figure>:<name>``):
+- consistency: share of examples whose two orders gave the same verdict (after un-swapping);
+- first_preferred: share of decisive judgments choosing the answer shown first (0.5 unbiased);
+- longer_preferred: share of decisive judgments, between answers of different length in
+  characters, choosing the longer (0.5 unbiased);
+- invalid_rate: share of judgments (requests) without a verdict;
+- lc_win_rate: the length-controlled win rate, a logistic regression of the example's outcome
+  (fractional outcomes as weights) on tanh((student length − teacher length) / its standard
+  deviation), read at no difference; its CI by a seeded paired bootstrap over examples. This is
+  AlpacaEval's ``glm_winrate`` model without its instruction-difficulty term (one suite, not a
+  leaderboard across instructions) and without its regularisation;
+- agreement with a person's verdicts (``judge_labels``), with Cohen's kappa.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import string
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+PAIRWISE_VERDICT = r"\[\[(A|B|C)\]\]"
+POINTWISE_VERDICT = r"\[\[(\d+(?:\.\d+)?)\]\]"
+STUDENT_FIRST = "student_first"
+TEACHER_FIRST = "teacher_first"
+ORDERS = (STUDENT_FIRST, TEACHER_FIRST)
+#: What a person's label (``judge_labels``) may say, and the example outcome it stands for.
+HUMAN_VERDICTS = {"student": 1.0, "teacher": 0.0, "tie": 0.5}
+#: Placeholders a judge prompt may use beside the example's own plain field names.
+PAIRWISE_FIELDS = frozenset({"prompt", "answer_a", "answer_b", "reference"})
+POINTWISE_FIELDS = frozenset({"prompt", "answer", "reference"})
+HEALTH_METRICS = ("judge_consistency", "judge_first_preferred", "judge_longer_preferred",
+                  "judge_invalid_rate", "judge_lc", "judge_agreement")
+
+
+class TemplateError(ValueError):
+    """A judge prompt template that cannot be filled safely (the message says why)."""
+
+
+def template_fields(template: str) -> list[str]:
+    """The placeholder names of ``template``, in order; refuses anything but plain names.
+
+    ``{prompt}`` is a placeholder; ``{{`` and ``}}`` are literal braces. Attribute or index
+    access, conversions and format specs are refused: nothing in a prompt file is evaluated.
+    """
+    names: list[str] = []
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise TemplateError(f"{exc} (write a literal brace as {{{{ or }}}})") from None
+    for _, name, spec, conversion in parsed:
+        if name is None:
+            continue
+        if not name or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise TemplateError(f"placeholder {{{name}}} is not a plain field name (no "
+                                "positions, attributes or indexes; a literal brace is {{ or }})")
+        if spec or conversion:
+            raise TemplateError(f"placeholder {{{name}}} has a conversion or format spec; "
+                                "only plain {name} placeholders are filled")
+        names.append(name)
+    return names
+
+
+def render(template: str, values: Mapping[str, Any]) -> str:
+    """``template`` with every placeholder replaced by ``values[name]`` as text (not parsed)."""
+    return template.format_map({k: "" if v is None else str(v) for k, v in values.items()})
+
+
+def parse_verdict(text: str | None, pattern: str | re.Pattern[str]) -> str | None:
+    """The judge's verdict: the first group of the LAST match of ``pattern`` (None: invalid).
+
+    The last match wins because judges reason first and conclude last; a verdict quoted in
+    the reasoning ("…a [[A]] would mean…") must not decide.
+    """
+    if not text:
+        return None
+    rx = re.compile(pattern) if isinstance(pattern, str) else pattern
+    last = None
+    for last in rx.finditer(text):
+        pass
+    if last is None:
+        return None
+    return last.group(1) if rx.groups else last.group(0)
+
+
+def order_of(example_id: str, seed: int) -> str:
+    """The one order an example is judged in without ``swap``: a seeded hash of its id."""
+    digest = hashlib.sha256(f"{seed}\x00{example_id}".encode()).digest()
+    return STUDENT_FIRST if digest[0] % 2 == 0 else TEACHER_FIRST
+
+
+def orders(example_ids: Sequence[str], *, swap: bool, seed: int) -> list[tuple[str, ...]]:
+    """Per example, the orders it is judged in (both with ``swap``)."""
+    if swap:
+        return [ORDERS for _ in example_ids]
+    return [(order_of(i, seed),) for i in example_ids]
+
+
+def pairwise_value(verdict: str | None, order: str) -> float:
+    """One pairwise judgment as the student's outcome: 1 win, 0 loss, ½ tie, NaN invalid.
+
+    ``verdict`` is ``A`` (the first answer shown), ``B`` (the second) or ``C`` (a tie).
+    """
+    if verdict is None:
+        return math.nan
+    v = verdict.strip().upper()
+    if v == "C":
+        return 0.5
+    if v not in ("A", "B"):
+        return math.nan
+    student_shown_first = order == STUDENT_FIRST
+    return 1.0 if (v == "A") == student_shown_first else 0.0
+
+
+def pointwise_value(verdict: str | None, scale: tuple[float, float]) -> float:
+    """A pointwise score, NaN when missing or outside ``scale``."""
+    if verdict is None:
+        return math.nan
+    try:
+        score = float(verdict)
+    except ValueError:
+        return math.nan
+    lo, hi = scale
+    return score if lo <= score <= hi and math.isfinite(score) else math.nan
+
+
+@dataclass(frozen=True)
+class PairwiseJudgments:
+    """Every pairwise judgment of a run, per example and order (NaN: not asked or invalid).
+
+    ``student_first[i]`` / ``teacher_first[i]`` are the student's outcomes (1, ½, 0) in the
+    judgment that showed the student's answer first / second; ``asked`` marks which orders
+    were asked.
+    """
+
+    ids: tuple[str, ...]
+    student_first: np.ndarray
+    teacher_first: np.ndarray
+    asked_student_first: np.ndarray
+    asked_teacher_first: np.ndarray
+
+    def values(self) -> np.ndarray:
+        """The example's outcome: the mean of its asked judgments; NaN if any was invalid."""
+        sf = np.where(self.asked_student_first, self.student_first, 0.0)
+        tf = np.where(self.asked_teacher_first, self.teacher_first, 0.0)
+        count = self.asked_student_first.astype(float) + self.asked_teacher_first.astype(float)
+        invalid = ((self.asked_student_first & np.isnan(self.student_first))
+                   | (self.asked_teacher_first & np.isnan(self.teacher_first)) | (count == 0))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = (np.nan_to_num(sf) + np.nan_to_num(tf)) / count
+        out[invalid] = np.nan
+        return out
+
+    @property
+    def requests(self) -> int:
+        return int(self.asked_student_first.sum() + self.asked_teacher_first.sum())
+
+    def invalid(self) -> int:
+        """Judgments (requests) that gave no verdict."""
+        return int((self.asked_student_first & np.isnan(self.student_first)).sum()
+                   + (self.asked_teacher_first & np.isnan(self.teacher_first)).sum())
+
+
+def collect_pairwise(ids: Sequence[str], plan: Sequence[tuple[str, ...]],
+                     verdicts: Mapping[tuple[str, str], str | None]) -> PairwiseJudgments:
+    """Per-example judgments from the parsed verdicts ``{(example id, order): verdict}``."""
+    n = len(ids)
+    sf, tf = np.full(n, np.nan), np.full(n, np.nan)
+    asked_sf, asked_tf = np.zeros(n, bool), np.zeros(n, bool)
+    for i, (ex, example_orders) in enumerate(zip(ids, plan, strict=True)):
+        for order in example_orders:
+            value = pairwise_value(verdicts.get((ex, order)), order)
+            if order == STUDENT_FIRST:
+                asked_sf[i], sf[i] = True, value
+            else:
+                asked_tf[i], tf[i] = True, value
+    return PairwiseJudgments(ids=tuple(ids), student_first=sf, teacher_first=tf,
+                             asked_student_first=asked_sf, asked_teacher_first=asked_tf)
+
+
+# --------------------------------------------------------------------------- health
+
+def consistency(j: PairwiseJudgments) -> float | None:
+    """Share of examples asked in both orders, both valid, whose verdicts agree (un-swapped)."""
+    both = (j.asked_student_first & j.asked_teacher_first
+            & ~np.isnan(j.student_first) & ~np.isnan(j.teacher_first))
+    if not both.any():
+        return None
+    return float(np.mean(j.student_first[both] == j.teacher_first[both]))
+
+
+def first_preferred(j: PairwiseJudgments) -> float | None:
+    """Share of decisive judgments (not ties, not invalid) that chose the answer shown first."""
+    # student shown first: a win chose the first; teacher shown first: a loss chose the first
+    sf = j.student_first[j.asked_student_first]
+    tf = j.teacher_first[j.asked_teacher_first]
+    sf, tf = sf[(sf == 0.0) | (sf == 1.0)], tf[(tf == 0.0) | (tf == 1.0)]
+    decisive = len(sf) + len(tf)
+    if not decisive:
+        return None
+    return float(((sf == 1.0).sum() + (tf == 0.0).sum()) / decisive)
+
+
+def longer_preferred(j: PairwiseJudgments, student_len: np.ndarray,
+                     teacher_len: np.ndarray) -> float | None:
+    """Share of decisive judgments between answers of different length that chose the longer."""
+    student_longer = np.asarray(student_len) > np.asarray(teacher_len)
+    differ = np.asarray(student_len) != np.asarray(teacher_len)
+    chose_longer = decisive = 0
+    for asked, vals in ((j.asked_student_first, j.student_first),
+                        (j.asked_teacher_first, j.teacher_first)):
+        keep = asked & differ & ((vals == 0.0) | (vals == 1.0))
+        decisive += int(keep.sum())
+        chose_longer += int(((vals[keep] == 1.0) == student_longer[keep]).sum())
+    return chose_longer / decisive if decisive else None
+
+
+def _lc_fit(outcome: np.ndarray, x: np.ndarray, iterations: int = 50) -> np.ndarray:
+    """sigmoid(intercept) of a weighted logistic fit of ``outcome`` (in [0, 1]) on ``x``.
+
+    Row-wise over 2-D inputs (one fit per bootstrap replicate, all at once). A fractional
+    outcome y is the weighted pair (1, weight y) and (0, weight 1 − y), whose log-likelihood is
+    y·log p + (1 − y)·log(1 − p): a binomial GLM with a fractional response, fitted by
+    Newton–Raphson on (intercept, slope). Written here rather than with scikit-learn's
+    ``LogisticRegression`` because the paired bootstrap needs hundreds of fits of two
+    parameters, which one vectorized Newton loop does in milliseconds.
+    """
+    y, x = np.atleast_2d(outcome).astype(float), np.atleast_2d(x).astype(float)
+    beta = np.zeros((y.shape[0], 2))
+    # Separable data has no finite optimum: a ridge of 1e-6 keeps the Newton steps finite and
+    # moves a finite fit by far less than the bootstrap's own error.
+    ridge = 1e-6 * y.shape[1]
+    for _ in range(iterations):
+        eta = beta[:, :1] + beta[:, 1:] * x
+        p = 1.0 / (1.0 + np.exp(-np.clip(eta, -30, 30)))
+        r = y - p
+        w = p * (1.0 - p)
+        g = np.stack([r.sum(1), (r * x).sum(1)], 1) - ridge * beta
+        h00 = w.sum(1) + ridge
+        h01 = (w * x).sum(1)
+        h11 = (w * x * x).sum(1) + ridge
+        det = h00 * h11 - h01 * h01
+        step = np.stack([(h11 * g[:, 0] - h01 * g[:, 1]) / det,
+                         (h00 * g[:, 1] - h01 * g[:, 0]) / det], 1)
+        beta += step
+        if np.max(np.abs(step)) < 1e-10:
+            break
+    return 1.0 / (1.0 + np.exp(-beta[:, 0]))
+
+
+def length_controlled(outcome: np.ndarray, student_len: np.ndarray, teacher_len: np.ndarray,
+                      *, confidence: float = 0.90, n_boot: int = 1000, seed: int = 0
+                      ) -> tuple[float | None, tuple[float, float] | None]:
+    """The length-controlled win rate and its seeded paired-bootstrap percentile CI.
+
+    Examples with a NaN outcome (invalid judgments) are left out, as in the win rate.
+    """
+    y = np.asarray(outcome, float)
+    diff = np.asarray(student_len, float) - np.asarray(teacher_len, float)
+    keep = ~np.isnan(y)
+    y, diff = y[keep], diff[keep]
+    if len(y) < 2:
+        return None, None
+    sd = float(np.std(diff, ddof=1))
+    x = np.tanh(diff / sd) if sd > 0 else np.zeros_like(diff)
+    point = float(_lc_fit(y, x)[0])
+    rows = np.random.default_rng(seed).integers(0, len(y), (n_boot, len(y)))
+    reps = _lc_fit(y[rows], x[rows])
+    tail = (1.0 - confidence) / 2.0
+    return point, (float(np.quantile(reps, tail)), float(np.quantile(reps, 1.0 - tail)))
+
+
+def agreement(judged: np.ndarray, human: Sequence[str | None]) -> dict[str, Any] | None:
+    """Agreement of the judge's per-example verdict with a person's, and Cohen's kappa.
+
+    The judge's verdict of an example is ``student`` above ½, ``teacher`` below, ``tie`` at ½;
+    examples nobody labelled, or whose judgment was invalid, are left out.
+    """
+    from sklearn.metrics import cohen_kappa_score
+
+    pairs = [(_category(v), h.strip().lower()) for v, h in zip(judged, human, strict=True)
+             if h is not None and str(h).strip() and not np.isnan(v)]
+    if not pairs:
+        return None
+    a = [p[0] for p in pairs]
+    b = [p[1] for p in pairs]
+    rate = float(np.mean([x == y for x, y in pairs]))
+    kappa = float(cohen_kappa_score(a, b)) if len(set(a) | set(b)) > 1 else None
+    if kappa is not None and math.isnan(kappa):
+        kappa = None
+    return {"n": len(pairs), "rate": rate, "kappa": kappa}
+
+
+def _category(value: float) -> str:
+    return "student" if value > 0.5 else ("teacher" if value < 0.5 else "tie")
+
+
+@dataclass(frozen=True)
+class JudgeHealth:
+    """The figures that say whether a judge can be trusted on this run."""
+
+    n: int
+    win_rate: float | None
+    lc_win_rate: float | None
+    lc_ci: tuple[float, float] | None
+    consistency: float | None
+    first_preferred: float | None
+    longer_preferred: float | None
+    invalid_rate: float | None
+    agreement: dict[str, Any] | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def pairwise_health(j: PairwiseJudgments, student_len: np.ndarray, teacher_len: np.ndarray, *,
+                    human: Sequence[str | None] | None = None, confidence: float = 0.90,
+                    seed: int = 0) -> JudgeHealth:
+    """Every health figure of a pairwise judge over one run's judgments."""
+    values = j.values()
+    valid = ~np.isnan(values)
+    lc, lc_ci = length_controlled(values, student_len, teacher_len, confidence=confidence,
+                                  seed=seed)
+    requests = j.requests
+    return JudgeHealth(
+        n=int(valid.sum()),
+        win_rate=float(values[valid].mean()) if valid.any() else None,
+        lc_win_rate=lc, lc_ci=lc_ci,
+        consistency=consistency(j), first_preferred=first_preferred(j),
+        longer_preferred=longer_preferred(j, student_len, teacher_len),
+        invalid_rate=j.invalid() / requests if requests else None,
+        agreement=agreement(values, human) if human is not None else None,
+    )
