@@ -98,11 +98,10 @@ def parse_verdict(text: str | None, pattern: str | re.Pattern[str]) -> str | Non
     if not text:
         return None
     rx = re.compile(pattern) if isinstance(pattern, str) else pattern
-    last = None
-    for last in rx.finditer(text):
-        pass
-    if last is None:
+    matches = list(rx.finditer(text))
+    if not matches:
         return None
+    last = matches[-1]
     return last.group(1) if rx.groups else last.group(0)
 
 
