@@ -7,7 +7,9 @@ Exit codes: 0 pass, 1 gate failed, 2 bad input or usage (one line on stderr), 3 
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -79,8 +81,63 @@ def _history_parsers(sub: Any) -> None:
     cmp.add_argument("--format", choices=("table", "markdown", "json"), default="table")
 
 
+class _PipeSafeStdout:
+    """stdout that a closed pipe (``distill history S | head -1``) silences instead of breaking.
+
+    The reader is gone, not the command: it goes on (a run still writes its reports and
+    baselines) and exits with its own code, as Unix tools do; nothing more reaches stdout.
+    """
+
+    def __init__(self, stream: Any):
+        self._stream = stream
+        self.closed_pipe = False
+
+    def write(self, text: str) -> int:
+        if not self.closed_pipe:
+            try:
+                return int(self._stream.write(text))
+            except BrokenPipeError:
+                self._reader_gone()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.closed_pipe:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._reader_gone()
+
+    def _reader_gone(self) -> None:
+        self.closed_pipe = True
+        # The interpreter flushes stdout once more at exit: point its descriptor at the null
+        # device so that last flush cannot fail ("Exception ignored ... BrokenPipeError").
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+            pass
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``distill`` console script; returns the exit code."""
+    """Entry point of the ``distill`` console script; returns the exit code.
+
+    A closed stdout (the reader of a pipe exited) never turns into an error: see
+    :class:`_PipeSafeStdout`.
+    """
+    saved, safe = sys.stdout, _PipeSafeStdout(sys.stdout)
+    sys.stdout = safe  # type: ignore[assignment]
+    try:
+        return _main(argv)
+    finally:  # also after argparse's SystemExit (--help, --version)
+        safe.flush()
+        sys.stdout = saved
+
+
+def _main(argv: Sequence[str] | None) -> int:
     from harness.errors import HarnessError
 
     args = _parser().parse_args(argv)

@@ -263,3 +263,74 @@ def test_console_script_exit_codes_and_no_traceback(repo):
     assert bad.returncode == 2
     assert "Traceback" not in bad.stderr
     assert bad.stderr.strip().startswith("distill: rubrics/tiny.yaml: criteria[2].compare: ")
+
+
+# --------------------------------------------------------------------------- a closed stdout
+
+@pytest.fixture(scope="module")
+def released(tmp_path_factory) -> Path:
+    """The tiny repository under git with one accepted baseline, a pin and a saved report."""
+    exe = Path(sys.executable).with_name("distill")
+    if not exe.exists():
+        pytest.skip("the distill console script is not installed next to this Python")
+    root = tmp_path_factory.mktemp("closed") / "repo"
+    shutil.copytree(TINY, root)
+    env = {**os.environ, **OFFLINE, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
+    for argv in (["git", "init", "-q", "-b", "main"],
+                 [str(exe), "run", "suites/tiny.yaml", "--no-cache", "--update-baselines",
+                  "--report", "r.json", "--quiet"],
+                 [str(exe), "baseline", "pin", "suites/tiny.yaml", "--as", "launch"],
+                 ["git", "add", "-A"], ["git", "commit", "-q", "-m", "accept tiny"]):
+        subprocess.run(argv, cwd=root, env=env, capture_output=True, timeout=120, check=False)
+    assert (root / "baselines" / "tiny.json").is_file()
+    return root
+
+
+# Every command that prints, and its exit code when its output is read to the end.
+CLOSED_STDOUT = [
+    (["run", "suites/tiny.yaml", "--no-cache", "--report", "again.json"], 1),
+    (["run", "suites/tiny.yaml", "--dry-run"], 0),
+    (["validate", "suites/tiny.yaml", "rubrics/tiny.yaml", "r.json"], 0),
+    (["report", "r.json"], 1),
+    (["report", "r.json", "--format", "markdown"], 1),
+    (["report", "r.json", "--format", "json"], 1),
+    (["baseline", "pin", "suites/tiny.yaml", "--as", "launch"], 0),
+    (["history", "suites/tiny.yaml"], 0),
+    (["history", "suites/tiny.yaml", "--format", "markdown"], 0),
+    (["history", "suites/tiny.yaml", "--format", "json"], 0),
+    (["compare", "baselines/tiny.json", "baselines/tiny@launch.json"], 0),
+    (["--help"], 0),
+    (["--version"], 0),
+]
+
+
+@pytest.mark.parametrize(("argv", "expected"), CLOSED_STDOUT, ids=[" ".join(a[:3]) for a, _ in CLOSED_STDOUT])
+def test_a_closed_stdout_is_no_error(released, argv, expected):
+    """``distill … | head -1``: the reader left before the command wrote (its end of the pipe
+    is closed at once), so every write meets a broken pipe. The command still does its work and
+    exits with its own code, with nothing on stderr about the pipe."""
+    exe = Path(sys.executable).with_name("distill")
+    proc = subprocess.Popen([str(exe), *argv], cwd=released, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={**os.environ, **OFFLINE})
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    with proc.stderr:
+        err = proc.stderr.read().decode()
+    code = proc.wait(timeout=120)
+    assert code == expected, err
+    assert "BrokenPipe" not in err and "internal error" not in err and "Traceback" not in err
+    if argv[0] == "run" and "--report" in argv:
+        assert (released / argv[argv.index("--report") + 1]).is_file()
+
+
+def test_closed_stdout_through_a_shell_pipe(released):
+    """The line of the issue, as a user types it."""
+    exe = Path(sys.executable).with_name("distill")
+    proc = subprocess.run(["bash", "-o", "pipefail", "-c",
+                           f"'{exe}' history suites/tiny.yaml --format markdown | head -1"],
+                          cwd=released, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **OFFLINE})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("|") or proc.stdout.startswith("#"), proc.stdout
+    assert proc.stderr == ""
