@@ -38,6 +38,7 @@ import re
 import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -351,3 +352,240 @@ def pairwise_health(j: PairwiseJudgments, student_len: np.ndarray, teacher_len: 
         invalid_rate=j.invalid() / requests if requests else None,
         agreement=agreement(values, human) if human is not None else None,
     )
+
+
+# --------------------------------------------------------------------------- asking the judge
+
+@dataclass(frozen=True)
+class JudgeRequest:
+    """One judgment to ask: an example, the order (or the answer, pointwise) and its text."""
+
+    key: str  # digest of everything that decides the verdict; the store's key
+    example: str
+    order: str  # student_first | teacher_first (pairwise); student | teacher (pointwise)
+    text: str
+
+
+def build_requests(judge: Any, ids: Sequence[str], fields: Sequence[Mapping[str, Any]],
+                   student: Sequence[str], teacher: Sequence[str], *, fingerprint: str,
+                   seed: int = 0) -> list[JudgeRequest]:
+    """Every judgment of ``judge`` (a :class:`~harness.spec_types.JudgeSpec`) over a run.
+
+    ``fields`` holds per example what the template may name beside the answers: ``prompt``,
+    ``reference`` and the example's plain fields. The key digests the judge's fingerprint, the
+    prompt file's sha256, the mode, the verdict pattern, the order and the text shown, so a
+    changed student answer is a new key and an unchanged one is read back from the store.
+    """
+    from harness.cache import key_digest
+
+    base = {"judge": fingerprint, "prompt_sha256": judge.prompt_sha256, "mode": judge.mode,
+            "verdict": judge.verdict}
+    out: list[JudgeRequest] = []
+    if judge.mode == "pointwise":
+        for ex, f, s, t in zip(ids, fields, student, teacher, strict=True):
+            for who, answer in (("student", s), ("teacher", t)):
+                text = render(judge.prompt, {**f, "answer": answer})
+                out.append(JudgeRequest(key_digest({**base, "order": who, "text": text}),
+                                        ex, who, text))
+        return out
+    plan = orders(ids, swap=judge.swap, seed=seed)
+    for ex, f, s, t, example_orders in zip(ids, fields, student, teacher, plan, strict=True):
+        for order in example_orders:
+            a, b = (s, t) if order == STUDENT_FIRST else (t, s)
+            text = render(judge.prompt, {**f, "answer_a": a, "answer_b": b})
+            out.append(JudgeRequest(key_digest({**base, "order": order, "text": text}),
+                                    ex, order, text))
+    return out
+
+
+@dataclass(frozen=True)
+class Asked:
+    """The judge's raw answers to a run's requests, and what they cost this run."""
+
+    answers: dict[str, Any]  # request key -> harness.cache.Answer
+    sent_keys: frozenset[str]  # requests this run sent (or judgments a local judge computed)
+    cached: int  # judgments read from the store
+
+    @property
+    def sent(self) -> int:
+        return len(self.sent_keys)
+
+
+def ask(model: Any, requests: Sequence[JudgeRequest], store: Any, *,
+        progress: Any = None) -> Asked:
+    """The answers to ``requests``: from ``store`` where it has them, else from ``model``.
+
+    Only the missing requests go to the model, as one data set whose ids are the request keys;
+    each answer is put in the store as soon as the model returns (an endpoint judge also keeps
+    every answer in its own per-example store as it arrives, so a killed run resumes).
+    """
+    from harness.cache import Answer
+    from harness.data import Dataset
+
+    unique = list({r.key: r for r in requests}.values())
+    have = store.read([r.key for r in unique]) if store is not None else {}
+    missing = [r for r in unique if r.key not in have]
+    answers = dict(have)
+    if missing:
+        digest = hashlib.sha256("\n".join(r.key for r in missing).encode()).hexdigest()
+        data = Dataset(path=Path("judge-requests"), sha256=digest,
+                       ids=tuple(r.key for r in missing), inputs=tuple(r.text for r in missing),
+                       labels=None, records=[{"id": r.key} for r in missing])
+        pred = model.predict(data, (), progress)
+        outputs = pred.outputs or ()
+        for i, r in enumerate(missing):
+            answer = Answer(text=str(outputs[i]) if i < len(outputs) else "",
+                            finish_reason=(pred.finish_reasons[i] if pred.finish_reasons
+                                           else "unknown"),
+                            input_tokens=_token(pred.input_tokens, i),
+                            output_tokens=_token(pred.output_tokens, i))
+            answers[r.key] = answer
+            if store is not None:
+                store.put(r.key, answer)
+        if store is not None:
+            store.close()
+    return Asked(answers=answers, sent_keys=frozenset(r.key for r in missing),
+                 cached=len(unique) - len(missing))
+
+
+def _token(counts: Any, i: int) -> int | None:
+    if counts is None:
+        return None
+    value = counts[i]
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else int(value)
+
+
+# --------------------------------------------------------------------------- one judge, one run
+
+@dataclass(frozen=True)
+class JudgeResult:
+    """One judge over one run: per-example values, health, usage and cost.
+
+    ``student`` / ``teacher`` are the per-example values of ``judge:<name>`` (NaN where a
+    judgment was invalid): pairwise, the student's outcome and 0.5 for the teacher; pointwise,
+    each answer's score.
+    """
+
+    name: str
+    mode: str
+    ids: tuple[str, ...]
+    student: np.ndarray
+    teacher: np.ndarray
+    health: JudgeHealth
+    requests: int  # sent by this run
+    cached: int  # read from the store
+    judgments: int  # every judgment behind the report
+    usage: dict[str, int]
+    usd: float | None  # every judgment priced (what an empty cache would cost)
+    usd_this_run: float | None  # only the requests this run sent
+    self_preference: bool = False
+    #: per example: the raw verdicts, "order: verdict" (for failing checks and the page)
+    verdicts: dict[str, list[str]] = field(default_factory=dict)
+    invalid_examples: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def figures(self) -> dict[str, float]:
+        """The gateable health figures by metric name (``judge_<figure>:<name>``)."""
+        h = self.health
+        named = {"judge_consistency": h.consistency, "judge_first_preferred": h.first_preferred,
+                 "judge_longer_preferred": h.longer_preferred,
+                 "judge_invalid_rate": h.invalid_rate, "judge_lc": h.lc_win_rate,
+                 "judge_agreement": (h.agreement or {}).get("rate")}
+        return {f"{k}:{self.name}": float(v) for k, v in named.items() if v is not None}
+
+    def to_report(self) -> dict[str, Any]:
+        """The report's ``judges.<name>`` block (DESIGN)."""
+        h = self.health
+        return {"mode": self.mode, "n": h.n, "win_rate": h.win_rate,
+                "lc_win_rate": h.lc_win_rate, "lc_ci": list(h.lc_ci) if h.lc_ci else None,
+                "consistency": h.consistency, "first_preferred": h.first_preferred,
+                "longer_preferred": h.longer_preferred, "invalid_rate": h.invalid_rate,
+                "agreement": h.agreement, "self_preference": self.self_preference,
+                "requests": self.requests, "cached": self.cached, "judgments": self.judgments,
+                "usage": dict(self.usage), "usd": self.usd, "usd_this_run": self.usd_this_run,
+                "invalid_examples": list(self.invalid_examples[:20]),
+                "notes": list(self.notes)}
+
+
+def judge_run(judge: Any, requests: Sequence[JudgeRequest], asked: Asked, *,
+              ids: Sequence[str], student: Sequence[str], teacher: Sequence[str],
+              human: Sequence[str | None] | None = None, prices: Any = None,
+              self_preference: bool = False, confidence: float = 0.90,
+              seed: int = 0) -> JudgeResult:
+    """Turn the judge's answers into per-example values and its health figures."""
+    parsed: dict[tuple[str, str], str | None] = {}
+    verdicts: dict[str, list[str]] = {}
+    for r in requests:
+        answer = asked.answers.get(r.key)
+        v = parse_verdict(answer.text if answer is not None else None, judge.verdict)
+        parsed[(r.example, r.order)] = v
+        verdicts.setdefault(r.example, []).append(f"{r.order}: {v if v is not None else 'invalid'}")
+    s_len = np.array([len(t) for t in student], float)
+    t_len = np.array([len(t) for t in teacher], float)
+    if judge.mode == "pointwise":
+        s_vals = np.array([pointwise_value(parsed.get((i, "student")), judge.scale) for i in ids])
+        t_vals = np.array([pointwise_value(parsed.get((i, "teacher")), judge.scale) for i in ids])
+        both = ~np.isnan(s_vals) & ~np.isnan(t_vals)
+        requests_n = len(requests)
+        invalid = int(np.isnan(s_vals).sum() + np.isnan(t_vals).sum())
+        health = JudgeHealth(n=int(both.sum()),
+                             win_rate=float(np.mean(s_vals[both] > t_vals[both])
+                                            + 0.5 * np.mean(s_vals[both] == t_vals[both]))
+                             if both.any() else None,
+                             lc_win_rate=None, lc_ci=None, consistency=None,
+                             first_preferred=None, longer_preferred=None,
+                             invalid_rate=invalid / requests_n if requests_n else None)
+        bad = ~both
+    else:
+        plan = orders(ids, swap=judge.swap, seed=seed)
+        j = collect_pairwise(ids, plan, parsed)
+        s_vals = j.values()
+        t_vals = np.where(np.isnan(s_vals), np.nan, 0.5)
+        health = pairwise_health(j, s_len, t_len, human=human, confidence=confidence, seed=seed)
+        bad = np.isnan(s_vals)
+    usage = _usage(requests, asked)
+    return JudgeResult(
+        name=judge.name, mode=judge.mode, ids=tuple(ids), student=s_vals, teacher=t_vals,
+        health=health, requests=asked.sent, cached=asked.cached, judgments=len(requests),
+        usage=usage, usd=_price(prices, usage["input_tokens"], usage["output_tokens"]),
+        usd_this_run=_price(prices, usage["input_tokens_this_run"],
+                            usage["output_tokens_this_run"]),
+        self_preference=self_preference, verdicts=verdicts,
+        invalid_examples=tuple(i for i, b in zip(ids, bad, strict=True) if b),
+        notes=_notes(judge, health, self_preference))
+
+
+def _usage(requests: Sequence[JudgeRequest], asked: Asked) -> dict[str, int]:
+    """Tokens over every judgment behind the report, and over this run's requests alone."""
+    total_in = total_out = run_in = run_out = 0
+    for key in {r.key for r in requests}:
+        a = asked.answers.get(key)
+        if a is None:
+            continue
+        i, o = a.input_tokens or 0, a.output_tokens or 0
+        total_in, total_out = total_in + i, total_out + o
+        if key in asked.sent_keys:
+            run_in, run_out = run_in + i, run_out + o
+    return {"input_tokens": total_in, "output_tokens": total_out,
+            "input_tokens_this_run": run_in, "output_tokens_this_run": run_out}
+
+
+def _price(prices: Any, input_tokens: int, output_tokens: int) -> float | None:
+    if prices is None:
+        return None
+    return float(prices.usd(input_tokens, output_tokens))
+
+
+def _notes(judge: Any, health: JudgeHealth, self_preference: bool) -> tuple[str, ...]:
+    notes = []
+    if self_preference:
+        notes.append(f"judge {judge.name} is the teacher's own model: it may prefer its own "
+                     "answers (self-preference); use another model, or read its win rate as "
+                     "an upper bound on the teacher's side")
+    if health.invalid_rate is not None and health.invalid_rate > 0.05:
+        notes.append(f"judge {judge.name}: {health.invalid_rate:.0%} of judgments matched no "
+                     f"verdict ({judge.verdict}); check the prompt asks for that format")
+    if health.consistency is not None and health.consistency < 0.6:
+        notes.append(f"judge {judge.name}: only {health.consistency:.0%} of examples got the "
+                     "same verdict in both orders; its verdicts are close to position noise")
+    return tuple(notes)
