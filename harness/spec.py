@@ -23,6 +23,7 @@ from harness.data import prompt_fields
 from harness.errors import SpecError
 from harness.paths import display_path, find_root, resolve_path
 from harness.spec_types import (
+    CoverageSettings,
     Criterion,
     DataSpec,
     DiscoverySpec,
@@ -233,6 +234,11 @@ def _model_spec(raw: Mapping[str, Any], *, source: Path, root: Path, field: str,
     if raw.get("trust_remote_code") and mtype != "transformers":
         raise SpecError("trust_remote_code applies to transformers models only",
                         file=display_path(source), field=f"{field}.trust_remote_code")
+    # Training facts and token prices: checked now, so a bad one fails before any model runs.
+    from harness.economics.settings import parse_token_prices, parse_training
+
+    metadata = dict(raw.get("metadata") or {})
+    shown = display_path(source)
     return ModelSpec(
         type=mtype,
         source=source,
@@ -247,7 +253,11 @@ def _model_spec(raw: Mapping[str, Any], *, source: Path, root: Path, field: str,
         dtype=raw.get("dtype", "auto"),
         trust_remote_code=bool(raw.get("trust_remote_code", False)),
         allow_pickle=bool(raw.get("allow_pickle", False)),
-        metadata=dict(raw.get("metadata") or {}),
+        metadata=metadata,
+        training=parse_training(metadata.get("training"), shown,
+                                where=f"{field}.metadata.training"),
+        prices=parse_token_prices(metadata.get("usd_per_million_tokens"), shown,
+                                  where=f"{field}.metadata.usd_per_million_tokens"),
         generation=_generation(raw.get("generation")) or (
             GenerationSettings() if task == "generation" else None),
         device_map=raw.get("device_map"),
@@ -379,30 +389,17 @@ def load_suite(path: Path, root: Path | None = None) -> SuiteSpec:
         students[name] = _model_spec(raw, field=f"students.{name}", **model_kw)
     rubric_path = resolve_path(doc["rubric"], source=path, root=root, field="rubric")
     rubric = load_rubric(rubric_path, root, task=task, has_gold=data.label is not None)
+    for c in rubric.criteria:
+        if c.scope == "traffic" and traffic is None:
+            raise SpecError(f"criterion {c.name!r} has scope: traffic, but the suite {shown} "
+                            "declares no traffic_data", file=display_path(rubric_path),
+                            field=f"criteria[{c.index}].scope")
     if "baseline" in doc:
         baseline = resolve_path(doc["baseline"], source=path, root=root, field="baseline",
                                 must_exist=False)
     else:
         baseline = root / "baselines" / f"{doc['name']}.json"
-    slices: list[SliceSpec | dict[str, Any]] = []
-    seen: set[str] = set()
-    for i, raw in enumerate(doc.get("slices") or ()):
-        if "name" in raw:
-            if raw["name"] == "overall" or raw["name"] in seen:
-                raise SpecError(f"slice name {raw['name']!r} is reserved or used twice",
-                                file=shown, field=f"slices[{i}].name")
-            seen.add(raw["name"])
-            for key, cond in raw["where"].items():
-                _check_condition(cond, file=shown, field=f"slices[{i}].where.{key}")
-            slices.append(SliceSpec(name=raw["name"], where=dict(raw["where"]),
-                                    field=f"slices[{i}]", owner=raw.get("owner"),
-                                    playbook=raw.get("playbook")))
-        else:
-            by = raw["by"]
-            slices.append({"by": [by] if isinstance(by, str) else list(by),
-                           "where": dict(raw.get("where") or {}), "field": f"slices[{i}]",
-                           "min_support": raw.get("min_support"), "owner": raw.get("owner"),
-                           "playbook": raw.get("playbook")})
+    slices = _slices(doc.get("slices") or (), shown)
     disc = doc.get("discovery") or {}
     feats = disc.get("features")
     discovery = DiscoverySpec(
@@ -410,23 +407,47 @@ def load_suite(path: Path, root: Path | None = None) -> SuiteSpec:
         max_predicates=int(disc.get("max_predicates", 2)),
         min_support=int(disc.get("min_support", 30)),
         include_length=bool(disc.get("include_length", False)),
+        enabled=bool(disc.get("enabled", True)),
+        n_bins=int(disc.get("n_bins", 4)),
     )
+    cov = doc.get("coverage") or {}
+    coverage = CoverageSettings(
+        enabled=bool(cov.get("enabled", True)), embeddings=str(cov.get("embeddings", "tfidf")),
+        quantile=float(cov.get("quantile", 0.95)), rare_share=float(cov.get("rare_share", 0.2)))
     # economics: checked now, so a bad price or batch size fails before any model runs.
-    from harness.economics import parse_economics, parse_training
-    from harness.economics.tokens import token_prices
+    from harness.economics.settings import parse_economics
 
-    parse_economics(doc.get("economics"), shown)
-    for ms in (teacher, *students.values()):
-        parse_training(ms.metadata.get("training"), shown, where=f"{ms.field}.metadata.training")
-        token_prices(ms.metadata, shown, f"{ms.field}.metadata.usd_per_million_tokens")
+    economics = parse_economics(doc["economics"], shown) if doc.get("economics") else None
     raw_doc = dict(doc)
     return SuiteSpec(
         path=path, root=root, name=doc["name"], version=str(doc["version"]), task=task,
         data=data, labels=labels, teacher=teacher, students=students, rubric=rubric,
-        baseline_path=baseline, slices=tuple(slices), discovery=discovery,
-        distillation_data=distill, traffic_data=traffic,
-        economics=dict(doc.get("economics") or {}), raw=raw_doc,
+        baseline_path=baseline, slices=slices, discovery=discovery, coverage=coverage,
+        distillation_data=distill, traffic_data=traffic, economics=economics, raw=raw_doc,
     )
+
+
+def _slices(entries: Iterable[Mapping[str, Any]], shown: str) -> tuple[SliceSpec, ...]:
+    """The ``slices:`` entries, named and ``by:`` alike, as :class:`SliceSpec`."""
+    slices: list[SliceSpec] = []
+    seen: set[str] = set()
+    for i, raw in enumerate(entries):
+        field = f"slices[{i}]"
+        for key, cond in (raw.get("where") or {}).items():
+            _check_condition(cond, file=shown, field=f"{field}.where.{key}")
+        if "name" in raw:
+            if raw["name"] == "overall" or raw["name"] in seen:
+                raise SpecError(f"slice name {raw['name']!r} is reserved or used twice",
+                                file=shown, field=f"{field}.name")
+            seen.add(raw["name"])
+            by: tuple[str, ...] = ()
+        else:
+            by = (raw["by"],) if isinstance(raw["by"], str) else tuple(raw["by"])
+        slices.append(SliceSpec(name=raw.get("name"), where=dict(raw.get("where") or {}),
+                                field=field, owner=raw.get("owner"),
+                                playbook=raw.get("playbook"), by=by,
+                                min_support=raw.get("min_support")))
+    return tuple(slices)
 
 
 def _check_condition(cond: Any, *, file: str, field: str) -> None:
@@ -483,7 +504,7 @@ def validate_file(path: Path, kind: str | None = None) -> str:
     A suite is loaded fully (its rubric and paths too).
     """
     path = Path(path)
-    if path.suffix == ".jsonl":
+    if path.suffix in (".jsonl", ".parquet"):  # a predictions file, line (row) by line
         _validate_jsonl(path)
         return "predictions"
     doc, _ = read_document(path)

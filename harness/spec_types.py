@@ -1,4 +1,9 @@
-"""Plain dataclasses for suites, rubrics and model specs (what ``spec.py`` loads)."""
+"""Plain frozen dataclasses for suites, rubrics and model specs: what ``spec.load_suite`` returns.
+
+Every setting of a suite is typed here once, when the suite loads (economics, training facts,
+token prices, coverage, discovery, slices): nothing after loading reads the raw YAML. This
+module imports nothing of the harness, so every layer can use its types.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,70 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+
+@dataclass(frozen=True)
+class TokenPrices:
+    """A model's ``metadata.usd_per_million_tokens``: USD per million input / output tokens."""
+
+    input: float = 0.0
+    output: float = 0.0
+
+    def usd(self, input_tokens: float, output_tokens: float) -> float:
+        """US dollars for that many input and output tokens."""
+        return (self.input * input_tokens + self.output * output_tokens) / 1e6
+
+
+@dataclass(frozen=True)
+class TrainingFacts:
+    """A student's validated ``metadata.training``: what its distillation cost."""
+
+    gpu_hours: float | None = None
+    usd: float | None = None
+    examples: int | None = None
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+#: Timed repeats per batch size before the latency stopping rule is first consulted.
+DEFAULT_MIN_REPEATS = 5
+#: Timed repeats per batch size after which the measurement stops whatever its CI.
+DEFAULT_MAX_REPEATS = 20
+#: Stop once the latency ratio's CI half-width is at most this fraction of the ratio.
+DEFAULT_TARGET_HALF_WIDTH = 0.10
+
+
+@dataclass(frozen=True)
+class EconomicsSettings:
+    """A validated ``economics:`` section of a suite.
+
+    Prices are USD per hour of the machine each model is served on (None: unknown, so no
+    cost metrics); the rest are the settings of
+    :func:`~harness.economics.latency.measure_latency`: ``repeats`` is the minimum number of
+    timed repeats per batch size, ``max_repeats`` the maximum, and the measurement stops in
+    between once the ratio's CI half-width is at most ``target_half_width`` × the ratio.
+    """
+
+    teacher_usd_per_hour: float | None = None
+    student_usd_per_hour: float | None = None
+    batch_sizes: tuple[int, ...] = (1, 8, 32)
+    sample: int = 64
+    warmup: int = 2
+    repeats: int = DEFAULT_MIN_REPEATS
+    threads: int | None = None
+    max_repeats: int = DEFAULT_MAX_REPEATS
+    target_half_width: float = DEFAULT_TARGET_HALF_WIDTH
+
+    def latency_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of ``measure_latency`` / ``measure_latencies`` these fix."""
+        return {
+            "batch_sizes": self.batch_sizes,
+            "sample": self.sample,
+            "warmup": self.warmup,
+            "repeats": self.repeats,
+            "max_repeats": self.max_repeats,
+            "target_half_width": self.target_half_width,
+            "threads": self.threads,
+        }
 
 
 @dataclass(frozen=True)
@@ -31,6 +100,10 @@ class ModelSpec:
     trust_remote_code: bool = False
     allow_pickle: bool = False
     metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: ``metadata.training``, validated (all None when not given).
+    training: TrainingFacts = dataclasses.field(default_factory=TrainingFacts)
+    #: ``metadata.usd_per_million_tokens``, validated; None when the model is not priced so.
+    prices: TokenPrices | None = None
     #: ``generation:`` settings (generation suites and ``type: openai``), or None.
     generation: GenerationSettings | None = None
     device_map: str | None = None
@@ -75,21 +148,48 @@ class DataSpec:
 
 @dataclass(frozen=True)
 class SliceSpec:
-    """A declared slice: a name and a ``where`` mapping (field -> condition)."""
+    """One entry of a suite's ``slices:``.
 
-    name: str
+    A named slice has a ``name`` and a ``where`` mapping (field -> condition). A ``by:`` slice
+    has no name: it gives one slice per distinct value of the ``by`` fields (among the rows
+    ``where`` keeps), named by its predicates (``source=plot``). ``owner`` and ``playbook``
+    apply to every slice the entry gives.
+    """
+
+    name: str | None
     where: dict[str, Any]
     field: str  # e.g. "slices[2]"
     owner: str | None = None
     playbook: str | None = None
+    by: tuple[str, ...] = ()
+    min_support: int | None = None
+
+    @property
+    def is_by(self) -> bool:
+        """Whether this entry is a ``by:`` slice (one slice per value), not a named one."""
+        return bool(self.by)
 
 
 @dataclass(frozen=True)
 class DiscoverySpec:
-    features: tuple[str, ...] | None = None
+    """The suite's ``discovery:`` section (hidden-pocket search)."""
+
+    features: tuple[str, ...] | None = None  # None: the data's ``features``
     max_predicates: int = 2
     min_support: int = 30
     include_length: bool = False
+    enabled: bool = True
+    n_bins: int = 4
+
+
+@dataclass(frozen=True)
+class CoverageSettings:
+    """The suite's ``coverage:`` section (distillation coverage)."""
+
+    enabled: bool = True
+    embeddings: str = "tfidf"  # "tfidf" | "teacher"
+    quantile: float = 0.95
+    rare_share: float = 0.2
 
 
 @dataclass(frozen=True)
@@ -125,6 +225,24 @@ class RubricSpec:
 
 
 @dataclass(frozen=True)
+class JudgeSpec:
+    """One entry of ``judges:``: a model that grades answers (DESIGN, "Judges")."""
+
+    name: str
+    model: ModelSpec
+    prompt_path: Path
+    prompt: str  # the prompt file's text (a template with plain {field} placeholders)
+    prompt_sha256: str
+    mode: str = "pairwise"  # "pairwise" | "pointwise"
+    verdict: str = r"\[\[(A|B|C)\]\]"
+    swap: bool = True
+    scale: tuple[float, float] = (1.0, 10.0)
+    field: str = ""  # e.g. "judges.helpful"
+    #: A data field holding a person's verdict (student | teacher | tie), from ``judge_labels``.
+    labels_field: str | None = None
+
+
+@dataclass(frozen=True)
 class SuiteSpec:
     path: Path
     root: Path  # the repository root every path must stay inside
@@ -137,11 +255,15 @@ class SuiteSpec:
     students: dict[str, ModelSpec]  # "student" alone, or the candidates of ``students:``
     rubric: RubricSpec
     baseline_path: Path
-    slices: tuple[SliceSpec | dict[str, Any], ...] = ()
+    slices: tuple[SliceSpec, ...] = ()
     discovery: DiscoverySpec = dataclasses.field(default_factory=DiscoverySpec)
+    coverage: CoverageSettings = dataclasses.field(default_factory=CoverageSettings)
     distillation_data: DataSpec | None = None
     traffic_data: DataSpec | None = None
-    economics: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: The ``economics:`` section, validated; None when the suite has none (or an empty one).
+    economics: EconomicsSettings | None = None
+    #: ``judges:``, by name (empty when the suite has none).
+    judges: dict[str, JudgeSpec] = dataclasses.field(default_factory=dict)
     raw: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property

@@ -29,13 +29,9 @@ from harness.economics.latency import (
     relative_half_width,
 )
 from harness.economics.scorecard import METRICS, TIMING_KEY, TIMING_METRICS, scorecard
-from harness.economics.settings import EconomicsSettings, parse_economics
-from harness.economics.training import (
-    TrainingFacts,
-    parse_training,
-    payback_point,
-    training_efficiency,
-)
+from harness.economics.settings import parse_economics, parse_training
+from harness.economics.training import payback_point, training_efficiency
+from harness.spec_types import EconomicsSettings, TrainingFacts
 
 __all__ = [
     "BOOTSTRAP_RESAMPLES",

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.economics.settings import (
+from harness.spec_types import (
     DEFAULT_MAX_REPEATS,
     DEFAULT_MIN_REPEATS,
     DEFAULT_TARGET_HALF_WIDTH,

@@ -1,66 +1,33 @@
-"""A suite's ``economics:`` section, validated: serving prices and how latency is measured.
+"""The economic settings of a suite, validated when it loads: the ``economics:`` section
+(serving prices and how latency is measured), each model's ``metadata.training`` and its
+``metadata.usd_per_million_tokens``.
 
-:func:`parse_economics` needs nothing but the section itself, so the spec loader calls it when
-the suite loads and a bad section fails before any model runs. The JSON Schema of the same
-section is the ``economics`` property of ``harness/schemas/suite.schema.json``; both accept
-the same keys.
+Each parser needs nothing but the value itself, so the spec loader calls them when the suite
+loads and a bad value fails before any model runs; they return the frozen types of
+:mod:`harness.spec_types`. The JSON Schema of the same section is the ``economics`` property
+of ``harness/schemas/suite.schema.json``; both accept the same keys.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from harness.economics._fields import Source, fraction, integer, non_negative, unknown_key
 from harness.errors import SpecError
+from harness.spec_types import (
+    DEFAULT_MAX_REPEATS,
+    DEFAULT_MIN_REPEATS,
+    DEFAULT_TARGET_HALF_WIDTH,
+    EconomicsSettings,
+    TokenPrices,
+    TrainingFacts,
+)
 
 ROLES = ("teacher", "student")
 ECONOMICS_KEYS = ("usd_per_hour", "batch_sizes", "sample", "warmup", "repeats", "threads",
                   "latency")
 LATENCY_KEYS = ("min_repeats", "max_repeats", "target_half_width")
-
-#: Timed repeats per batch size before the stopping rule is first consulted.
-DEFAULT_MIN_REPEATS = 5
-#: Timed repeats per batch size after which the measurement stops whatever its CI.
-DEFAULT_MAX_REPEATS = 20
-#: Stop once the latency ratio's CI half-width is at most this fraction of the ratio.
-DEFAULT_TARGET_HALF_WIDTH = 0.10
-
-
-@dataclass(frozen=True)
-class EconomicsSettings:
-    """A validated ``economics:`` section of a suite.
-
-    Prices are USD per hour of the machine each model is served on (None: unknown, so no
-    cost metrics); the rest are the settings of
-    :func:`~harness.economics.latency.measure_latency`: ``repeats`` is the minimum number of
-    timed repeats per batch size, ``max_repeats`` the maximum, and the measurement stops in
-    between once the ratio's CI half-width is at most ``target_half_width`` × the ratio.
-    """
-
-    teacher_usd_per_hour: float | None = None
-    student_usd_per_hour: float | None = None
-    batch_sizes: tuple[int, ...] = (1, 8, 32)
-    sample: int = 64
-    warmup: int = 2
-    repeats: int = DEFAULT_MIN_REPEATS
-    threads: int | None = None
-    max_repeats: int = DEFAULT_MAX_REPEATS
-    target_half_width: float = DEFAULT_TARGET_HALF_WIDTH
-
-    def latency_kwargs(self) -> dict[str, Any]:
-        """The keyword arguments of ``measure_latency`` / ``measure_latencies`` these fix."""
-        return {
-            "batch_sizes": self.batch_sizes,
-            "sample": self.sample,
-            "warmup": self.warmup,
-            "repeats": self.repeats,
-            "max_repeats": self.max_repeats,
-            "target_half_width": self.target_half_width,
-            "threads": self.threads,
-        }
-
 
 def _price(value: Any, source: Source, where: str) -> float:
     return non_negative(value, source, where, "USD per hour")
@@ -179,3 +146,49 @@ def parse_economics(raw: Mapping[str, Any] | None, source: Source = None) -> Eco
         max_repeats=maximum,
         target_half_width=target,
     )
+
+
+TRAINING_KEYS = ("gpu_hours", "usd", "examples")
+
+
+def parse_training(
+    raw: Mapping[str, Any] | None,
+    source: Source = None,
+    where: str = "student.metadata.training",
+) -> TrainingFacts:
+    """Validate a model spec's ``metadata.training`` (``gpu_hours``, ``usd``, ``examples``).
+
+    Numbers must be >= 0 (``examples`` an integer); an unknown key is a
+    :class:`~harness.errors.SpecError` (a typo would silently switch a gate off).
+    """
+    if raw is None:
+        return TrainingFacts()
+    if not isinstance(raw, Mapping):
+        raise SpecError(f"expected a mapping, got {type(raw).__name__}", file=source, field=where)
+    for key in raw:
+        if key not in TRAINING_KEYS:
+            raise unknown_key(str(key), TRAINING_KEYS, source, where)
+
+    def number(key: str) -> float | None:
+        value = raw.get(key)
+        return None if value is None else non_negative(value, source, f"{where}.{key}")
+
+    examples = raw.get("examples")
+    return TrainingFacts(
+        gpu_hours=number("gpu_hours"),
+        usd=number("usd"),
+        examples=None if examples is None else integer(examples, 0, source, f"{where}.examples"),
+    )
+
+
+def parse_token_prices(raw: Any, source: Source = None,
+                       where: str = "metadata.usd_per_million_tokens") -> TokenPrices | None:
+    """A model's ``metadata.usd_per_million_tokens`` (``{input, output}``, USD per million
+    tokens; a missing one costs 0), or None when the model is not priced by the token."""
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping) or not raw or not set(raw) <= {"input", "output"}:
+        raise SpecError("expected {input: USD, output: USD} per million tokens", file=source,
+                        field=where)
+    return TokenPrices(input=non_negative(raw.get("input", 0.0), source, f"{where}.input"),
+                       output=non_negative(raw.get("output", 0.0), source, f"{where}.output"))

@@ -1,7 +1,8 @@
 """Token economics: what a model costs when it is priced by the token, and how long its
 requests take when it is served behind an endpoint.
 
-A model's ``metadata.usd_per_million_tokens: {input, output}`` prices its measured usage (the
+A model's ``metadata.usd_per_million_tokens: {input, output}`` (:attr:`ModelSpec.prices
+<harness.spec_types.ModelSpec.prices>`, read when the suite loads) prices its measured usage (the
 server's ``usage``, or the tokenizer's counts for a local model): the cost per million
 *requests* is the mean tokens of one request, at the suite's real prompt and answer lengths,
 times those prices. An endpoint's latency is the request latency it measured, one per answer.
@@ -9,37 +10,16 @@ times those prices. An endpoint's latency is the request latency it measured, on
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from harness.errors import SpecError
+from harness.spec_types import TokenPrices
 
 PERCENTILES = (50.0, 90.0, 99.0)
 
 
-def token_prices(metadata: Mapping[str, Any], source: str | None = None,
-                 field: str = "metadata.usd_per_million_tokens") -> tuple[float, float] | None:
-    """(input, output) USD per million tokens from a model's metadata, or None when unpriced."""
-    prices = metadata.get("usd_per_million_tokens")
-    if prices is None:
-        return None
-    if not isinstance(prices, Mapping) or not set(prices) <= {"input", "output"} or not prices:
-        raise SpecError("expected {input: USD, output: USD} per million tokens", file=source,
-                        field=field)
-    out = []
-    for key in ("input", "output"):
-        v = prices.get(key, 0.0)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-            raise SpecError(f"expected a non-negative number, got {v!r}", file=source,
-                            field=f"{field}.{key}")
-        out.append(float(v))
-    return out[0], out[1]
-
-
-def cost_per_million_requests(prices: tuple[float, float], input_tokens: np.ndarray | None,
+def cost_per_million_requests(prices: TokenPrices, input_tokens: np.ndarray | None,
                               output_tokens: np.ndarray | None) -> float | None:
     """USD per million requests at the mean measured tokens per request (None without usage)."""
     if input_tokens is None and output_tokens is None:
@@ -48,7 +28,7 @@ def cost_per_million_requests(prices: tuple[float, float], input_tokens: np.ndar
     mean_out = (float(np.mean(output_tokens))
                 if output_tokens is not None and len(output_tokens) else 0.0)
     # (USD per 1e6 tokens) x (tokens per request) x 1e6 requests / 1e6 = USD per 1e6 requests.
-    return prices[0] * mean_in + prices[1] * mean_out
+    return prices.input * mean_in + prices.output * mean_out
 
 
 def request_latency(latency_s: np.ndarray | None) -> dict[str, Any] | None:

@@ -1,55 +1,7 @@
-"""What a distillation cost and when it pays for itself: ``metadata.training`` facts."""
+"""What a distillation cost and when it pays for itself, from ``metadata.training`` facts
+(:class:`~harness.spec_types.TrainingFacts`, validated when the suite loads)."""
 
 from __future__ import annotations
-
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
-
-from harness.economics._fields import Source, integer, non_negative, unknown_key
-from harness.errors import SpecError
-
-TRAINING_KEYS = ("gpu_hours", "usd", "examples")
-
-
-@dataclass(frozen=True)
-class TrainingFacts:
-    """A student's validated ``metadata.training``: what its distillation cost."""
-
-    gpu_hours: float | None = None
-    usd: float | None = None
-    examples: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def parse_training(
-    raw: Mapping[str, Any] | None,
-    source: Source = None,
-    where: str = "student.metadata.training",
-) -> TrainingFacts:
-    """Validate a model spec's ``metadata.training`` (``gpu_hours``, ``usd``, ``examples``).
-
-    Numbers must be >= 0 (``examples`` an integer); an unknown key is a
-    :class:`~harness.errors.SpecError` (a typo would silently switch a gate off).
-    """
-    if raw is None:
-        return TrainingFacts()
-    if not isinstance(raw, Mapping):
-        raise SpecError(f"expected a mapping, got {type(raw).__name__}", file=source, field=where)
-    for key in raw:
-        if key not in TRAINING_KEYS:
-            raise unknown_key(str(key), TRAINING_KEYS, source, where)
-
-    def number(key: str) -> float | None:
-        value = raw.get(key)
-        return None if value is None else non_negative(value, source, f"{where}.{key}")
-
-    examples = raw.get("examples")
-    return TrainingFacts(
-        gpu_hours=number("gpu_hours"),
-        usd=number("usd"),
-        examples=None if examples is None else integer(examples, 0, source, f"{where}.examples"),
-    )
 
 
 def training_efficiency(quality_retained: float, gpu_hours: float | None) -> float | None:

@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from harness.data import Dataset
+from harness.economics.settings import parse_token_prices
 from harness.spec_types import GenerationSettings, ModelSpec
 
 
@@ -51,10 +52,12 @@ def endpoint_spec(base_url: str, *, task: str = "generation", max_new_tokens: in
             "max_connections": 8, "timeout_s": 5, "retries": 3, **raw}
     if "base_url_env" in raw:
         del keys["base_url"]
+    metadata = dict(keys.pop("metadata", {}) or {})
     return ModelSpec(type="openai", source=Path("suites/endpoint.yaml"), field="teacher",
                      task=task, generation=GenerationSettings(max_new_tokens=max_new_tokens,
                                                               stop=stop),
-                     metadata=dict(keys.pop("metadata", {}) or {}), raw=keys)
+                     metadata=metadata, raw=keys,
+                     prices=parse_token_prices(metadata.get("usd_per_million_tokens")))
 
 
 def dataset(prompts: list[str], *, sha: str = "d" * 64) -> Dataset:
