@@ -16,14 +16,23 @@ file is two parts, plain JSON (never pickle):
 Entries are written atomically (a temporary file in the same folder, then ``os.replace``).
 An entry that is truncated, corrupt or no longer matches the data set is ignored, counted in
 :attr:`PredictionCache.recomputed` and overwritten by the fresh outputs.
+
+Adapters that answer example by example (an endpoint; judges) keep their answers in the one
+per-example store instead, :class:`AnswerStore`: ``<root>/answers/<name>.jsonl``, an
+append-only file of raw answers (text, finish reason, usage, latency, what served it), one line
+per item as it arrives, keyed by a string (an example id, or the digest of a judgment's key).
+A run that is killed keeps every answer it got; the next asks only for what is missing.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -236,19 +245,191 @@ def predict_cached(
 ) -> tuple[Predictions, bool]:
     """``model``'s predictions over ``data``, from ``cache`` when they are there.
 
-    Returns the predictions and whether they were served from the cache. Fresh predictions
-    are stored (when their ids are the data set's, in order) for the next run.
+    Returns the predictions and whether all of them were served from a cache (their
+    ``cached`` flags say which, per example). Fresh predictions are stored (when their ids are
+    the data set's, in order) for the next run. A model that answers example by example
+    (``answers_per_example``: an endpoint) keeps its raw answers in its own
+    :class:`AnswerStore` and decodes them on every run, so it bypasses this whole-set entry: a
+    decoding change (a labels map) re-decodes without asking again.
     """
+    if progress is not None and getattr(model, "request_latency", False):
+        # An endpoint's work is requests: its progress counts requests/s, not examples/s.
+        with_unit = getattr(progress, "unit", None)
+        if with_unit is not None:
+            progress.unit = "requests"  # type: ignore[attr-defined]
+    if getattr(model, "answers_per_example", False):
+        predictions = model.predict(data, labels, progress)
+        flags = predictions.cached
+        return predictions, flags is not None and len(flags) > 0 and bool(np.all(flags))
     if cache is None or cache.root is None:
         return model.predict(data, labels, progress), False
     fingerprint = model.fingerprint()
     hit = cache.load(fingerprint, data, labels)
     if hit is not None:
-        return hit, True
+        return dataclasses.replace(hit, cached=np.ones(len(hit), dtype=bool)), True
     predictions = model.predict(data, labels, progress)
     if tuple(predictions.ids) == tuple(data.ids):
         cache.store(fingerprint, data, predictions, labels)
     return predictions, False
+
+
+# --------------------------------------------------------------------------- per-example store
+
+ANSWERS_FORMAT = "distill-harness-answers"
+ANSWERS_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One raw answer as a model or server gave it, with its usage: what :class:`AnswerStore`
+    keeps. Decoding (label matching, a labels map, stop strings, a verdict pattern) happens
+    after the store, so a decoding change never asks again."""
+
+    text: str
+    finish_reason: str = "unknown"
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    latency_s: float = 0.0
+    model: str | None = None
+    system_fingerprint: str | None = None
+
+    def to_record(self) -> dict[str, Any]:
+        """The answer as plain JSON fields."""
+        return {"text": self.text, "finish_reason": self.finish_reason,
+                "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
+                "latency_s": self.latency_s, "model": self.model,
+                "system_fingerprint": self.system_fingerprint}
+
+    @classmethod
+    def from_record(cls, rec: dict[str, Any]) -> Answer:
+        """The answer in ``rec``; ValueError/TypeError when it is not one."""
+        def count(v: Any) -> int | None:
+            return None if v is None else int(v)
+
+        if not isinstance(rec.get("text"), str):
+            raise ValueError("text is not a string")
+        return cls(text=rec["text"], finish_reason=str(rec.get("finish_reason") or "unknown"),
+                   input_tokens=count(rec.get("input_tokens")),
+                   output_tokens=count(rec.get("output_tokens")),
+                   latency_s=float(rec.get("latency_s") or 0.0),
+                   model=str(rec["model"]) if rec.get("model") else None,
+                   system_fingerprint=str(rec["system_fingerprint"])
+                   if rec.get("system_fingerprint") else None)
+
+
+class AnswerStore:
+    """The per-example store: raw answers kept one item at a time, resumable.
+
+    ``<root>/answers/<name>.jsonl``: a header line (:data:`ANSWERS_FORMAT`, its version and
+    the caller's ``header``: what every answer in the file depends on, e.g. the model's
+    fingerprint and the data set's sha256), then one line per answer,
+    ``{"key": …, "text": …, "finish_reason": …, "input_tokens": …, …}``. Lines are only ever
+    appended, each in one ``write`` of a file opened ``O_APPEND``, as the answer arrives: a
+    killed run keeps every answer it got. On reading, a torn last line and lines that do not
+    parse are dropped (those items are asked again) and the first answer of a repeated key
+    wins. A file whose header differs belongs to something else: it reads as empty and the
+    first :meth:`put` starts it over. Errors are never stored — only answers.
+
+    ``key`` is whatever identifies an item within the file: an example id, or (judges) the
+    :func:`key_digest` of everything the judgment depends on, so the key itself is never written.
+    """
+
+    def __init__(self, root: Path, name: str, header: dict[str, Any]):
+        self.root = Path(root)
+        self.path = self.root / "answers" / f"{name}.jsonl"
+        self.header = {"format": ANSWERS_FORMAT, "version": ANSWERS_VERSION, **header}
+        self._fd: int | None = None
+        self._answers: dict[str, Answer] | None = None
+
+    def read(self, wanted: Iterable[str] | None = None) -> dict[str, Answer]:
+        """The answers on disk (of the ``wanted`` keys only, when given)."""
+        if self._answers is None:
+            self._answers = self._load()
+        if wanted is None:
+            return dict(self._answers)
+        return {k: self._answers[k] for k in wanted if k in self._answers}
+
+    def get(self, key: str) -> Answer | None:
+        """The stored answer of ``key``, or None."""
+        return self.read([key]).get(key)
+
+    def __contains__(self, key: str) -> bool:
+        return self.get(key) is not None
+
+    def put(self, key: str, answer: Answer) -> None:
+        """Append ``answer`` under ``key`` (durable as soon as this returns to a killed process;
+        a key already stored keeps its first answer)."""
+        if self._answers is None:
+            self._answers = self._load()
+        if self._fd is None:
+            self._open()
+        line = json.dumps({"key": key, **answer.to_record()}, ensure_ascii=False,
+                          separators=(",", ":")).encode() + b"\n"
+        assert self._fd is not None
+        os.write(self._fd, line)
+        self._answers.setdefault(key, answer)
+
+    def close(self) -> None:
+        """Close the file (reads still work; a later :meth:`put` reopens it)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> AnswerStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _load(self) -> dict[str, Answer]:
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return {}
+        lines = raw.split(b"\n")
+        if not _is_header(lines[0], self.header):
+            log.info("answer store %s belongs to another model or data set; starting over",
+                     self.path)
+            return {}
+        out: dict[str, Answer] = {}
+        for line in lines[1:]:
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+                key = str(rec["key"])
+                answer = Answer.from_record(rec)
+            except (ValueError, KeyError, TypeError):
+                continue
+            out.setdefault(key, answer)
+        return out
+
+    def _open(self) -> None:
+        """Open for appending; a new (or foreign) file gets the header, a torn tail is cut off."""
+        PredictionCache._init_root(self.root)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fresh = True
+        if self.path.exists():
+            raw = self.path.read_bytes()
+            if _is_header(raw.split(b"\n", 1)[0], self.header) and b"\n" in raw:
+                fresh = False
+                keep = raw.rfind(b"\n") + 1
+                if keep < len(raw):  # a torn last line: appending after it would spoil the next
+                    with self.path.open("r+b") as fh:
+                        fh.truncate(keep)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | (os.O_TRUNC if fresh else 0)
+        self._fd = os.open(self.path, flags, 0o644)
+        if fresh:
+            os.write(self._fd, json.dumps(self.header, sort_keys=True,
+                                          separators=(",", ":")).encode() + b"\n")
+            self._answers = {}
+
+
+def _is_header(line: bytes, header: dict[str, Any]) -> bool:
+    try:
+        return bool(json.loads(line) == header)
+    except ValueError:
+        return False
 
 
 class LatencyStore:

@@ -38,6 +38,9 @@ class Predictions:
     latency_s: np.ndarray | None = None
     #: What served the answers (``type: openai``): {"model": …, "system_fingerprint": …}.
     served: dict[str, Any] | None = None
+    #: Per example, True where the answer was read from a cache rather than computed (or
+    #: requested) by this run; None when unknown (all computed).
+    cached: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -57,14 +60,17 @@ class Predictions:
             scores=rows(self.scores), outputs=items(self.outputs),
             input_tokens=rows(self.input_tokens), output_tokens=rows(self.output_tokens),
             finish_reasons=items(self.finish_reasons), latency_s=rows(self.latency_s),
-            served=self.served,
+            served=self.served, cached=rows(self.cached),
         )
 
     def usage(self) -> dict[str, int] | None:
-        """Token totals over every example, where the model reported them."""
+        """Token totals over every answer behind these predictions, where the model reported
+        them; ``requests``: answers this run asked for (or computed), ``cached``: answers read
+        from a cache."""
         if self.input_tokens is None and self.output_tokens is None:
             return None
-        out = {"requests": len(self.ids)}
+        cached = int(np.count_nonzero(self.cached)) if self.cached is not None else 0
+        out = {"requests": len(self.ids) - cached, "cached": cached}
         if self.input_tokens is not None:
             out["input_tokens"] = int(np.asarray(self.input_tokens).sum())
         if self.output_tokens is not None:
@@ -99,6 +105,9 @@ class Model(abc.ABC):
     reports_usage: bool = False
     #: ``request_latency``: predictions carry per-request latency (endpoint models).
     request_latency: bool = False
+    #: ``answers_per_example``: the model keeps its raw answers in its own per-example store
+    #: (:class:`harness.cache.AnswerStore`) and decodes them on every run.
+    answers_per_example: bool = False
 
     def __init__(self, spec: ModelSpec, role: str):
         self.spec = spec

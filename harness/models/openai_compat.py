@@ -8,17 +8,22 @@ a bounded-concurrency client of it. This is the only module of the harness that 
 The division of labour follows the ``openai`` package: its ``AsyncOpenAI`` sends each request,
 retries 429 (honouring ``Retry-After``), 5xx, connection errors and timeouts with backoff, and
 times out each attempt. Ours is what it cannot know: the bound on connections, the per-example
-journal that makes a run resumable, the one budget of retries shared with malformed answers
+per-example store that makes a run resumable, the one budget of retries shared with malformed answers
 (which the client does not retry), and the one-line error that ends a run instead of gating on
 partial data. Requests go through the client's plain ``post`` and the answer's JSON is read
 here: the typed request/response models cost more CPU per request than all the rest (see
 ``benchmarks/endpoint_client.py``).
 
-The journal: ``<cache dir>/endpoints/<fingerprint>-<data sha256>.jsonl``, one JSON object a
-line (a header line, then one answer per example as it arrives, flushed each time). A run that
-is killed or loses its server reads it on the next start (a torn last line is dropped) and asks
-only for the examples without an answer. Errors are never written to it. The API key is never
-written anywhere: not in the journal, the fingerprint, a log line or an error message.
+The answers live in the one per-example store (:class:`harness.cache.AnswerStore`),
+``<cache dir>/answers/endpoint-<fingerprint>-<data sha256>.jsonl``: one raw answer per example as
+it arrives. A run that is killed or loses its server reads it on the next start and asks only
+for the examples without an answer. Errors are never written to it. The API key is never written
+anywhere: not in the store, the fingerprint, a log line or an error message.
+
+What is kept is the raw answer text; decoding — cutting at the stop strings, matching a label
+(:func:`label_matcher`: ``labels_map``, ``label_pattern``) — runs after the store on every run,
+so a changed labels map re-decodes without a request. The fingerprint is what is *asked*
+(model, revision, api, generation settings, prompt and system text), never what only decodes.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import logging
 import math
 import os
 import random
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -37,12 +43,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from harness.cache import Answer, AnswerStore
 from harness.errors import ModelError, SpecError
 from harness.models.base import Model, ModelFacts, Predictions, Progress
 from harness.tasks import INVALID_LABEL  # an answer matching no label: an invalid output
 
-__all__ = ["INVALID_LABEL", "Answer", "EndpointSettings", "Journal", "OpenAICompatModel", "build",
-           "cut_at_stop", "label_matcher", "price_tokens"]
+__all__ = ["INVALID_LABEL", "EndpointSettings", "OpenAICompatModel", "build", "cut_at_stop",
+           "label_matcher"]
 
 if TYPE_CHECKING:
     from harness.data import Dataset
@@ -54,8 +61,8 @@ log = logging.getLogger(__name__)
 #: Sent as the key to a server without auth (``api_key_env`` not set): never a real key from
 #: the environment, so a local server never sees the user's hosted-API key by accident.
 PLACEHOLDER_KEY = "EMPTY"
-JOURNAL_FORMAT = "distill-harness-endpoint-journal"
-JOURNAL_VERSION = 1
+#: The store's header names what its answers depend on; bump on a change of what is stored.
+STORE_VERSION = 2
 APIS = ("chat", "completions")
 DEFAULTS: dict[str, Any] = {"api": "chat", "max_connections": 16, "timeout_s": 60.0, "retries": 5}
 #: The rough size of a token for the dry-run cost estimate (English text, BPE vocabularies).
@@ -85,6 +92,7 @@ class EndpointSettings:
     timeout_s: float
     retries: int
     labels_map: dict[str, str] = field(default_factory=dict)
+    label_pattern: str | None = None
 
     @classmethod
     def from_spec(cls, spec: ModelSpec) -> EndpointSettings:
@@ -117,6 +125,15 @@ class EndpointSettings:
         if not isinstance(labels_map, dict) or not all(
                 isinstance(k, str) and isinstance(v, str) for k, v in labels_map.items()):
             raise bad("labels_map", "expected a mapping of answer text to label")
+        label_pattern = raw.get("label_pattern")
+        if label_pattern is not None:
+            if not isinstance(label_pattern, str) or not label_pattern:
+                raise bad("label_pattern", "expected a regular expression whose first group is "
+                          "the label")
+            try:
+                re.compile(label_pattern)
+            except re.error as exc:
+                raise bad("label_pattern", f"not a valid regular expression: {exc}") from None
         if api == "completions" and spec.generation is not None and spec.generation.chat:
             raise SpecError("generation.chat: true needs api: chat (the server applies its chat "
                             "template to chat messages; a completions prompt is sent as is)",
@@ -127,42 +144,11 @@ class EndpointSettings:
                             field=f"{spec.field}.generation.system")
         return cls(model=model, api=api, base_url=base_url, base_url_env=base_url_env,
                    api_key_env=raw.get("api_key_env"), max_connections=mc,
-                   timeout_s=float(timeout), retries=retries, labels_map=dict(labels_map))
+                   timeout_s=float(timeout), retries=retries, labels_map=dict(labels_map),
+                   label_pattern=label_pattern)
 
 
 # --------------------------------------------------------------------------- answers
-
-@dataclass(frozen=True)
-class Answer:
-    """One example's answer as the server gave it (what the journal keeps)."""
-
-    text: str
-    finish_reason: str
-    input_tokens: int | None
-    output_tokens: int | None
-    latency_s: float
-    model: str | None
-    system_fingerprint: str | None
-
-    def to_record(self, ex_id: str) -> dict[str, Any]:
-        return {"id": ex_id, "text": self.text, "finish_reason": self.finish_reason,
-                "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
-                "latency_s": self.latency_s, "model": self.model,
-                "system_fingerprint": self.system_fingerprint}
-
-    @classmethod
-    def from_record(cls, rec: dict[str, Any]) -> Answer:
-        def count(v: Any) -> int | None:
-            return None if v is None else int(v)
-
-        if not isinstance(rec.get("text"), str):
-            raise ValueError("text is not a string")
-        return cls(text=rec["text"], finish_reason=str(rec.get("finish_reason") or "unknown"),
-                   input_tokens=count(rec.get("input_tokens")),
-                   output_tokens=count(rec.get("output_tokens")),
-                   latency_s=float(rec.get("latency_s") or 0.0), model=rec.get("model"),
-                   system_fingerprint=rec.get("system_fingerprint"))
-
 
 def cut_at_stop(text: str, stop: Sequence[str]) -> str:
     """``text`` up to the first stop sequence (excluded), as the OpenAI API defines ``stop``.
@@ -182,102 +168,69 @@ def _normal(text: str) -> str:
     return " ".join(text.split()).casefold()
 
 
-def label_matcher(labels: Sequence[str], labels_map: dict[str, str] | None = None,
-                  *, file: str | None = None, field: str | None = None) -> Callable[[str], str]:
-    """A function from answer text to a suite label, case- and whitespace-insensitive.
+#: Around an answer: punctuation, quotes, brackets and Markdown emphasis (``**``, ``_``, `` ` ``).
+_WRAPPING = " \t\r\n.,;:!?\"'`*_~()[]{}<>«»“”‘’"
+#: A leading "Answer:" / "Label:" (any case, colon or dash), as chatty models write it.
+_LEAD = re.compile(r"^(?:final\s+)?(?:answer|label)\s*[:\-–]\s*", re.IGNORECASE)
 
-    ``labels_map`` maps other answers to labels (``{"positive": "fresh"}``). An answer matching
-    nothing is :data:`INVALID_LABEL`. A map value outside ``labels`` is a :class:`SpecError`.
+
+def _tolerant(text: str) -> str:
+    """``text`` without surrounding punctuation, quotes or emphasis and a leading "Answer:"."""
+    out = _normal(text)
+    while True:
+        before = out
+        out = _LEAD.sub("", out.strip(_WRAPPING)).strip(_WRAPPING)
+        if out == before:
+            return " ".join(out.split())
+
+
+def label_matcher(labels: Sequence[str], labels_map: dict[str, str] | None = None,
+                  label_pattern: str | None = None, *, file: str | None = None,
+                  field: str | None = None) -> Callable[[str], str]:
+    """A function from answer text to a suite label: tolerant in form, strict about meaning.
+
+    Case and whitespace never matter; the answer is tried as written, then without surrounding
+    punctuation, quotes, brackets and Markdown emphasis and a leading ``Answer:``/``Label:``
+    (``**Fresh.**`` and ``Answer: "fresh"`` are ``fresh``). ``labels_map`` maps other answers
+    to labels (``{"positive": "fresh"}``), matched the same way. With ``label_pattern`` (a
+    regex; its first group, or the whole match, is the label) every match is decoded and all
+    must name one label: a model that explains first is read, an answer naming two labels is
+    not. An answer matching nothing — or two labels — is :data:`INVALID_LABEL`. A map value
+    outside ``labels`` is a :class:`SpecError`.
     """
-    table = {_normal(lab): lab for lab in labels}
+    exact: dict[str, str] = {}
+    loose: dict[str, str | None] = {}  # None: two labels share this form (never matched loosely)
+
+    def add(answer: str, lab: str) -> None:
+        key = _tolerant(answer)
+        if key:
+            loose[key] = lab if loose.get(key, lab) == lab else None
+
+    for lab in labels:
+        exact.setdefault(_normal(lab), lab)
+        add(lab, lab)
     for answer, lab in (labels_map or {}).items():
         if lab not in labels:
             raise SpecError(f"labels_map sends {answer!r} to {lab!r}, which is not one of the "
                             f"suite's labels ({', '.join(labels)})", file=file, field=field)
-        table[_normal(answer)] = lab
-    return lambda text: table.get(_normal(text), INVALID_LABEL)
+        exact[_normal(answer)] = lab
+        add(answer, lab)
 
+    def one(text: str) -> str:
+        hit = exact.get(_normal(text))
+        if hit is None:
+            hit = loose.get(_tolerant(text))
+        return hit if hit is not None else INVALID_LABEL
 
-# --------------------------------------------------------------------------- journal
+    if label_pattern is None:
+        return one
+    pattern = re.compile(label_pattern)
 
-class Journal:
-    """The append-only JSONL record of one model's answers over one data set."""
+    def by_pattern(text: str) -> str:
+        found = {one(m.group(1) if m.re.groups else m.group(0)) for m in pattern.finditer(text)}
+        return found.pop() if len(found) == 1 else INVALID_LABEL
 
-    def __init__(self, path: Path, fingerprint: str, data_sha256: str):
-        self.path = path
-        self.header = {"format": JOURNAL_FORMAT, "version": JOURNAL_VERSION,
-                       "fingerprint": fingerprint, "data_sha256": data_sha256}
-        self._fh: Any = None
-
-    @classmethod
-    def for_run(cls, cache_dir: Path, fingerprint: str, data_sha256: str) -> Journal:
-        return cls(Path(cache_dir) / "endpoints" / f"{fingerprint[:32]}-{data_sha256[:32]}.jsonl",
-                   fingerprint, data_sha256)
-
-    def read(self, wanted: set[str] | None = None) -> dict[str, Answer]:
-        """The answers on disk (of ``wanted`` ids only, when given); the first of a repeat wins.
-
-        A torn last line (the process died while writing it) and lines that do not parse are
-        dropped: those examples are simply asked again.
-        """
-        try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
-            return {}
-        lines = raw.split(b"\n")
-        if not lines or not _is_header(lines[0], self.header):
-            log.info("endpoint journal %s belongs to another model or data set; starting over",
-                     self.path)
-            return {}
-        out: dict[str, Answer] = {}
-        for line in lines[1:]:
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-                ex_id = str(rec["id"])
-                answer = Answer.from_record(rec)
-            except (ValueError, KeyError, TypeError):
-                continue
-            if (wanted is None or ex_id in wanted) and ex_id not in out:
-                out[ex_id] = answer
-        return out
-
-    def open(self) -> None:
-        """Open for appending; a new file gets the header, a torn tail is cut off first."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fresh = True
-        if self.path.exists():
-            raw = self.path.read_bytes()
-            first = raw.split(b"\n", 1)[0]
-            if _is_header(first, self.header) and b"\n" in raw:
-                fresh = False
-                keep = raw.rfind(b"\n") + 1
-                if keep < len(raw):  # a torn last line: appending after it would spoil the next
-                    with self.path.open("r+b") as fh:
-                        fh.truncate(keep)
-        self._fh = self.path.open("wb" if fresh else "ab")
-        if fresh:
-            self._write(self.header)
-
-    def append(self, ex_id: str, answer: Answer) -> None:
-        self._write(answer.to_record(ex_id))
-
-    def _write(self, obj: dict[str, Any]) -> None:
-        self._fh.write(json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode() + b"\n")
-        self._fh.flush()  # a killed process keeps every answer it got
-
-    def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
-
-
-def _is_header(line: bytes, header: dict[str, Any]) -> bool:
-    try:
-        return bool(json.loads(line) == header)
-    except ValueError:
-        return False
+    return by_pattern
 
 
 # --------------------------------------------------------------------------- the adapter
@@ -301,6 +254,7 @@ class OpenAICompatModel(Model):
     counts_params = False
     reports_usage = True
     request_latency = True
+    answers_per_example = True  # raw answers in the AnswerStore, decoded on every run
 
     def __init__(self, spec: ModelSpec, role: str, cache_dir: Path | None = None):
         super().__init__(spec, role)
@@ -320,13 +274,13 @@ class OpenAICompatModel(Model):
                 "field": f"{self.spec.field}.{key}" if key else self.spec.field}
 
     def fingerprint(self) -> str:
-        """sha256 of what determines the answers: model, revision, api, generation settings,
-        prompt template, system text and labels map. Not the URL, never the key."""
+        """sha256 of what is asked: model, revision, api, generation settings, prompt template
+        and system text. Not what only decodes the answers (``labels_map``, ``label_pattern``),
+        not the URL, never the key."""
         if self._fingerprint is None:
             blob = {"type": "openai", "model": self.settings.model, "revision": self.spec.revision,
                     "api": self.settings.api, "generation": self.generation.to_dict(),
-                    "prompt": self.spec.prompt, "system": self.generation.system,
-                    "labels_map": self.settings.labels_map}
+                    "prompt": self.spec.prompt, "system": self.generation.system}
             from harness.cache import key_digest  # sha256 of canonical JSON, as cache keys
 
             self._fingerprint = key_digest(blob)
@@ -341,14 +295,22 @@ class OpenAICompatModel(Model):
     def validate(self, data: Dataset, labels: Sequence[str]) -> None:
         """A ``labels_map`` that names a label outside the suite's is an error at collection."""
         if labels:
-            label_matcher(labels, self.settings.labels_map, **self._where("labels_map"))
+            self._matcher(labels)
+
+    def _matcher(self, labels: Sequence[str]) -> Callable[[str], str]:
+        return label_matcher(labels, self.settings.labels_map, self.settings.label_pattern,
+                             **self._where("labels_map"))
 
     # ---- planning (dry run)
 
-    def journal(self, data: Dataset) -> Journal | None:
+    def store(self, data: Dataset) -> AnswerStore | None:
+        """The per-example store of this model's raw answers over ``data`` (None: cache off)."""
         if self.cache_dir is None:
             return None
-        return Journal.for_run(self.cache_dir, self.fingerprint(), data.sha256)
+        fp = self.fingerprint()
+        return AnswerStore(self.cache_dir, f"endpoint-{fp[:32]}-{data.sha256[:32]}",
+                           {"kind": "endpoint", "store_version": STORE_VERSION,
+                            "fingerprint": fp, "data_sha256": data.sha256})
 
     def plan_requests(self, data: Dataset, labels: Sequence[str] = ()) -> dict[str, Any]:
         """What a run over ``data`` would ask: requests (cached answers excluded), the token
@@ -358,18 +320,9 @@ class OpenAICompatModel(Model):
         at ``max_new_tokens`` per request, an upper bound. ``usd`` is None without
         ``metadata.usd_per_million_tokens``.
         """
-        from harness.cache import PredictionCache
-
         n = len(data)
-        cached_ids: set[str] = set()
-        if self.cache_dir is not None:
-            entry = PredictionCache(self.cache_dir).load(self.fingerprint(), data, labels)
-            if entry is not None:
-                cached_ids = set(data.ids)
-            else:
-                journal = self.journal(data)
-                assert journal is not None
-                cached_ids = set(journal.read(set(data.ids)))
+        store = self.store(data)
+        cached_ids = set(store.read(data.ids)) if store is not None else set()
         system_chars = len(self.generation.system or "")
         chars = sum(len(t) + system_chars
                     for ex_id, t in zip(data.ids, data.texts(), strict=True)
@@ -380,29 +333,31 @@ class OpenAICompatModel(Model):
         return {"model": self.settings.model, "api": self.settings.api, "examples": n,
                 "cached": len(cached_ids), "requests": requests,
                 "input_tokens_estimate": input_tokens, "output_tokens_max": output_tokens,
-                "usd_estimate": price_tokens(self.spec.metadata, input_tokens, output_tokens)}
+                "usd_estimate": (self.spec.prices.usd(input_tokens, output_tokens)
+                                 if self.spec.prices is not None else None)}
 
     # ---- running
 
     def predict(self, data: Dataset, labels: Sequence[str],
                 progress: Progress | None = None) -> Predictions:
         ids = [str(i) for i in data.ids]
-        journal = self.journal(data)
-        answers: dict[str, Answer] = journal.read(set(ids)) if journal is not None else {}
+        if labels:
+            self._matcher(labels)  # a bad labels map fails before any request
+        store = self.store(data)
+        answers: dict[str, Answer] = store.read(ids) if store is not None else {}
+        from_store = set(answers)
         missing = [i for i, ex_id in enumerate(ids) if ex_id not in answers]
         if missing:
             texts = data.texts()
             jobs = [(ids[i], texts[i]) for i in missing]
-            if journal is not None:
-                journal.open()
             try:
-                failure = _run_async(self._ask_all(jobs, answers, journal, progress))
+                failure = _run_async(self._ask_all(jobs, answers, store, progress))
             finally:
-                if journal is not None:
-                    journal.close()
+                if store is not None:
+                    store.close()
             if failure is not None:
                 raise ModelError(self._failure_line(failure, len(ids), answers), **self._where())
-        return self._predictions(ids, answers, labels)
+        return self._predictions(ids, answers, labels, from_store)
 
     def _failure_line(self, failure: _Stop, n: int, answers: dict[str, Answer]) -> str:
         left = n - len(answers)
@@ -473,7 +428,7 @@ class OpenAICompatModel(Model):
                 for _ in range(n_clients)]
 
     async def _ask_all(self, jobs: list[tuple[str, str]], answers: dict[str, Answer],
-                       journal: Journal | None, progress: Progress | None) -> _Stop | None:
+                       store: AnswerStore | None, progress: Progress | None) -> _Stop | None:
         s = self.settings
         key = self._key()
         clients = self._clients(key)
@@ -494,8 +449,8 @@ class OpenAICompatModel(Model):
                     failure.append(stop)
                     return
                 answers[ex_id] = answer
-                if journal is not None:
-                    journal.append(ex_id, answer)
+                if store is not None:
+                    store.put(ex_id, answer)
                 done += 1
                 if progress is not None:
                     progress(done, total)
@@ -573,7 +528,7 @@ class OpenAICompatModel(Model):
         usage = doc.get("usage")
         if usage is not None and not isinstance(usage, dict):
             raise TypeError("usage is not an object")
-        return Answer(text=cut_at_stop(text, self.generation.stop),
+        return Answer(text=text,  # raw: stop strings are cut when decoding, after the store
                       finish_reason=str(choice.get("finish_reason") or "unknown"),
                       input_tokens=_count(usage, "prompt_tokens"),
                       output_tokens=_count(usage, "completion_tokens"),
@@ -582,9 +537,12 @@ class OpenAICompatModel(Model):
                       system_fingerprint=str(doc["system_fingerprint"])
                       if doc.get("system_fingerprint") else None)
 
-    def _predictions(self, ids: list[str], answers: dict[str, Answer],
-                     labels: Sequence[str]) -> Predictions:
+    def _predictions(self, ids: list[str], answers: dict[str, Answer], labels: Sequence[str],
+                     from_store: set[str]) -> Predictions:
+        """Decode the raw answers: cut at the stop strings, then (classification) match labels.
+        The texts travel along too, so an invalid answer can be shown as the model wrote it."""
         got = [answers[i] for i in ids]
+        texts = tuple(cut_at_stop(a.text, self.generation.stop) for a in got)
         ins = [a.input_tokens for a in got]
         outs = [a.output_tokens for a in got]
         if None in ins or None in outs:
@@ -597,12 +555,13 @@ class OpenAICompatModel(Model):
             "finish_reasons": tuple(a.finish_reason for a in got),
             "latency_s": np.asarray([a.latency_s for a in got], dtype=np.float64),
             "served": served,
+            "cached": np.asarray([i in from_store for i in ids], dtype=bool),
         }
         if labels:
-            match = label_matcher(labels, self.settings.labels_map,
-                                  **self._where("labels_map"))
-            return Predictions(ids=tuple(ids), labels=tuple(match(a.text) for a in got), **common)
-        return Predictions(ids=tuple(ids), outputs=tuple(a.text for a in got), **common)
+            match = self._matcher(labels)
+            return Predictions(ids=tuple(ids), labels=tuple(match(t) for t in texts),
+                               outputs=texts, **common)
+        return Predictions(ids=tuple(ids), outputs=texts, **common)
 
     def close(self) -> None:
         pass
@@ -646,17 +605,6 @@ def _run_async(coro: Any) -> Any:
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, coro).result()
-
-
-def price_tokens(metadata: dict[str, Any], input_tokens: float, output_tokens: float) -> float | None:
-    """US dollars for the tokens at ``metadata.usd_per_million_tokens`` ({input, output}), or None."""
-    prices = metadata.get("usd_per_million_tokens")
-    if not isinstance(prices, dict):
-        return None
-    usd_in, usd_out = prices.get("input"), prices.get("output")
-    if usd_in is None and usd_out is None:
-        return None
-    return (float(usd_in or 0.0) * input_tokens + float(usd_out or 0.0) * output_tokens) / 1e6
 
 
 def build(spec: ModelSpec, role: str, options: Options) -> Model:

@@ -1,4 +1,4 @@
-"""The prediction cache (and the progress line that model runs draw)."""
+"""The prediction cache, the per-example answer store (and the progress that model runs draw)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 
 import harness
 import harness.cache as cache_mod
-from harness.cache import PredictionCache, decode_entry, predict_cached
+from harness.cache import Answer, AnswerStore, PredictionCache, decode_entry, predict_cached
 from harness.data import Dataset
 from harness.models.base import Model, Predictions, Progress
 from harness.progress import LineProgress, make_progress
@@ -242,6 +242,102 @@ def test_predictions_with_foreign_ids_are_not_stored(tmp_path):
 
 
 # -- progress ------------------------------------------------------------------------------
+
+
+# --------------------------------------------------------------------------- the answer store
+
+HEADER = {"fingerprint": "f" * 64, "data_sha256": "d" * 64}
+
+
+def _answer(i: int) -> Answer:
+    return Answer(text=f"answer {i}", finish_reason="stop", input_tokens=10 + i, output_tokens=i,
+                  latency_s=0.5, model="served-m", system_fingerprint="fp1")
+
+
+def test_answer_store_puts_and_gets_items_and_a_new_object_resumes(tmp_path):
+    store = AnswerStore(tmp_path, "endpoint-x", HEADER)
+    assert store.get("a") is None and store.read() == {}
+    assert not (tmp_path / "answers").exists()  # reading creates nothing
+    with store:
+        store.put("a", _answer(1))
+        store.put("b", _answer(2))
+        store.put("a", _answer(3))  # a repeat keeps the first answer
+    assert store.get("a") == _answer(1)
+    again = AnswerStore(tmp_path, "endpoint-x", HEADER)
+    assert again.read() == {"a": _answer(1), "b": _answer(2)}  # usage kept with each answer
+    assert again.read(["b", "zz"]) == {"b": _answer(2)}
+    assert "b" in again and "zz" not in again
+    with again:
+        again.put("c", _answer(4))
+    assert set(AnswerStore(tmp_path, "endpoint-x", HEADER).read()) == {"a", "b", "c"}
+    lines = store.path.read_text("utf-8").splitlines()
+    assert json.loads(lines[0]) == {"format": "distill-harness-answers", "version": 1, **HEADER}
+    assert [json.loads(x)["key"] for x in lines[1:]] == ["a", "b", "a", "c"]  # append-only
+    assert (tmp_path / ".gitignore").exists()
+
+
+def test_answer_store_drops_a_torn_line_and_starts_over_for_another_header(tmp_path):
+    with AnswerStore(tmp_path, "s", HEADER) as store:
+        for i in range(3):
+            store.put(f"k{i}", _answer(i))
+    raw = store.path.read_bytes()
+    store.path.write_bytes(raw[:-9])  # killed while writing the last line
+    torn = AnswerStore(tmp_path, "s", HEADER)
+    assert set(torn.read()) == {"k0", "k1"}
+    with torn:
+        torn.put("k2", _answer(2))
+    assert all(json.loads(x) for x in store.path.read_text("utf-8").splitlines())
+    assert AnswerStore(tmp_path, "s", HEADER).read() == {f"k{i}": _answer(i) for i in range(3)}
+    other = AnswerStore(tmp_path, "s", {**HEADER, "data_sha256": "e" * 64})
+    assert other.read() == {}
+    with other:
+        other.put("k9", _answer(9))
+    assert AnswerStore(tmp_path, "s", HEADER).read() == {}
+    assert set(AnswerStore(tmp_path, "s", {**HEADER, "data_sha256": "e" * 64}).read()) == {"k9"}
+
+
+class PerExampleModel(CountingModel):
+    """A fake that answers example by example from its own store (as an endpoint does)."""
+
+    answers_per_example = True
+
+    def __init__(self, root: Path):
+        super().__init__(generation=True)
+        self.root = root
+
+    def predict(self, data: Dataset, labels: Sequence[str], progress: Progress | None = None) -> Predictions:
+        self.calls += 1
+        store = AnswerStore(self.root, "fake", {"fingerprint": self.fingerprint()})
+        had = store.read(data.ids)
+        with store:
+            for i in data.ids:
+                if i not in had:
+                    store.put(i, Answer(text=f"out {i}", input_tokens=3, output_tokens=2))
+        got = store.read(data.ids)
+        return Predictions(ids=data.ids, outputs=tuple(got[i].text for i in data.ids),
+                           input_tokens=np.array([got[i].input_tokens for i in data.ids]),
+                           output_tokens=np.array([got[i].output_tokens for i in data.ids]),
+                           cached=np.array([i in had for i in data.ids]))
+
+
+def test_usage_counts_requests_of_this_run_and_cached_answers(tmp_path):
+    cache = PredictionCache(tmp_path / "cache")
+    model = PerExampleModel(tmp_path / "cache")
+    pred, all_cached = predict_cached(model, _data(("a", "b")), [], cache)
+    assert not all_cached and pred.usage() == {"requests": 2, "cached": 0, "input_tokens": 6,
+                                               "output_tokens": 4}
+    pred, all_cached = predict_cached(model, _data(("a", "b", "c"), sha="e" * 64), [], cache)
+    assert not all_cached and pred.usage() == {"requests": 1, "cached": 2, "input_tokens": 9,
+                                               "output_tokens": 6}
+    pred, all_cached = predict_cached(model, _data(), [], cache)
+    assert all_cached and pred.usage()["requests"] == 0 and pred.usage()["cached"] == 3
+    # Its own store is its cache: no whole-set entry is written beside it.
+    assert not (tmp_path / "cache" / "predictions").exists()
+    # A model without a store of its own: a whole-set hit is every answer cached.
+    whole = CountingModel(generation=True)
+    first, _ = predict_cached(whole, _data(), [], cache)
+    hit, was = predict_cached(whole, _data(), [], cache)
+    assert was and hit.cached is not None and hit.cached.all() and first.cached is None
 
 
 class FakeTTY(io.StringIO):
