@@ -6,30 +6,47 @@ two-sided confidence interval and a **one-sided** p-value of the null hypothesis
 value meets the threshold", so that a small p-value is a significant breach. The tests are
 paired: student and reference answer the same examples, in the same order.
 
-Which test is used (``TestResult.method`` says it in words):
+Which test is used (``TestResult.method`` says it in words), the published method, and
+where it was checked against a reference implementation:
 
-============================  ============================================================
-binary ``value``              exact binomial test (``scipy.stats.binomtest``); CI
-                              Clopper–Pearson, the inversion of that test
-binary delta, margin 0        exact McNemar: binomial test on the discordant pairs; CI
-                              as for a non-zero margin, each end that falls on the other
-                              side of 0 than the exact conditional interval's replaced by
-                              that one's (see :func:`_exact_conditional_interval`)
-binary delta, margin ≠ 0      Tango's score test for a paired difference of proportions
-                              with a non-inferiority margin, continuity- and skewness-
-                              (Cornish–Fisher) corrected; CI the inversion of that same
-                              corrected test
-binary ratio, anything else   seeded paired bootstrap (BCa), p-value by inverting the BCa
-                              one-sided interval; CI the order statistics where that
-                              p-value crosses the level
-============================  ============================================================
+=========================  ==================================  ===========================
+check                      method                              checked against
+=========================  ==================================  ===========================
+binary ``value``           exact binomial test; CI             scipy.stats.binom tails;
+                           Clopper–Pearson (1934), the         ``scipy.stats.binomtest(...)
+                           inversion of that test              .proportion_ci("exact")``
+binary delta, margin 0     exact McNemar (1947): binomial      scipy.stats.binom tails
+                           test of the discordant pairs; CI
+                           as for a non-zero margin, each end
+                           that falls on the other side of 0
+                           than the exact conditional
+                           interval's replaced by that one's
+                           (:func:`_exact_conditional_interval`)
+binary delta, margin ≠ 0   SCAS, the skewness-corrected        R ratesci 1.1.0.9000
+                           asymptotic score method for paired  ``scorepairci`` (RD,
+                           proportions (Laud 2017; 2026):      ``skew=TRUE``, ``bcf=FALSE``,
+                           Tango's (1998) score with a         ``cc=0.25``) on 344 tables,
+                           continuity correction of 1/2 on     n 30–2,000: interval ends at
+                           ``c - b - n m``, its skewness       90% and 95% within 1e-10,
+                           equation solved exactly             one-sided p-values within
+                           (:func:`_corrected_z`); CI the      1e-12 (tests/data/ratesci_*,
+                           inversion of that same test         scripts/ratesci_reference.R)
+ratio, non-binary, custom  seeded paired bootstrap, BCa        no external implementation
+metric                     (Efron 1987); p-value by inverting  (scipy.stats.bootstrap gives
+                           the BCa one-sided interval; CI the  no p-value); its inversion
+                           order statistics where that         and seeding are tested
+                           p-value crosses the level
+=========================  ==================================  ===========================
+
+The checks are in tests/unit/test_stats.py.
 
 **One test behind each interval and its verdict.** The CI is the set of thresholds the
 check's own one-sided test does not reject at ``(1 - confidence) / 2``, so for a check whose
 ``bound`` is ``min`` (``max``): the threshold lies above the CI's upper end (below its lower
-end) exactly when ``p_value < (1 - confidence) / 2``. With the defaults (confidence 0.95,
-alpha 0.05) a CI that excludes the threshold on the breach side therefore always comes with
-a significant p-value. The exceptions, all documented where they arise: a bootstrap whose
+end) exactly when ``p_value < (1 - confidence) / 2``. A rubric's ``confidence`` defaults to
+``1 - 2 * alpha`` (0.90 for alpha 0.05; harness.spec), so the printed CI excludes the
+threshold on the breach side exactly when the one-sided test rejects at ``alpha`` (before
+Benjamini–Hochberg). The exceptions, all documented where they arise: a bootstrap whose
 one-sided bound does not exist at that level (fewer than ``2 / (1 - confidence)``
 resamples, or an extreme acceleration), and a bootstrap whose point value its own test
 already rejects (a CI always contains the point value).
@@ -120,8 +137,8 @@ def compare_test(
     ``min`` one.
 
     ``binary`` declares the per-example values to be 0/1 (correctness, flips); it selects the
-    exact binomial test (``value``), the exact McNemar test (delta with threshold 0) or
-    Tango's score test (delta with another margin). Ratios and non-binary values use a
+    exact binomial test (``value``), the exact McNemar test (delta with threshold 0) or the
+    SCAS score test (delta with another margin). Ratios and non-binary values use a
     seeded paired BCa bootstrap with ``n_resamples`` resamples. The result is a pure function
     of the inputs and ``seed``. The CI inverts the same test as the p-value: ``threshold``
     lies outside it on the breach side exactly when ``p_value < (1 - confidence) / 2``
@@ -449,6 +466,10 @@ def _restricted_variance(pb: float, pc: float, total: float, m: float) -> float:
     return 2.0 * t + m - m * m
 
 
+# The continuity correction of the paired score test, on the scale of ``c - b - n m``.
+_CONTINUITY = 0.5
+
+
 def _tango_z(b: int, c: int, n: int, m: float, continuity: float = 0.0) -> float:
     """Tango's score statistic for H0 ``delta = m`` (delta = student - reference).
 
@@ -465,27 +486,32 @@ def _tango_z(b: int, c: int, n: int, m: float, continuity: float = 0.0) -> float
 
 
 def _corrected_z(b: int, c: int, n: int, m: float) -> float:
-    """Tango's score statistic, continuity- and skewness-corrected, for the p-value.
+    """Laud's skewness-corrected asymptotic score (SCAS) statistic for H0 ``delta = m``.
 
-    The plain score test is slightly liberal at a non-zero margin (about 5.5-6% at a
-    nominal 5% for a teacher near 0.85 and margin -0.05, in the simulation of
-    benchmarks/gate_calibration.py), for two reasons that this corrects:
+    Tango's score statistic ``t`` with a continuity correction, and the skewness correction
+    of Laud (2017; paired: Laud 2026) solved exactly: ``z`` is the root of
+    ``z + g/6 (z^2 - 1) = t``, so that ``P(T <= t) ~ Phi(z)``. This is R ratesci's
+    ``scorepair`` (contrast RD, ``skew=TRUE``, ``bcf=FALSE``, ``cc=0.25``, which it doubles
+    to 1/2 for RD), checked against it in tests/unit/test_stats.py:
 
-    - the discordant counts are skewed: under the null the per-example difference takes
-      -1, 0, +1 with the restricted probabilities ``(t, 1 - 2t - m, t + m)``; its third
-      central moment gives the skewness ``g`` of the standardised sum, and the
-      Cornish–Fisher expansion ``P(Z <= z) ~ Phi(z - g/6 (z^2 - 1))`` accounts for it;
-    - the counts are discrete: ``c - b - n m`` is shrunk towards 0 by 1/2. That is half of
-      the Yates/Edwards correction of McNemar's test, which shrinks ``|c - b|`` by 1; at a
-      zero margin this statistic is ``(|c - b| - 1/2) / sqrt(b + c)`` (the skewness term
-      vanishes there), not McNemar's corrected ``(|c - b| - 1) / sqrt(b + c)``. A zero
-      margin is decided by the exact McNemar test anyway.
+    - the continuity correction shrinks ``c - b - n m`` towards 0 by 1/2 (half of the
+      Yates/Edwards correction of McNemar's test, which shrinks ``|c - b|`` by 1); where
+      ``0 < |c - b - n m| < 1/2`` the statistic is 0, as in ratesci;
+    - under the null the per-example difference takes -1, 0, +1 with the restricted
+      probabilities ``(t, 1 - 2t - m, t + m)``; its third central moment gives the skewness
+      ``g`` of the standardised sum. The root is taken on the branch through ``z = t`` at
+      ``g = 0``, in the form ``2 (t + s) / (1 + sqrt(1 + 4 s (t + s)))`` with ``s = g/6``,
+      which has no cancellation as ``g`` goes to 0. Where ``t`` lies beyond the quadratic's
+      turning point (no real root) the statistic is the turning point ``-1 / (2 s)``, as in
+      ratesci.
 
-    Together they keep the size at or below nominal from 100 to 1,300 examples, for about
-    one point of power. Beyond the expansion's turning point (|z| of 6 or more in
-    practice) the skewness term is dropped.
+    Together they keep the size at or below nominal at a non-zero margin (the plain score
+    test is slightly liberal there; see benchmarks/gate_calibration.py).
     """
-    z = _tango_z(b, c, n, m, continuity=0.5)
+    numerator = c - b - n * m
+    if 0 < abs(numerator) < _CONTINUITY:
+        return 0.0
+    z = _tango_z(b, c, n, m, continuity=_CONTINUITY)
     if not math.isfinite(z):
         return z
     t = _restricted_rate(float(b), float(c), float(n), m)
@@ -494,17 +520,18 @@ def _corrected_z(b: int, c: int, n: int, m: float) -> float:
     if var <= 0:
         return z
     mu3 = pc * (1 - m) ** 3 + pb * (-1 - m) ** 3 + (1 - pb - pc) * (-m) ** 3
-    g = mu3 / (var**1.5 * math.sqrt(n))
-    if g * z / 3 >= 1:  # past the turning point the expansion is no longer monotone
-        return z
-    return z - g / 6 * (z * z - 1)
+    s = mu3 / (6.0 * var**1.5 * math.sqrt(n))
+    disc = 1.0 + 4.0 * s * (z + s)
+    if disc <= 0:
+        return -1.0 / (2.0 * s)
+    return 2.0 * (z + s) / (1.0 + math.sqrt(disc))
 
 
 def paired_proportion_p(b: int, c: int, n: int, margin: float) -> float:
     """One-sided p-value of "student - reference >= margin" for paired 0/1 outcomes.
 
     ``b``: pairs the reference gets right and the student wrong; ``c``: the reverse; ``n``:
-    all pairs. Exact McNemar for a zero margin, the corrected Tango score test otherwise
+    all pairs. Exact McNemar for a zero margin, the SCAS score test otherwise
     (the test :func:`compare_test` uses for binary deltas).
     """
     if n == 0:
@@ -525,7 +552,7 @@ _SCAN_POINTS = 16
 
 
 def _score_interval(b: int, c: int, n: int, confidence: float) -> tuple[float, float]:
-    """The margins the corrected Tango test (:func:`_corrected_z`) does not reject.
+    """The margins the SCAS test (:func:`_corrected_z`) does not reject.
 
     Each end is where the corrected one-sided z equals the critical value at
     ``(1 - confidence) / 2``: the upper end ``U`` is the largest margin ``m`` whose p-value
@@ -618,7 +645,8 @@ def _paired_proportion_test(
     else:
         z = _corrected_z(b, c, n, m)
         p = float(stats.norm.cdf(z) if bound == "min" else stats.norm.sf(z))
-        method = f"Tango score test (continuity+skew corrected), b={b} c={c} (margin {_fmt(m)})"
+        method = (f"SCAS score test (Tango, continuity and skewness corrected), b={b} c={c} "
+                  f"(margin {_fmt(m)})")
     ci = (min(low, d), max(high, d))
     return TestResult(value=d, ci=ci, p_value=p, method=method, n=n)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -88,6 +90,18 @@ def test_binomial_value_min_and_max_bounds() -> None:
     assert flips.method == "exact binomial, k=9 n=100 vs 0.06"
 
 
+@pytest.mark.parametrize("confidence", [0.90, 0.95])
+def test_clopper_pearson_matches_scipy_exact_interval(confidence: float) -> None:
+    for n in (1, 7, 30, 200):
+        for k in sorted({0, 1, n // 3, n // 2, n - 1, n}):
+            expected = stats.binomtest(k, n).proportion_ci(confidence_level=confidence,
+                                                           method="exact")
+            result = hs.compare_test(student=outcomes(k, n), reference=None, compare="value",
+                                     bound="min", threshold=0.5, binary=True,
+                                     confidence=confidence)
+            assert result.ci == pytest.approx((expected.low, expected.high), abs=1e-9), (k, n)
+
+
 def test_wilson_interval_matches_the_formula() -> None:
     k, n, z = 3, 10, stats.norm.ppf(0.975)
     p = k / n
@@ -160,10 +174,78 @@ def test_paired_difference_ci_inverts_the_corrected_score_test() -> None:
     assert _score_statistic(24, 8, 200, low) > z
     assert _score_statistic(24, 8, 200, high) < -z
     assert result.value == pytest.approx(-0.08)
-    assert result.method.startswith("Tango score test")
+    assert result.method.startswith("SCAS score test")
     # The one-sided p-value is close to the plain score test's (a small skewness correction).
     plain = stats.norm.cdf(_score_statistic(24, 8, 200, -0.05))
     assert result.p_value == pytest.approx(plain, rel=0.25)
+
+
+# R ratesci (Laud's reference implementation of the SCAS method) on 344 paired tables, n 30
+# to 2,000: scripts/ratesci_reference.R wrote these files.
+RATESCI = Path(__file__).resolve().parents[1] / "data"
+
+
+def _ratesci_rows(name: str) -> list[dict[str, str]]:
+    with (RATESCI / name).open(newline="") as f:
+        return list(csv.DictReader(line for line in f if not line.startswith("#")))
+
+
+def _table(row: dict[str, str]) -> tuple[np.ndarray, np.ndarray]:
+    return paired(both=int(row["a"]), b=int(row["b"]), c=int(row["c"]), neither=int(row["d"]))
+
+
+def test_paired_difference_interval_matches_ratesci_scas() -> None:
+    rows = _ratesci_rows("ratesci_intervals.csv")
+    assert len(rows) >= 330
+    worst = 0.0
+    for row in rows:
+        s, r = _table(row)
+        for level in ("90", "95"):
+            # any non-zero margin: the interval does not depend on it
+            result = hs.compare_test(student=s, reference=r, compare="teacher_delta",
+                                     bound="min", threshold=-0.05, binary=True,
+                                     confidence=int(level) / 100)
+            expected = (float(row[f"lower_{level}"]), float(row[f"upper_{level}"]))
+            assert result.ci == pytest.approx(expected, abs=5e-5), (row, level, result.ci)
+            worst = max(worst, *(abs(a - b) for a, b in zip(result.ci, expected, strict=True)))
+    # ratesci's ends are rounded to 1e-10; the solution itself agrees to that rounding
+    assert worst < 1e-9
+
+
+def test_paired_difference_p_value_matches_ratesci_scas() -> None:
+    rows = _ratesci_rows("ratesci_pvalues.csv")
+    assert len(rows) >= 1300
+    for row in rows:
+        margin = float(row["margin"])
+        expected = float(row["p_value"])  # ratesci's pval_left: H0 "delta >= margin"
+        n, b, c = int(row["n"]), int(row["b"]), int(row["c"])
+        assert hs.paired_proportion_p(b, c, n, margin) == pytest.approx(expected, abs=1e-5), row
+        if margin != -0.05:
+            continue  # (the checks' own path, on one margin: each call also finds the CI)
+        s, r = _table(row)
+        low = hs.compare_test(student=s, reference=r, compare="teacher_delta", bound="min",
+                              threshold=margin, binary=True)
+        assert low.p_value == pytest.approx(expected, abs=1e-5), (row, low.p_value)
+        # the max bound tests the other side of the same statistic
+        high = hs.compare_test(student=s, reference=r, compare="teacher_delta", bound="max",
+                               threshold=margin, binary=True)
+        assert high.p_value == pytest.approx(1 - expected, abs=1e-5), (row, high.p_value)
+
+
+@pytest.mark.parametrize("b, c, n, m", [(24, 8, 200, -0.05), (3, 30, 100, 0.1),
+                                        (60, 2, 500, -0.2), (0, 9, 30, 0.02)])
+def test_scas_statistic_solves_the_skewness_equation(b: int, c: int, n: int, m: float) -> None:
+    # z + g/6 (z^2 - 1) = t, with t the continuity-corrected Tango statistic and g the
+    # skewness of the standardised sum at the restricted MLE
+    t = hs._tango_z(b, c, n, m, continuity=0.5)
+    rate = hs._restricted_rate(b, c, n, m)
+    probs = np.array([rate, 1 - 2 * rate - m, rate + m])  # difference -1, 0, +1
+    values = np.array([-1.0, 0.0, 1.0])
+    var = float(probs @ (values - m) ** 2)
+    g = float(probs @ (values - m) ** 3) / (var**1.5 * math.sqrt(n))
+    z = hs._corrected_z(b, c, n, m)
+    assert z + g / 6 * (z * z - 1) == pytest.approx(t, abs=1e-12)
+    assert abs(z - t) < 0.5  # the root on the branch through t, not the far one
 
 
 def test_paired_difference_with_margin_is_mirror_symmetric() -> None:
