@@ -1,8 +1,15 @@
-"""Evaluation data: loading JSONL / JSON / CSV, fingerprints, and declared slices."""
+"""Evaluation data: loading JSONL / JSON / CSV / Parquet, fingerprints, and declared slices.
+
+Files are read once, into columns (``pyarrow``): ids, inputs, labels and features come out of
+the columns, and slices are computed on them (numpy). A file that the columnar reader cannot
+take exactly as the row-by-row reader would (a malformed line, a column whose values change
+type, a date that pyarrow would turn into a timestamp) and every file that breaks the contract
+go through the row-by-row reader, whose messages name the file, the line (or row) and the id.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,9 +35,30 @@ class Dataset:
     inputs: tuple[Any, ...]
     labels: tuple[str, ...] | None
     features: dict[str, np.ndarray] = field(default_factory=dict)
-    records: tuple[dict[str, Any], ...] = ()
+    records: Sequence[dict[str, Any]] = ()
     #: Generation: the acceptable reference strings of each example (one or more).
     references: tuple[tuple[str, ...], ...] | None = None
+    #: The file's columns (a ``pyarrow.Table``) when it was read column-wise.
+    table: Any = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.table is not None and not self.records:
+            object.__setattr__(self, "records", _Rows(self.table))
+
+    def column(self, name: str) -> np.ndarray | None:
+        """Every example's raw value of field ``name`` (object array; None where absent).
+
+        None when no example has the field.
+        """
+        if self.table is not None:
+            if name not in self.table.column_names:
+                return None
+            return _object_column(self.table.column(name))
+        if not any(name in r for r in self.records):
+            return None
+        col = np.empty(len(self.records), dtype=object)
+        col[:] = [r.get(name) for r in self.records]
+        return col
 
     @property
     def has_gold(self) -> bool:
@@ -57,17 +85,28 @@ class Dataset:
                  if k in other.features and v.dtype == other.features[k].dtype}
         both = self.labels is not None and other.labels is not None
         both_refs = self.references is not None and other.references is not None
+        table = None
+        if self.table is not None and other.table is not None:
+            import pyarrow as pa
+
+            try:
+                table = pa.concat_tables([self.table, other.table], promote_options="permissive")
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                table = None
         return Dataset(
             path=self.path, sha256=digest, ids=self.ids + other.ids,
             inputs=self.inputs + other.inputs,
             labels=(self.labels or ()) + (other.labels or ()) if both else None,
-            features=feats, records=self.records + other.records,
+            features=feats,
+            records=() if table is not None else tuple(self.records) + tuple(other.records),
             references=(self.references or ()) + (other.references or ()) if both_refs else None,
+            table=table,
         )
 
     def subset(self, index: np.ndarray | Sequence[int]) -> Dataset:
         """The examples at ``index``, in that order (same path and sha256)."""
         idx = [int(i) for i in index]
+        table = self.table.take(np.asarray(idx, dtype=np.int64)) if self.table is not None else None
         return Dataset(
             path=self.path,
             sha256=self.sha256,
@@ -75,10 +114,50 @@ class Dataset:
             inputs=tuple(self.inputs[i] for i in idx),
             labels=tuple(self.labels[i] for i in idx) if self.labels is not None else None,
             features={k: v[idx] for k, v in self.features.items()},
-            records=tuple(self.records[i] for i in idx) if self.records else (),
+            records=(tuple(self.records[i] for i in idx) if self.records and table is None
+                     else ()),
             references=(tuple(self.references[i] for i in idx)
                         if self.references is not None else None),
+            table=table,
         )
+
+
+class _Rows(Sequence[dict[str, Any]]):
+    """The rows of a ``pyarrow.Table`` as dicts, built when asked (a few thousand at a time)."""
+
+    _CHUNK = 4096
+
+    def __init__(self, table: Any):
+        self._table = table
+
+    def __len__(self) -> int:
+        return int(self._table.num_rows)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        n = len(self)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(i)
+        return _rows_of(self._table.slice(i, 1))[0]
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for start in range(0, len(self), self._CHUNK):
+            yield from _rows_of(self._table.slice(start, self._CHUNK))
+
+
+def _rows_of(table: Any) -> list[dict[str, Any]]:
+    """Rows as dicts without the keys a row did not have (pyarrow's nulls of absent fields)."""
+    return [{k: v for k, v in row.items() if v is not None} for row in table.to_pylist()]
+
+
+def _object_column(chunked: Any) -> np.ndarray:
+    """A pyarrow column as a numpy object array of Python values (None for null)."""
+    col = np.empty(len(chunked), dtype=object)
+    col[:] = chunked.to_pylist()
+    return col
 
 
 # --------------------------------------------------------------------------- loading
@@ -112,9 +191,10 @@ def prompt_fields(template: str, *, file: str, field: str) -> tuple[str, ...]:
 
 
 def read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    """The rows of a JSONL / JSON / CSV file as (line number, object) pairs.
+    """The rows of a JSONL / JSON / CSV / Parquet file as (line number, object) pairs.
 
-    For JSON (a list of objects) the "line" is the 1-based position in the list.
+    For JSON (a list of objects) the "line" is the 1-based position in the list; for Parquet,
+    the 1-based row.
     """
     import csv
     import json
@@ -128,18 +208,10 @@ def read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
     rows: list[tuple[int, dict[str, Any]]] = []
     try:
         if suffix == ".jsonl":
-            with path.open(encoding="utf-8") as fh:
-                for lineno, line in enumerate(fh, 1):
-                    if not line.strip():
-                        continue
-                    try:
-                        obj = json.loads(line)
-                    except json.JSONDecodeError as exc:
-                        raise DataError(f"invalid JSON: {exc.msg}", file=shown,
-                                        field=f"line {lineno}") from None
-                    if not isinstance(obj, dict):
-                        raise DataError("expected a JSON object", file=shown, field=f"line {lineno}")
-                    rows.append((lineno, obj))
+            for lineno, obj in jsonl_values(path):
+                if not isinstance(obj, dict):
+                    raise DataError("expected a JSON object", file=shown, field=f"line {lineno}")
+                rows.append((lineno, obj))
         elif suffix == ".json":
             try:
                 doc = json.loads(path.read_text("utf-8"))
@@ -159,12 +231,92 @@ def read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
                         raise DataError("more values than header columns", file=shown,
                                         field=f"line {lineno}")
                     rows.append((lineno, {k: _csv_value(v) for k, v in obj.items()}))
+        elif suffix == ".parquet":
+            table = read_parquet(path)
+            rows = list(enumerate(_rows_of(table), 1))
         else:
-            raise DataError(f"unsupported data format {suffix!r}; expected .jsonl, .json or .csv",
-                            file=shown)
+            raise DataError(f"unsupported data format {suffix!r}; expected .jsonl, .json, .csv "
+                            "or .parquet", file=shown)
     except UnicodeDecodeError as exc:
         raise DataError(f"not UTF-8 text: {exc}", file=shown) from None
     return rows
+
+
+def jsonl_values(path: Path) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed value) of every non-blank line of a JSONL file.
+
+    A line that is not JSON is a DataError naming the file and the line.
+    """
+    import json
+
+    from harness.errors import DataError
+
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                yield lineno, json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"invalid JSON: {exc.msg}", file=display_path(path),
+                                field=f"line {lineno}") from None
+
+
+def row_word(path: Path) -> str:
+    """How a location in ``path`` is named in messages: ``row`` (Parquet) or ``line``."""
+    return "row" if path.suffix.lower() == ".parquet" else "line"
+
+
+def read_parquet(path: Path, columns: Sequence[str] | None = None) -> Any:
+    """A Parquet file as a ``pyarrow.Table``; a file pyarrow cannot read is a DataError."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from harness.errors import DataError
+
+    try:
+        return pq.read_table(path, columns=list(columns) if columns is not None else None)
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(f"not a readable Parquet file: {exc}", file=display_path(path)) from None
+
+
+#: Column types the columnar reader hands on as is; anything else (timestamps pyarrow inferred
+#: from strings, nested objects) goes through the row-by-row reader, which keeps JSON's types.
+def _plain_type(t: Any) -> bool:
+    import pyarrow as pa
+
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return _plain_type(t.value_type) and not pa.types.is_list(t.value_type)
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_integer(t)
+                or pa.types.is_floating(t) or pa.types.is_boolean(t) or pa.types.is_null(t))
+
+
+def read_table(path: Path) -> Any | None:
+    """``path``'s columns as a ``pyarrow.Table``, or None where only the row reader can tell.
+
+    Parquet is always read here. JSONL is read by ``pyarrow.json`` when every line parses and
+    every column keeps one plain type (strings, numbers, booleans, lists of those); otherwise
+    (and for CSV and JSON lists) None: the caller reads the rows one by one, which gives the
+    exact message for a bad line.
+    """
+    import pyarrow as pa
+
+    suffix = path.suffix.lower()
+    if not path.exists():
+        return None
+    if suffix == ".parquet":
+        return read_parquet(path)
+    if suffix != ".jsonl":
+        return None
+    import pyarrow.json as pj
+
+    try:
+        table = pj.read_json(path)
+    except (pa.ArrowException, UnicodeDecodeError, OSError):
+        return None
+    if not all(_plain_type(f.type) for f in table.schema):
+        return None
+    return table
 
 
 def _csv_value(text: str | None) -> Any:
@@ -235,7 +387,22 @@ def load_dataset(spec: Any, labels: Sequence[str] | None = None, *,
         raise DataError(
             f"sha256 is {digest}, but the suite pins {spec.sha256} (update data.sha256 if the "
             "change is intended)", file=shown)
-    rows = read_rows(path)
+    table = read_table(path)
+    if table is not None and table.num_rows:
+        fast = _from_table(table, spec, labels, references, digest)
+        if fast is not None:
+            return fast
+    return _from_rows(read_rows(path), spec, labels, references, digest)
+
+
+def _from_rows(rows: list[tuple[int, dict[str, Any]]], spec: Any,
+               labels: Sequence[str] | None, references: bool, digest: str) -> Dataset:
+    """The row-by-row loader: every check, with the message naming the line (or row) and id."""
+    from harness.errors import DataError
+
+    path: Path = spec.path
+    shown = display_path(path)
+    unit = row_word(path)
     if not rows:
         raise DataError("the data set has no examples", file=shown)
     prompt = getattr(spec, "prompt", None)
@@ -257,13 +424,13 @@ def load_dataset(spec: Any, labels: Sequence[str] | None = None, *,
     seen: dict[str, int] = {}
     label_set = set(labels) if labels else None
     for lineno, row in rows:
-        where = f"line {lineno}"
+        where = f"{unit} {lineno}"
         if spec.id not in row or row[spec.id] is None:
             raise DataError(f"missing id field {spec.id!r}", file=shown, field=where)
         ex_id = str(row[spec.id])
         if ex_id in seen:
-            raise DataError(f"duplicate id {ex_id!r} (first at line {seen[ex_id]})", file=shown,
-                            field=where)
+            raise DataError(f"duplicate id {ex_id!r} (first at {unit} {seen[ex_id]})",
+                            file=shown, field=where)
         seen[ex_id] = lineno
         ids.append(ex_id)
         missing = [f for f in spec.input if f not in row or row[f] is None]
@@ -304,6 +471,98 @@ def load_dataset(spec: Any, labels: Sequence[str] | None = None, *,
         records=tuple(row for _, row in rows),
         references=tuple(refs) if spec.label and references else None,
     )
+
+
+def _from_table(table: Any, spec: Any, labels: Sequence[str] | None, references: bool,
+                digest: str) -> Dataset | None:
+    """The columnar loader: the same Dataset as :func:`_from_rows`, or None at the first doubt.
+
+    Every check is made on whole columns; when one fails (a missing id, a duplicate, a label
+    outside the set…) this returns None and the row-by-row loader finds the row and says so.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    names = set(table.column_names)
+    prompt = getattr(spec, "prompt", None)
+    if prompt is not None:
+        return None  # prompts are rendered row by row (generation suites are small)
+
+    def strings(name: str) -> list[str] | None:
+        """The column as str values, as the row loader would make them; None if it would not."""
+        if name not in names:
+            return None
+        col = table.column(name)
+        if col.null_count:
+            return None
+        t = col.type
+        if pa.types.is_string(t) or pa.types.is_large_string(t):
+            return list(col.to_pylist())
+        if pa.types.is_integer(t) or pa.types.is_boolean(t):
+            return [str(v) for v in col.to_pylist()]
+        return None  # a float column may hold what JSON wrote as an int: the row loader decides
+
+    ids = strings(spec.id)
+    if ids is None or len(set(ids)) != len(ids):
+        return None
+    inputs: list[Any]
+    if len(spec.input) == 1:
+        one = strings(spec.input[0])
+        if one is None:
+            return None
+        inputs = one
+    else:
+        cols = []
+        for f in spec.input:
+            if f not in names or table.column(f).null_count:
+                return None
+            cols.append(table.column(f).to_pylist())
+        inputs = [dict(zip(spec.input, vals, strict=True)) for vals in zip(*cols, strict=True)]
+    gold: list[str] | None = None
+    refs: list[tuple[str, ...]] | None = None
+    if spec.label and references:
+        if spec.label not in names:
+            return None
+        col = table.column(spec.label)
+        t = col.type
+        if col.null_count:
+            return None
+        if pa.types.is_string(t) or pa.types.is_large_string(t):
+            refs = [(v,) for v in col.to_pylist()]
+        elif ((pa.types.is_list(t) or pa.types.is_large_list(t))
+              and (pa.types.is_string(t.value_type) or pa.types.is_large_string(t.value_type))):
+            if pc.min(pc.list_value_length(col)).as_py() == 0 or pc.list_flatten(col).null_count:
+                return None
+            refs = [tuple(v) for v in col.to_pylist()]
+        else:
+            return None
+    elif spec.label:
+        gold = strings(spec.label)
+        if gold is None:
+            return None
+        if labels and not pc.all(pc.is_in(pa.array(gold), value_set=pa.array(list(labels)))).as_py():
+            return None
+    features: dict[str, np.ndarray] = {}
+    for f in spec.features:
+        if f not in names or table.column(f).null_count == table.num_rows:
+            return None
+        features[f] = _feature_column(table.column(f))
+    return Dataset(
+        path=spec.path, sha256=digest, ids=tuple(ids), inputs=tuple(inputs),
+        labels=tuple(gold) if gold is not None else None, features=features,
+        references=tuple(refs) if refs is not None else None, table=table,
+    )
+
+
+def _feature_column(chunked: Any) -> np.ndarray:
+    """A feature column: float (NaN for missing) when the values are numbers (as ``_column``)."""
+    import pyarrow as pa
+
+    t = chunked.type
+    if (pa.types.is_integer(t) or pa.types.is_floating(t)) and not pa.types.is_boolean(t):
+        return np.asarray(chunked.cast(pa.float64()).to_numpy(zero_copy_only=False),
+                          dtype=float)
+    return _object_column(chunked)
 
 
 # --------------------------------------------------------------------------- slices
@@ -348,14 +607,62 @@ def _matches(value: Any, cond: Any) -> bool:
     return True
 
 
-def where_mask(records: Sequence[Mapping[str, Any]], where: Mapping[str, Any]) -> np.ndarray:
-    """Boolean mask of the records that meet every condition of ``where``."""
-    mask = np.ones(len(records), dtype=bool)
+def where_mask(records: Sequence[Mapping[str, Any]] | Dataset,
+               where: Mapping[str, Any]) -> np.ndarray:
+    """Boolean mask of the records (or a data set's examples) that meet every condition of ``where``."""
+    n = len(records)
+    mask = np.ones(n, dtype=bool)
     for field_name, cond in where.items():
-        col = np.fromiter((_matches(r.get(field_name), cond) for r in records), dtype=bool,
-                          count=len(records))
-        mask &= col
+        codes, uniques = _factorize(_values(records, field_name), n)
+        ok = np.array([_matches(u, cond) for u in uniques] + [_matches(None, cond)], dtype=bool)
+        mask &= ok[codes]  # code -1 (absent) reads the last entry: the condition on None
     return mask
+
+
+def _values(records: Sequence[Mapping[str, Any]] | Dataset, name: str) -> Any:
+    """The raw values of field ``name``: a pyarrow column, an object array, or None (absent)."""
+    if isinstance(records, Dataset):
+        if records.table is not None:
+            return (records.table.column(name) if name in records.table.column_names else None)
+        records = records.records
+    if not any(name in r for r in records):
+        return None
+    col = np.empty(len(records), dtype=object)
+    col[:] = [r.get(name) for r in records]
+    return col
+
+
+def _factorize(values: Any, n: int) -> tuple[np.ndarray, list[Any]]:
+    """(codes, distinct values): ``values[i] == uniques[codes[i]]``; code -1 where None.
+
+    Equal values of different types stay apart (``True`` is not ``1``), as in :func:`_matches`.
+    """
+    if values is None:
+        return np.full(n, -1, dtype=np.int64), []
+    if not isinstance(values, np.ndarray):  # a pyarrow column: typed, so C-speed encoding
+        import pyarrow as pa
+
+        t = values.type
+        if not (pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_null(t)):
+            enc = values.combine_chunks().dictionary_encode() if values.num_chunks != 1 else (
+                values.chunk(0).dictionary_encode())
+            codes = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+            return codes, enc.dictionary.to_pylist()
+        values = _object_column(values)
+    index: dict[Any, int] = {}
+    uniques: list[Any] = []
+    codes = np.empty(n, dtype=np.int64)
+    for i, v in enumerate(values):
+        if v is None:
+            codes[i] = -1
+            continue
+        key = (type(v), _hashable(v))
+        code = index.get(key)
+        if code is None:
+            code = index[key] = len(uniques)
+            uniques.append(v)
+        codes[i] = code
+    return codes, uniques
 
 
 def build_slices(suite: Any, data: Dataset, *, allow_empty: bool = False) -> dict[str, np.ndarray]:
@@ -369,39 +676,68 @@ def build_slices(suite: Any, data: Dataset, *, allow_empty: bool = False) -> dic
     from harness.results import Predicate
 
     shown = display_path(suite.path)
-    out: dict[str, np.ndarray] = {"overall": np.arange(len(data))}
+    n = len(data)
+    out: dict[str, np.ndarray] = {"overall": np.arange(n)}
     for entry in suite.slices:
-        if not isinstance(entry, dict):
-            mask = where_mask(data.records, entry.where)
+        by = _by_entry(entry)
+        if by is None:
+            mask = where_mask(data, entry.where)
             if not mask.any() and not allow_empty:
                 raise SpecError(f"slice {entry.name!r} matches no example of "
                                 f"{display_path(data.path)}", file=shown, field=entry.field)
             out[entry.name] = np.flatnonzero(mask)
             continue
-        base = where_mask(data.records, entry["where"]) if entry["where"] else np.ones(
-            len(data), dtype=bool)
-        groups: dict[tuple[Any, ...], list[int]] = {}
-        for feature in entry["by"]:
-            if not any(feature in r for r in data.records) and not allow_empty:
+        by_fields, where, field_path = by
+        base = where_mask(data, where) if where else np.ones(n, dtype=bool)
+        factors = []
+        for feature in by_fields:
+            values = _values(data, feature)
+            if values is None and not allow_empty:
                 raise SpecError(f"by: field {feature!r} is not in the data", file=shown,
-                                field=f"{entry['field']}.by")
-        for i, r in enumerate(data.records):
-            if not base[i]:
-                continue
-            key = tuple(_hashable(r.get(f)) for f in entry["by"])
-            if any(k is None for k in key):
-                continue
-            groups.setdefault(key, []).append(i)
-        if not groups and not allow_empty:
-            raise SpecError("by: slices match no example", file=shown, field=entry["field"])
+                                field=f"{field_path}.by")
+            factors.append(_factorize(values, n))
+        keep = base.copy()
+        for codes, _ in factors:
+            keep &= codes >= 0
+        rows = np.flatnonzero(keep)
+        if not len(rows) and not allow_empty:
+            raise SpecError("by: slices match no example", file=shown, field=field_path)
+        # One combined code per example, then its groups (rows stay in file order in each).
+        combined = np.zeros(len(rows), dtype=np.int64)
+        for codes, uniques in factors:
+            combined = combined * max(len(uniques), 1) + codes[rows]
+        group_codes, inverse = np.unique(combined, return_inverse=True)
+        order = np.argsort(inverse, kind="stable")
+        bounds = np.searchsorted(inverse[order], np.arange(len(group_codes) + 1))
+        groups: dict[tuple[Any, ...], np.ndarray] = {}
+        for g, code in enumerate(group_codes):
+            parts: list[Any] = []
+            rest = int(code)
+            for _codes, uniques in reversed(factors):
+                size = max(len(uniques), 1)
+                parts.append(_hashable(uniques[rest % size]))
+                rest //= size
+            members = rows[order[bounds[g]:bounds[g + 1]]]
+            k = tuple(reversed(parts))
+            # Values that compare equal (2 and 2.0) are one slice, as one dict key made them.
+            groups[k] = np.sort(np.concatenate([groups[k], members])) if k in groups else members
         for key in sorted(groups, key=lambda k: tuple(_order(v) for v in k)):
-            preds = [Predicate(f, "eq", v) for f, v in zip(entry["by"], key, strict=True)]
-            prefix = _where_prefix(entry["where"])
+            preds = [Predicate(f, "eq", v) for f, v in zip(by_fields, key, strict=True)]
+            prefix = _where_prefix(where)
             name = predicate_name(preds)
             if prefix:
                 name = f"{prefix} & {name}"
-            out[name] = np.array(groups[key], dtype=int)
+            out[name] = np.asarray(groups[key], dtype=int)
     return out
+
+
+def _by_entry(entry: Any) -> tuple[tuple[str, ...], Mapping[str, Any], str] | None:
+    """(by fields, where, field path) of a ``by:`` entry (a SliceSpec or its mapping), else None."""
+    if isinstance(entry, Mapping):
+        return tuple(entry["by"]), entry.get("where") or {}, entry["field"]
+    if getattr(entry, "by", ()):
+        return tuple(entry.by), entry.where or {}, entry.field
+    return None
 
 
 def _order(value: Any) -> tuple[str, Any]:

@@ -1,21 +1,31 @@
-"""``type: predictions`` — precomputed outputs in a JSONL file (an API teacher, a remote model)."""
+"""``type: predictions`` — precomputed outputs in a JSONL or Parquet file (an API teacher, a remote model).
+
+A file is read once per process for a given data set (collection's check and the run share the
+result) and column-wise (``pyarrow``): every check is made on whole columns. At the first
+doubt — a line pyarrow cannot parse, a column of an unexpected type, any breach of the
+contract — the file is read again line by line, which names the file, the line (or row) and
+the id of the first bad example.
+"""
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from harness.data import Dataset, file_sha256
+from harness.data import Dataset, file_sha256, jsonl_values, read_rows, row_word
 from harness.errors import DataError
 from harness.models.base import Model, ModelFacts, Predictions, Progress
 from harness.paths import display_path
 
 #: Scores over the label set must sum to 1 within this tolerance.
 SUM_TOLERANCE = 1e-3
+#: Files parsed in this process: (file, its hash, the data set, labels) -> predictions.
+_PARSED: dict[tuple[Any, ...], Predictions] = {}
+_PARSED_MAX = 4
 
 if TYPE_CHECKING:
     from harness.options import Options
@@ -48,7 +58,10 @@ class PredictionsModel(Model):
         return self._fingerprint
 
     def validate(self, data: Dataset, labels: Sequence[str]) -> None:
-        """Read the file and hold it to the contract (it is only a file: reading runs nothing)."""
+        """Read the file and hold it to the contract (it is only a file: reading runs nothing).
+
+        The result is kept for this process, so the run that follows does not read it again.
+        """
         self.predict(data, labels)
 
     def facts(self) -> ModelFacts:
@@ -60,6 +73,24 @@ class PredictionsModel(Model):
 
     def predict(self, data: Dataset, labels: Sequence[str],
                 progress: Progress | None = None) -> Predictions:
+        if not self.path.exists():
+            raise DataError("predictions file not found", file=display_path(self.path))
+        key = (str(self.path.resolve()), self.fingerprint(), data.sha256, data.ids[:1],
+               data.ids[-1:], len(data), tuple(labels))
+        pred = _PARSED.get(key)
+        if pred is None:
+            pred = _read_columns(self.path, data, labels)
+            if pred is None:
+                pred = self._read_lines(data, labels)
+            while len(_PARSED) >= _PARSED_MAX:
+                _PARSED.pop(next(iter(_PARSED)))
+            _PARSED[key] = pred
+        if progress:
+            progress(len(data), len(data))
+        return pred
+
+    def _read_lines(self, data: Dataset, labels: Sequence[str]) -> Predictions:
+        """The row-by-row reader: every check, the first breach named by line (or row) and id."""
         shown = display_path(self.path)
         wanted = {ex_id: i for i, ex_id in enumerate(data.ids)}
         label_set = list(labels)
@@ -70,67 +101,182 @@ class PredictionsModel(Model):
         has_scores: bool | None = None
         extras = _Extras(len(data))
         seen: dict[str, int] = {}
-        if not self.path.exists():
-            raise DataError("predictions file not found", file=shown)
-        with self.path.open(encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                where = f"line {lineno}"
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"invalid JSON: {exc.msg}", file=shown, field=where) from None
-                if not isinstance(obj, dict) or "id" not in obj:
-                    raise DataError("expected an object with an 'id'", file=shown, field=where)
-                ex_id = str(obj["id"])
-                if ex_id in seen:
-                    raise DataError(f"duplicate id {ex_id!r} (first at line {seen[ex_id]})",
-                                    file=shown, field=where)
-                seen[ex_id] = lineno
-                if ex_id not in wanted:
-                    raise DataError(f"id {ex_id!r} is not in the data set "
-                                    f"{display_path(data.path)}", file=shown, field=where)
-                row = wanted[ex_id]
-                if label_set:
-                    label = obj.get("label")
-                    if not isinstance(label, str):
-                        raise DataError(f"id {ex_id!r}: missing label", file=shown, field=where)
-                    if label not in label_index:
-                        raise DataError(f"id {ex_id!r}: label {label!r} is not one of "
-                                        f"{', '.join(label_set)}", file=shown, field=where)
-                    got_labels[row] = label
-                    row_scores = obj.get("scores")
-                    if has_scores is None:
-                        has_scores = row_scores is not None
-                    if (row_scores is not None) != has_scores:
-                        raise DataError(f"id {ex_id!r}: scores must be given for every line or "
-                                        "none", file=shown, field=where)
-                    if row_scores is not None:
-                        assert scores is not None
-                        try:
-                            scores[row] = score_row(row_scores, label_set)
-                        except ValueError as exc:
-                            raise DataError(f"id {ex_id!r}: {exc}", file=shown,
-                                            field=where) from None
-                else:
-                    out = obj.get("output")
-                    if not isinstance(out, str):
-                        raise DataError(f"id {ex_id!r}: missing output", file=shown, field=where)
-                    outputs[row] = out
-                    _generation_extras(obj, row, extras, f"id {ex_id!r}", shown, where)
+        unit = row_word(self.path)
+        for lineno, obj in _objects(self.path):
+            where = f"{unit} {lineno}"
+            if not isinstance(obj, dict) or "id" not in obj:
+                raise DataError("expected an object with an 'id'", file=shown, field=where)
+            ex_id = str(obj["id"])
+            if ex_id in seen:
+                raise DataError(f"duplicate id {ex_id!r} (first at {unit} {seen[ex_id]})",
+                                file=shown, field=where)
+            seen[ex_id] = lineno
+            if ex_id not in wanted:
+                raise DataError(f"id {ex_id!r} is not in the data set "
+                                f"{display_path(data.path)}", file=shown, field=where)
+            row = wanted[ex_id]
+            if label_set:
+                label = obj.get("label")
+                if not isinstance(label, str):
+                    raise DataError(f"id {ex_id!r}: missing label", file=shown, field=where)
+                if label not in label_index:
+                    raise DataError(f"id {ex_id!r}: label {label!r} is not one of "
+                                    f"{', '.join(label_set)}", file=shown, field=where)
+                got_labels[row] = label
+                row_scores = obj.get("scores")
+                if has_scores is None:
+                    has_scores = row_scores is not None
+                if (row_scores is not None) != has_scores:
+                    raise DataError(f"id {ex_id!r}: scores must be given for every line or "
+                                    "none", file=shown, field=where)
+                if row_scores is not None:
+                    assert scores is not None
+                    try:
+                        scores[row] = score_row(row_scores, label_set)
+                    except ValueError as exc:
+                        raise DataError(f"id {ex_id!r}: {exc}", file=shown,
+                                        field=where) from None
+            else:
+                out = obj.get("output")
+                if not isinstance(out, str):
+                    raise DataError(f"id {ex_id!r}: missing output", file=shown, field=where)
+                outputs[row] = out
+                _generation_extras(obj, row, extras, f"id {ex_id!r}", shown, where)
         missing = [ex_id for ex_id in data.ids if ex_id not in seen]
         if missing:
             more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
             raise DataError(f"{len(missing)} example id(s) have no prediction: "
                             f"{', '.join(repr(m) for m in missing[:3])}{more}", file=shown)
-        if progress:
-            progress(len(data), len(data))
         if label_set:
             return Predictions(ids=data.ids, labels=tuple(str(x) for x in got_labels),
                                scores=scores if has_scores else None)
         return Predictions(ids=data.ids, outputs=tuple(str(x) for x in outputs),
                            **extras.fields(shown))
+
+
+def _objects(path: Path) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed value) of every non-blank JSONL line; Parquet: (row, row dict)."""
+    if path.suffix.lower() == ".parquet":
+        yield from read_rows(path)
+        return
+    yield from jsonl_values(path)
+
+
+def _read_columns(path: Path, data: Dataset, labels: Sequence[str]) -> Predictions | None:
+    """The file read column-wise and checked on whole columns; None at the first doubt.
+
+    None sends the caller to the line-by-line reader, which finds the first bad line and names
+    it; so every message stays the same whichever reader saw the file first.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(path)
+        elif suffix == ".jsonl":
+            import pyarrow.json as pj
+
+            table = pj.read_json(path)
+        else:
+            return None
+    except (pa.ArrowException, UnicodeDecodeError, OSError):
+        return None
+    names = set(table.column_names)
+    if "id" not in names or table.num_rows != len(data):
+        return None
+    ids_col = table.column("id")
+    if ids_col.null_count:
+        return None
+    if pa.types.is_integer(ids_col.type):
+        ids_col = ids_col.cast(pa.string())
+    elif not (pa.types.is_string(ids_col.type) or pa.types.is_large_string(ids_col.type)):
+        return None
+    # Where each line's id sits in the data set: every id known, each exactly once.
+    position = pc.index_in(ids_col, value_set=pa.array(data.ids, type=pa.string()))
+    if position.null_count:
+        return None
+    rows = position.to_numpy(zero_copy_only=False).astype(np.int64)
+    if len(np.unique(rows)) != len(data):
+        return None
+    order = np.empty(len(data), dtype=np.int64)
+    order[rows] = np.arange(len(rows))  # file line of each example, in the data's order
+
+    def strings(name: str) -> np.ndarray | None:
+        if name not in names:
+            return None
+        col = table.column(name)
+        if col.null_count or not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+            return None
+        return np.asarray(col.take(pa.array(order)).to_numpy(zero_copy_only=False), dtype=object)
+
+    label_set = list(labels)
+    if label_set:
+        got = strings("label")
+        if got is None or not pc.all(pc.is_in(pa.array(got, type=pa.string()),
+                                              value_set=pa.array(label_set))).as_py():
+            return None
+        scores = None
+        if "scores" in names:
+            scores = _score_columns(table.column("scores"), label_set, order)
+            if scores is None:
+                return None
+        return Predictions(ids=data.ids, labels=tuple(got.tolist()), scores=scores)
+    out = strings("output")
+    if out is None:
+        return None
+    extra: dict[str, Any] = {}
+    if "usage" in names:
+        usage = table.column("usage")
+        if not pa.types.is_struct(usage.type):
+            return None
+        for name in ("input_tokens", "output_tokens"):
+            if usage.type.get_field_index(name) < 0:
+                continue
+            col = pc.struct_field(usage, name)
+            if col.null_count == len(col):
+                continue
+            if col.null_count or not pa.types.is_integer(col.type) or pc.min(col).as_py() < 0:
+                return None  # given for some lines only, or not a count: the line reader says so
+            extra[name] = np.asarray(col.take(pa.array(order)).to_numpy(zero_copy_only=False),
+                                     dtype=np.int64)
+    if "finish_reason" in names:
+        finish = table.column("finish_reason")
+        if finish.null_count == len(finish):
+            pass
+        elif finish.null_count or not pc.all(pc.is_in(finish, value_set=pa.array(
+                list(FINISH_REASONS)))).as_py():
+            return None
+        else:
+            extra["finish_reasons"] = tuple(finish.take(pa.array(order)).to_pylist())
+    return Predictions(ids=data.ids, outputs=tuple(out.tolist()), **extra)
+
+
+def _score_columns(col: Any, labels: list[str], order: np.ndarray) -> np.ndarray | None:
+    """The (n, n_labels) score matrix of a ``scores`` struct column, held to the contract."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if col.null_count or not pa.types.is_struct(col.type):
+        return None
+    fields = [col.type.field(i) for i in range(col.type.num_fields)]
+    if any(f.name not in labels for f in fields):
+        return None
+    matrix = np.zeros((len(col), len(labels)))
+    for f in fields:
+        if not (pa.types.is_integer(f.type) or pa.types.is_floating(f.type)):
+            return None
+        values = pc.struct_field(col, f.name)
+        if values.null_count:
+            return None  # a label left out scores 0, a null is an error: the line reader decides
+        matrix[:, labels.index(f.name)] = values.cast(pa.float64()).to_numpy(zero_copy_only=False)
+    if (not np.isfinite(matrix).all() or (matrix < 0).any() or (matrix > 1).any()
+            or (np.abs(matrix.sum(axis=1) - 1.0) > SUM_TOLERANCE).any()):
+        return None
+    return matrix[order]
 
 
 class _Extras:

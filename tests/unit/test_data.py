@@ -105,7 +105,7 @@ def test_subset_keeps_order(tmp_path):
 def test_unsupported_format(tmp_path):
     (tmp_path / "d.txt").write_text("x", "utf-8")
     assert data_error(read_rows, tmp_path / "d.txt") == (
-        "d.txt: unsupported data format '.txt'; expected .jsonl, .json or .csv")
+        "d.txt: unsupported data format '.txt'; expected .jsonl, .json, .csv or .parquet")
 
 
 def test_missing_file(tmp_path):
@@ -248,7 +248,7 @@ def _data(tmp_path, rows=ROWS):
 
 
 def _by(*fields, where=None, i=0):
-    return {"by": list(fields), "where": where or {}, "field": f"slices[{i}]", "min_support": None}
+    return SliceSpec(name=None, where=where or {}, field=f"slices[{i}]", by=tuple(fields))
 
 
 def test_by_expansion_names_and_members(tmp_path):
@@ -296,3 +296,78 @@ def test_by_slices_that_match_nothing(tmp_path):
     with pytest.raises(SpecError) as info:
         build_slices(_Suite([_by("lang", where={"n": {"gt": 100}})]), data)
     assert str(info.value) == "suites/s.yaml: slices[0]: by: slices match no example"
+
+
+# --------------------------------------------------------------------------- columns and Parquet
+
+def write_parquet(path: Path, rows) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    return path
+
+
+def test_parquet_reads_like_jsonl(tmp_path):
+    from_jsonl = load_dataset(spec(write_jsonl(tmp_path / "d.jsonl", ROWS)), ["pos", "neg"])
+    data = load_dataset(spec(write_parquet(tmp_path / "d.parquet", ROWS)), ["pos", "neg"])
+    assert data.table is not None
+    assert (data.ids, data.inputs, data.labels) == (from_jsonl.ids, from_jsonl.inputs,
+                                                    from_jsonl.labels)
+    assert data.features["n"].dtype == float and list(data.features["n"]) == [3.0, 10.0, 30.0, 1.0]
+    assert list(data.features["neg"]) == [False, True, False, False]
+    assert list(data.records) == ROWS
+    assert data.sha256 == hashlib.sha256((tmp_path / "d.parquet").read_bytes()).hexdigest()
+
+
+def test_parquet_errors_name_the_row(tmp_path):
+    path = write_parquet(tmp_path / "d.parquet", [ROWS[0], {**ROWS[1], "id": "a"}])
+    assert data_error(load_dataset, spec(path), ["pos", "neg"]) == (
+        "d.parquet: row 2: duplicate id 'a' (first at row 1)")
+    path = write_parquet(tmp_path / "e.parquet", [ROWS[0], {**ROWS[1], "label": "meh"}])
+    assert data_error(load_dataset, spec(path), ["pos", "neg"]) == (
+        "e.parquet: row 2: id 'b': label 'meh' is not in the suite's labels ['neg', 'pos']")
+
+
+def test_a_file_that_is_not_parquet(tmp_path):
+    (tmp_path / "d.parquet").write_text("nope", "utf-8")
+    assert data_error(read_rows, tmp_path / "d.parquet").startswith(
+        "d.parquet: not a readable Parquet file")
+
+
+def test_the_columnar_path_gives_what_the_row_path_gives(tmp_path):
+    """Same ids, inputs, labels, features, records and slices whichever reader read the file."""
+    from harness import data as data_module
+
+    path = write_jsonl(tmp_path / "d.jsonl", ROWS)
+    columns = load_dataset(spec(path), ["pos", "neg"])
+    rows = data_module._from_rows(read_rows(path), spec(path), ["pos", "neg"], False,
+                                  columns.sha256)
+    assert columns.table is not None and rows.table is None
+    assert (columns.ids, columns.inputs, columns.labels) == (rows.ids, rows.inputs, rows.labels)
+    for name, col in rows.features.items():
+        assert col.dtype == columns.features[name].dtype
+        assert list(col) == list(columns.features[name])
+    assert list(columns.records) == list(rows.records)
+    suite = _Suite([_by("lang", "neg", where={"n": {"gte": 1}}), _by("n", i=1),
+                    SliceSpec("short", {"n": {"lt": 5}, "lang": {"ne": "fr"}}, "slices[2]")])
+    a, b = build_slices(suite, columns), build_slices(suite, rows)
+    assert list(a) == list(b)
+    assert all(list(a[k]) == list(b[k]) for k in a)
+
+
+def test_values_pyarrow_would_retype_keep_their_json_type(tmp_path):
+    """A date string stays a string (pyarrow would read a timestamp): the row reader takes it."""
+    path = write_jsonl(tmp_path / "d.jsonl", [{"id": "a", "text": "x", "when": "2024-01-02"}])
+    data = load_dataset(spec(path, label=None, features=("when",)))
+    assert list(data.features["when"]) == ["2024-01-02"]
+    assert data.records[0]["when"] == "2024-01-02"
+
+
+def test_subset_and_concat_keep_the_columns(tmp_path):
+    data = load_dataset(spec(write_jsonl(tmp_path / "d.jsonl", ROWS)), ["pos", "neg"])
+    sub = data.subset([3, 1])
+    assert [r["id"] for r in sub.records] == ["d", "b"] and sub.table.num_rows == 2
+    both = sub.concat(data.subset([0]))
+    assert both.ids == ("d", "b", "a") and [r["id"] for r in both.records] == ["d", "b", "a"]
+    assert list(where_mask(both, {"lang": "de"})) == [True, True, False]

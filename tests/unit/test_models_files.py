@@ -162,6 +162,74 @@ def test_a_generation_line_without_output(tmp_path):
         load_model(pred_spec(path), "student").predict(dataset(("a",)), [])
 
 
+# --------------------------------------------------------------------------- columns and Parquet
+
+def write_parquet(path: Path, rows) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    return path
+
+
+def test_parquet_predictions_are_aligned_to_the_data_order(tmp_path):
+    rows = [json.loads(line) for line in GOOD if line]
+    path = write_parquet(tmp_path / "p.parquet", rows)
+    pred = load_model(pred_spec(path), "student").predict(dataset(), LABELS)
+    assert pred.ids == ("a", "b", "c") and pred.labels == ("pos", "pos", "neg")
+    assert np.allclose(pred.scores, [[0.9, 0.1], [0.6, 0.4], [0.25, 0.75]])
+
+
+def test_parquet_generation_predictions_with_usage(tmp_path):
+    path = write_parquet(tmp_path / "p.parquet", [
+        {"id": "b", "output": "yo", "usage": {"input_tokens": 3, "output_tokens": 1},
+         "finish_reason": "length"},
+        {"id": "a", "output": "hi", "usage": {"input_tokens": 4, "output_tokens": 2},
+         "finish_reason": "stop"}])
+    pred = load_model(pred_spec(path), "student").predict(dataset(("a", "b")), [])
+    assert pred.outputs == ("hi", "yo") and pred.finish_reasons == ("stop", "length")
+    assert list(pred.input_tokens) == [4, 3] and list(pred.output_tokens) == [2, 1]
+
+
+def test_parquet_errors_name_the_row(tmp_path):
+    path = write_parquet(tmp_path / "p.parquet", [{"id": "a", "label": "pos"},
+                                                  {"id": "b", "label": "meh"}])
+    with pytest.raises(DataError) as info:
+        load_model(pred_spec(path), "student").predict(dataset(("a", "b")), LABELS)
+    assert str(info.value) == "p.parquet: row 2: id 'b': label 'meh' is not one of pos, neg"
+
+
+def test_the_columnar_reader_gives_what_the_line_reader_gives(tmp_path):
+    from harness.models import predictions
+
+    path = write(tmp_path / "p.jsonl", *GOOD)
+    model = load_model(pred_spec(path), "student")
+    columns = predictions._read_columns(path, dataset(), LABELS)
+    lines = model._read_lines(dataset(), LABELS)
+    assert columns is not None and columns.labels == lines.labels
+    assert np.array_equal(columns.scores, lines.scores)
+    gen = write(tmp_path / "g.jsonl", '{"id": "b", "output": "yo", "usage": {"input_tokens": 3}}',
+                '{"id": "a", "output": "hi", "usage": {"input_tokens": 4}}')
+    columns = predictions._read_columns(gen, dataset(("a", "b")), [])
+    lines = load_model(pred_spec(gen), "student")._read_lines(dataset(("a", "b")), [])
+    assert columns is not None and columns.outputs == lines.outputs == ("hi", "yo")
+    assert list(columns.input_tokens) == list(lines.input_tokens) == [4, 3]
+    assert columns.output_tokens is None and lines.output_tokens is None
+
+
+def test_a_file_is_parsed_once_for_validation_and_the_run(tmp_path, monkeypatch):
+    from harness.models import predictions
+
+    calls = []
+    real = predictions._read_columns
+    monkeypatch.setattr(predictions, "_read_columns",
+                        lambda *a: calls.append(1) or real(*a))
+    path = write(tmp_path / "p.jsonl", *GOOD)
+    load_model(pred_spec(path), "student").validate(dataset(), LABELS)
+    pred = load_model(pred_spec(path), "student").predict(dataset(), LABELS)
+    assert pred.labels == ("pos", "pos", "neg") and len(calls) == 1
+
+
 # --------------------------------------------------------------------------- callables
 
 MODULE = '''
