@@ -326,18 +326,46 @@ def load_rubric(path: Path, root: Path | None = None, *, task: str | None = None
         def setting(key: str, default: Any, raw: Mapping[str, Any] = raw) -> Any:
             return raw.get(key, defaults.get(key, default))
 
+        alpha = float(setting("alpha", 0.05))
+        confidence = _confidence(setting("confidence", None), alpha, file=shown, field=field)
         criteria.append(Criterion(
             name=raw["name"], metric=metric.name, compare=compare, scope=scope, index=i,
             min=float(lo) if lo is not None else None, max=float(hi) if hi is not None else None,
             severity=setting("severity", "fail"), decision=setting("decision", "significant"),
-            alpha=float(setting("alpha", 0.05)), confidence=float(setting("confidence", 0.95)),
+            alpha=alpha, confidence=confidence,
             min_support=int(setting("min_support", 30)),
             line=lines[i] if i < len(lines) else None,
             against=str(raw.get("against", "current")),
             owner=raw.get("owner"), playbook=raw.get("playbook"),
         ))
     return RubricSpec(path=path, id=str(doc["id"]), version=doc["version"],
-                      criteria=tuple(criteria), teacher_floor=doc.get("teacher_floor"), raw=doc)
+                      criteria=tuple(criteria), teacher_floor=doc.get("teacher_floor"), raw=doc,
+                      notes=_confidence_notes(criteria, shown))
+
+
+def _confidence(given: Any, alpha: float, *, file: str, field: str) -> float:
+    """A criterion's CI level: as given, else ``1 - 2 alpha``, the two-sided interval whose
+    ends are the one-sided tests at ``alpha`` (DESIGN, "Verdicts")."""
+    if given is not None:
+        return float(given)
+    if alpha >= 0.5:
+        raise SpecError(f"alpha {alpha:g} leaves no interval at the default confidence "
+                        f"1 - 2 alpha; use an alpha below 0.5 or set confidence",
+                        file=file, field=f"{field}.alpha")
+    return 1.0 - 2.0 * alpha
+
+
+def _confidence_notes(criteria: Iterable[Criterion], shown: str) -> tuple[str, ...]:
+    """One note per (confidence, alpha) that prints an interval the verdict does not use."""
+    odd: dict[tuple[float, float], list[str]] = {}
+    for c in criteria:
+        if c.decision == "significant" and abs(c.confidence - (1.0 - 2.0 * c.alpha)) > 1e-9:
+            odd.setdefault((c.confidence, c.alpha), []).append(c.name)
+    return tuple(
+        f"{shown}: confidence {conf:g} with alpha {alpha:g} ({', '.join(names)}): the printed "
+        f"interval is not the one the verdict uses (the one-sided test at alpha {alpha:g} is "
+        f"the {100 * (1 - 2 * alpha):g}% interval's); leave confidence out to print that one"
+        for (conf, alpha), names in odd.items())
 
 
 def _evaluate_module(metric: str, rubric: Path, root: Path | None, field: str) -> Path | None:

@@ -222,6 +222,9 @@ class RubricSpec:
     criteria: tuple[Criterion, ...]
     teacher_floor: float | None = None
     raw: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: What the rubric's reader should know though nothing is wrong (e.g. a ``confidence``
+    #: whose interval is not the one the verdict uses); shown in the terminal and the report.
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

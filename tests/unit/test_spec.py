@@ -66,7 +66,10 @@ def test_load_suite_resolves_everything(repo):
     assert (flips.metric, flips.compare, flips.max, flips.min) == ("negative_flip_rate", "value", 0.5, None)
     # defaults flow into every criterion
     assert all(c.min_support == 3 and c.decision == "point" for c in suite.rubric.criteria)
-    assert flips.severity == "fail" and flips.alpha == 0.05 and flips.confidence == 0.95
+    assert flips.severity == "fail" and flips.alpha == 0.05
+    # the CI's level defaults to 1 - 2 alpha: the interval of the one-sided test at alpha
+    assert flips.confidence == pytest.approx(0.90)
+    assert suite.rubric.notes == ()
     assert [c.line for c in suite.rubric.criteria] == [6, 7, 8]
 
 
@@ -98,6 +101,28 @@ def test_suite_files_of_a_folder(repo):
         "suites/nested/suite.yaml", "suites/tiny.yaml"]
     assert suite_files(repo / "suites" / "tiny.yaml") == [(repo / "suites" / "tiny.yaml").resolve()]
     assert spec_error(suite_files, repo / "nope") == "nope: no such suite file or folder"
+
+
+def test_confidence_follows_alpha_and_another_level_gets_a_note(repo):
+    rubric = repo / "rubrics" / "tiny.yaml"
+    edit(rubric, "decision: point}", "decision: significant, alpha: 0.025}")
+    loaded = load_rubric(rubric)
+    assert [c.confidence for c in loaded.criteria] == pytest.approx([0.95] * 3)
+    assert loaded.notes == ()
+    edit(rubric, "alpha: 0.025}", "alpha: 0.05, confidence: 0.95}")
+    edit(rubric, "scope: overall}\n  - {name: slice_gap", "scope: overall, decision: point}\n"
+         "  - {name: slice_gap")
+    loaded = load_rubric(rubric)
+    assert {c.confidence for c in loaded.criteria} == {0.95}
+    # one note for the two criteria whose verdict is a test (quality_ratio decides by point)
+    assert loaded.notes == (
+        "rubrics/tiny.yaml: confidence 0.95 with alpha 0.05 (slice_gap, flips): the printed "
+        "interval is not the one the verdict uses (the one-sided test at alpha 0.05 is the 90% "
+        "interval's); leave confidence out to print that one",)
+    edit(rubric, "alpha: 0.05, confidence: 0.95}", "alpha: 0.5}")
+    assert spec_error(load_rubric, rubric) == (
+        "rubrics/tiny.yaml: criteria[0].alpha: alpha 0.5 leaves no interval at the default "
+        "confidence 1 - 2 alpha; use an alpha below 0.5 or set confidence")
 
 
 # --------------------------------------------------------------------------- malformed files
