@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.outputs import INVALID_LABEL
 from harness.stats import wilson_interval
 
 __all__ = ["audit_teacher", "audit_generation"]
@@ -53,6 +54,7 @@ def audit_teacher(
     confidence: float = 0.9,
     max_ids: int = 20,
     level: float = 0.95,
+    teacher_texts: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """The report's ``teacher_audit`` object for a classification suite.
 
@@ -65,7 +67,10 @@ def audit_teacher(
       ``confidence`` (``teacher_scores``: one row per example, columns in ``labels`` order),
       most confident first, ties in data order, at most ``max_ids``; ``suspects`` gives
       each one's gold label, teacher label and score; ``n_suspect`` counts them all.
-      Empty without scores.
+      Invalid teacher answers (:data:`INVALID_LABEL`: an answer that matched no label) are
+      suspects too, listed first in data order with ``"invalid": true`` and the answer as the
+      model wrote it (``teacher_texts``); ``invalid_ids`` lists the first ``max_ids`` of them
+      and ``n_invalid`` counts them.
     - ``inherited_error_rate``: share of all examples where the teacher is wrong and the
       student gives the same wrong label; ``inherited_ids`` the first ``max_ids`` of them
       in data order; ``inherited_share_of_teacher_errors``: of the teacher's errors, the
@@ -89,7 +94,14 @@ def audit_teacher(
 
     suspect_ids: list[str] = []
     suspects: list[dict[str, Any]] = []
-    n_suspect = 0
+    invalid = np.flatnonzero(teacher_a == INVALID_LABEL)
+    n_suspect = int(len(invalid))
+    for i in invalid[:max_ids]:
+        suspect_ids.append(str(ids[i]))
+        suspects.append({"id": str(ids[i]), "gold": gold_a[i], "teacher": teacher_a[i],
+                         "student": student_a[i], "score": None, "invalid": True,
+                         **({"answer": str(teacher_texts[i])} if teacher_texts is not None
+                            else {})})
     if teacher_scores is not None:
         scores = np.asarray(teacher_scores, dtype=float)
         if scores.shape != (n, len(labels)):
@@ -98,9 +110,10 @@ def audit_teacher(
         finite = np.isfinite(scores).all(axis=1)
         if n:
             top[finite] = scores[finite].max(axis=1)
-        wrong_sure = np.flatnonzero(~teacher_ok & (top >= confidence))
-        n_suspect = int(len(wrong_sure))
-        order = wrong_sure[np.lexsort((wrong_sure, -top[wrong_sure]))][:max_ids]
+        wrong_sure = np.flatnonzero(~teacher_ok & (top >= confidence)
+                                    & (teacher_a != INVALID_LABEL))
+        n_suspect += int(len(wrong_sure))
+        order = wrong_sure[np.lexsort((wrong_sure, -top[wrong_sure]))][:max_ids - len(suspects)]
         for i in order:
             suspect_ids.append(str(ids[i]))
             suspects.append(
@@ -116,7 +129,8 @@ def audit_teacher(
     out = _summary(ids=ids, teacher_ok=teacher_ok, student_ok=student_ok, inherited=inherited,
                    slices=slices, floor=floor, level=level, max_ids=max_ids)
     out.update({"suspect_ids": suspect_ids, "suspects": suspects, "n_suspect": n_suspect,
-                "confidence": float(confidence)})
+                "confidence": float(confidence), "n_invalid": int(len(invalid)),
+                "invalid_ids": [str(ids[i]) for i in invalid[:max_ids]]})
     return out
 
 

@@ -51,6 +51,16 @@ def fake_openai() -> Iterator[Callable[..., FakeOpenAI]]:
         s.stop()
 
 
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty repository root (pyproject.toml), the current directory of the test."""
+    root = tmp_path / "repo"
+    root.mkdir()
+    (root / "pyproject.toml").write_text("[project]\nname = 'r'\n", "utf-8")
+    monkeypatch.chdir(root)
+    return root
+
+
 @pytest.fixture(scope="session")
 def endpoint_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A repository root (pyproject.toml) for the suites of the endpoint tests."""

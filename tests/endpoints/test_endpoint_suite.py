@@ -39,14 +39,9 @@ def _suite(root: Path, url: str, name: str = "endpoint", metadata: dict | None =
                                   "min": 0.5, "scope": "overall", "decision": "point"}])
 
 
-@pytest.fixture
-def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "repo"
-    root.mkdir()
-    (root / "pyproject.toml").write_text("[project]\nname = 'r'\n", "utf-8")
-    monkeypatch.chdir(root)
+@pytest.fixture(autouse=True)
+def api_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SUITE_TEST_KEY", KEY)
-    return root
 
 
 def test_distill_run_with_an_endpoint_teacher_writes_no_key(fake_openai, repo, capsys):
