@@ -48,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
                      "excluded) and their estimated cost; run no model")
     val = sub.add_parser("validate", help="check suite, rubric, baseline, report or predictions files")
     val.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    val.add_argument("--suite", metavar="SUITE",
+                     help="check predictions and rubrics in this suite's context (its ids, labels, "
+                          "task and data); without it they are checked on their own")
     rep = sub.add_parser("report", help="render a stored JSON report")
     rep.add_argument("file", type=Path)
     rep.add_argument("--format", choices=("table", "markdown", "json"), default="table")
@@ -129,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     :class:`_PipeSafeStdout`.
     """
     saved, safe = sys.stdout, _PipeSafeStdout(sys.stdout)
-    sys.stdout = safe  # type: ignore[assignment]
+    sys.stdout = safe
     try:
         return _main(argv)
     finally:  # also after argparse's SystemExit (--help, --version)
@@ -229,10 +232,66 @@ def _run(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     from harness.spec import display_path, validate_file
 
+    if args.suite is not None:
+        return _validate_in_suite(args.files, args.suite)
     for f in args.files:
         kind = validate_file(f)
-        print(f"{display_path(f)}: valid {kind}")
+        print(f"{display_path(f)}: valid {kind}{_ALONE.get(kind, '')}")
     return EXIT_PASS
+
+
+#: What a file checked on its own leaves unchecked (``distill validate`` without ``--suite``).
+_ALONE = {
+    "predictions": " (checked without a suite: its ids, labels and task were not; "
+                   "pass --suite SUITE)",
+    "rubric": " (checked without a suite: whether its metrics apply to the suite's task and "
+              "data was not; pass --suite SUITE)",
+    "baseline": " (checked without a suite: whether it is current was not; pass --suite SUITE)",
+}
+
+
+def _validate_in_suite(files: Sequence[Path], suite_arg: str) -> int:
+    """Each file as the suite would read it: a predictions file against the suite's ids,
+    labels and task (the data and traffic rows), a rubric against its task and data, a
+    baseline against its data and rubric."""
+    from harness import baseline
+    from harness.history import resolve_suite
+    from harness.spec import detect_kind as kind_of
+    from harness.spec import display_path, load_rubric, load_suite, read_document, validate_file
+    from harness.tasks import get_task
+
+    spec = load_suite(resolve_suite(suite_arg))
+    task = get_task(spec.task)
+    data = task.load_data(spec.data, spec)
+    model_data = data if spec.traffic_data is None else data.concat(
+        task.load_data(spec.traffic_data, spec))
+    context = f"in suite {spec.name} ({display_path(spec.path)})"
+    for f in files:
+        if f.suffix.lower() in (".jsonl", ".parquet"):
+            validate_file(f)  # the schema, line by line, first
+            _predictions_model(f, spec).validate(model_data, spec.labels)
+            kind = "predictions"
+        else:
+            doc, _ = read_document(f)
+            kind = kind_of(doc, f)
+            if kind == "rubric":
+                load_rubric(f, spec.root, task=spec.task, has_gold=spec.data.label is not None)
+            elif kind == "baseline" and f.resolve() == spec.baseline_path.resolve():
+                baseline.load_baseline(spec, data)
+            else:
+                validate_file(f, kind)
+        print(f"{display_path(f)}: valid {kind} {context}")
+    return EXIT_PASS
+
+
+def _predictions_model(path: Path, spec: Any) -> Any:
+    """The adapter that reads ``path`` as the suite would read a ``type: predictions`` model."""
+    from harness.models import load_model
+    from harness.spec_types import ModelSpec
+
+    model_spec = ModelSpec(type="predictions", source=path, field="predictions", path=str(path),
+                           local_path=path.resolve(), task=spec.task)
+    return load_model(model_spec, "predictions")
 
 
 def _report(args: argparse.Namespace) -> int:

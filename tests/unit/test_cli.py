@@ -195,8 +195,65 @@ def test_validate_good_files(repo, capsys):
     code, out, _ = distill(capsys, "validate", "suites/tiny.yaml", "rubrics/tiny.yaml",
                            "data/teacher.jsonl", "r.json")
     assert code == 0
-    assert out.splitlines() == ["suites/tiny.yaml: valid suite", "rubrics/tiny.yaml: valid rubric",
-                                "data/teacher.jsonl: valid predictions", "r.json: valid report"]
+    alone = " (checked without a suite: "
+    assert out.splitlines() == [
+        "suites/tiny.yaml: valid suite",
+        "rubrics/tiny.yaml: valid rubric" + alone + "whether its metrics apply to the suite's "
+        "task and data was not; pass --suite SUITE)",
+        "data/teacher.jsonl: valid predictions" + alone + "its ids, labels and task were not; "
+        "pass --suite SUITE)",
+        "r.json: valid report"]
+
+
+def test_validate_in_the_suites_context(repo, capsys):
+    distill(capsys, "run", "suites/tiny.yaml", "--no-cache", "--update-baselines")
+    code, out, _ = distill(capsys, "validate", "data/teacher.jsonl", "rubrics/tiny.yaml",
+                           "baselines/tiny.json", "--suite", "suites/tiny.yaml")
+    assert code == 0
+    assert out.splitlines() == [f"{f}: valid {kind} in suite tiny (suites/tiny.yaml)" for f, kind in (
+        ("data/teacher.jsonl", "predictions"), ("rubrics/tiny.yaml", "rubric"),
+        ("baselines/tiny.json", "baseline"))]
+    code, _, _ = distill(capsys, "validate", "data/teacher.jsonl", "--suite", "tiny")
+    assert code == 0  # the suite by its name
+
+
+# A file that is valid on its own but not for its suite: the schema cannot tell, the suite can.
+IN_CONTEXT = {
+    "generation output in a classification suite": (
+        "data/p.jsonl", '{"id": "e00", "output": "pos"}\n',
+        "data/p.jsonl: line 1: id 'e00': missing label"),
+    "an id the data does not have": (
+        "data/p.jsonl", '{"id": "zz", "label": "pos"}\n',
+        "data/p.jsonl: line 1: id 'zz' is not in the data set"),
+    "a label outside the suite's": (
+        "data/p.jsonl", '{"id": "e00", "label": "meh"}\n',
+        "data/p.jsonl: line 1: id 'e00': label 'meh' is not one of pos, neg"),
+    "a generation metric on its own": (
+        "rubrics/cer.yaml", "schema_version: 1\nid: cer\nversion: 1\ncriteria:\n"
+        "  - {name: cer, metric: char_error_rate, compare: value, max: 0.1, scope: overall}\n",
+        "rubrics/cer.yaml: criteria[0].metric: criterion 'cer': char_error_rate is a generation "
+        "metric; a classification suite takes: accuracy, "),
+    "a stale baseline": (
+        "baselines/tiny.json", None, "baselines/tiny.json"),
+}
+
+
+@pytest.mark.parametrize("case", list(IN_CONTEXT))
+def test_validate_catches_what_only_the_suite_knows(repo, capsys, case):
+    name, content, expected = IN_CONTEXT[case]
+    if content is None:  # a baseline written for another version of the suite
+        distill(capsys, "run", "suites/tiny.yaml", "--no-cache", "--update-baselines")
+        edit(repo / "suites" / "tiny.yaml", 'version: "1"', 'version: "2"')
+    else:
+        (repo / name).write_text(content, "utf-8")
+        code, out, _ = distill(capsys, "validate", name)
+        assert code == 0 and "checked without a suite" in out  # the schema alone is satisfied
+    code, _, err = distill(capsys, "validate", name, "--suite", "suites/tiny.yaml")
+    assert code == 2
+    line = one_line(err)
+    assert line.startswith(f"distill: {expected}")
+    if content is None:
+        assert "suite version '1' → '2'" in line
 
 
 @pytest.mark.parametrize(("name", "content", "expected"), [
