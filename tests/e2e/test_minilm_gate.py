@@ -74,7 +74,7 @@ RUBRIC_YAML = """\
 schema_version: 1
 id: minilm-gate
 version: 1
-defaults: {alpha: 0.05, confidence: 0.95, min_support: 10, decision: significant}
+defaults: {alpha: 0.05, min_support: 10, decision: significant}
 criteria:
   - {name: quality_ratio, metric: accuracy, compare: teacher_ratio, min: 0.9, scope: overall}
   - {name: slice_gap, metric: accuracy, compare: teacher_delta, min: -0.1, scope: slices}
