@@ -1,4 +1,5 @@
-"""A one-line progress display for model runs on a terminal (quiet in CI logs)."""
+"""Progress of model runs: one line redrawn in place on a terminal; off a terminal (a CI log)
+one line per stage, when it ends."""
 
 from __future__ import annotations
 
@@ -19,20 +20,26 @@ def _interactive(stream: TextIO) -> bool:
     return bool(isatty and isatty()) and not os.environ.get("CI")
 
 
+#: The rate's unit per unit of work.
+_RATE = {"examples": "ex/s", "requests": "requests/s"}
+
+
 class LineProgress:
     """Redraws ``"<label>: done/total examples, rate ex/s, ETA 1m05s"`` in place; a newline
     when done (without the ETA). An endpoint model counts the requests of this run only (its
-    cached answers are not work), so its rate is requests/s."""
+    cached answers are not work): its ``unit`` is ``requests`` and its rate requests/s."""
 
     def __init__(
         self,
         label: str,
         stream: TextIO,
         clock: Callable[[], float] = time.monotonic,
+        unit: str = "examples",
     ):
         self.label = label
         self.stream = stream
         self.clock = clock
+        self.unit = unit
         self.start = clock()
         self.last_draw: float | None = None
         self.last_done = 0
@@ -49,7 +56,7 @@ class LineProgress:
             return
         elapsed = now - self.start
         rate = done / elapsed if elapsed > 0 else 0.0
-        line = f"{self.label}: {done}/{total} examples, {rate:.1f} ex/s"
+        line = f"{self.label}: {done}/{total} {self.unit}, {rate:.1f} {_RATE.get(self.unit, '/s')}"
         if not final and rate > 0:
             line += f", ETA {_duration((total - done) / rate)}"
         pad = " " * max(0, self.width - len(line))
@@ -58,6 +65,39 @@ class LineProgress:
         self.width = len(line)
         self.last_draw = now
         self.finished = final
+
+
+class StageProgress:
+    """Off a terminal: nothing while a stage runs, then one line when it ends,
+    ``"<label>: 600/600 requests in 4.9s, 122.4 requests/s"`` — a CI log gets no ``\\r``."""
+
+    def __init__(
+        self,
+        label: str,
+        stream: TextIO,
+        clock: Callable[[], float] = time.monotonic,
+        unit: str = "examples",
+    ):
+        self.label = label
+        self.stream = stream
+        self.clock = clock
+        self.unit = unit
+        self.start: float | None = None
+        self.last_done = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = self.clock()
+        if self.start is None or done < self.last_done:  # a new stage (or a new pass)
+            self.start = now
+        self.last_done = done
+        if done < total:
+            return
+        elapsed = now - self.start
+        rate = done / elapsed if elapsed > 0 else 0.0
+        self.stream.write(f"{self.label}: {done}/{total} {self.unit} in {elapsed:.1f}s, "
+                          f"{rate:.1f} {_RATE.get(self.unit, '/s')}\n")
+        self.stream.flush()
+        self.start, self.last_done = None, 0
 
 
 def _duration(seconds: float) -> str:
@@ -73,11 +113,17 @@ def _duration(seconds: float) -> str:
 def make_progress(
     label: str, *, enabled: bool | None = None, stream: TextIO | None = None
 ) -> Progress | None:
-    """A progress callback that draws one updating line on ``stream`` (default stderr).
+    """A progress callback writing on ``stream`` (default stderr), or None when ``enabled`` is
+    False (quiet).
 
-    ``enabled=None`` draws only on a terminal outside CI (``stream.isatty()`` and no ``CI``
-    environment variable); otherwise returns None, so CI logs stay free of ``\\r`` lines.
+    ``enabled=None``: on a terminal outside CI (``stream.isatty()`` and no ``CI`` environment
+    variable) one line redrawn in place (:class:`LineProgress`); otherwise one line per stage
+    when it ends (:class:`StageProgress`), so a CI log says what ran, free of ``\\r`` lines.
+    ``enabled=True`` always redraws in place.
     """
     out = stream if stream is not None else sys.stderr
-    on = _interactive(out) if enabled is None else enabled
-    return LineProgress(label, out) if on else None
+    if enabled is False:
+        return None
+    if enabled or _interactive(out):
+        return LineProgress(label, out)
+    return StageProgress(label, out)

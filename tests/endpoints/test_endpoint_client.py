@@ -386,10 +386,16 @@ def test_progress_counts_this_runs_requests_with_an_eta(fake_openai, tmp_path):
     now = [0.0]
     out = TTY()
     line = LineProgress("teacher", out, clock=lambda: now[0])
+    # Through the cache, an endpoint's progress counts requests.
+    from harness.cache import predict_cached
+
+    predict_cached(model(spec, tmp_path), data, [], None, line)
+    assert line.unit == "requests"
     line(0, 400)
     now[0] = 2.0
     line(100, 400)
-    assert out.getvalue().split("\r")[-1].strip() == "teacher: 100/400 examples, 50.0 ex/s, ETA 6s"
+    assert out.getvalue().split("\r")[-1].strip() == \
+        "teacher: 100/400 requests, 50.0 requests/s, ETA 6s"
     now[0] = 8.0
     line(400, 400)
-    assert out.getvalue().split("\r")[-1].rstrip() == "teacher: 400/400 examples, 50.0 ex/s"
+    assert out.getvalue().split("\r")[-1].rstrip() == "teacher: 400/400 requests, 50.0 requests/s"

@@ -82,8 +82,13 @@ def test_messy_answers_the_teacher_gate_and_a_labels_map_edit_that_asks_nothing(
     assert len(invalid) == 7
 
     code, doc = run(suite, "cold.json")
-    assert code == 1, capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 1, err
     assert sum(server.requests.values()) == N
+    # Not a terminal (a CI log): one line for the stage, its requests and their rate.
+    (stage,) = [line for line in err.splitlines() if line.startswith("teacher: ")]
+    assert stage.startswith(f"teacher: {N}/{N} requests in ") and stage.endswith(" requests/s")
+    assert "\r" not in err
     teacher = doc["teacher"]
     # "Fresh.", "**Fresh**", "FRESH!", "Answer: fresh", "Label: Rotten", "'rotten'" all match;
     # "I cannot decide", "Fresh or rotten?" (two labels) and the unmapped "positive" do not.

@@ -16,7 +16,7 @@ import harness.cache as cache_mod
 from harness.cache import Answer, AnswerStore, PredictionCache, decode_entry, predict_cached
 from harness.data import Dataset
 from harness.models.base import Model, Predictions, Progress
-from harness.progress import LineProgress, make_progress
+from harness.progress import LineProgress, StageProgress, make_progress
 from harness.spec_types import ModelSpec
 
 LABELS = ("fresh", "rotten")
@@ -345,14 +345,29 @@ class FakeTTY(io.StringIO):
         return True
 
 
-def test_progress_is_quiet_off_a_terminal_and_in_ci(monkeypatch):
+def test_progress_is_one_line_per_stage_off_a_terminal_and_in_ci(monkeypatch):
     monkeypatch.delenv("CI", raising=False)
-    assert make_progress("teacher", stream=io.StringIO()) is None
-    assert make_progress("teacher", stream=FakeTTY()) is not None
+    assert isinstance(make_progress("teacher", stream=io.StringIO()), StageProgress)
+    assert isinstance(make_progress("teacher", stream=FakeTTY()), LineProgress)
     assert make_progress("teacher", enabled=False, stream=FakeTTY()) is None
-    assert make_progress("teacher", enabled=True, stream=io.StringIO()) is not None
+    assert isinstance(make_progress("teacher", enabled=True, stream=io.StringIO()), LineProgress)
     monkeypatch.setenv("CI", "true")
-    assert make_progress("teacher", stream=FakeTTY()) is None
+    assert isinstance(make_progress("teacher", stream=FakeTTY()), StageProgress)
+
+
+def test_a_stage_line_is_written_once_when_the_stage_ends():
+    now = [10.0]
+    out = io.StringIO()
+    stage = StageProgress("teacher", out, clock=lambda: now[0], unit="requests")
+    for done in range(0, 601, 50):
+        now[0] += 0.5
+        stage(done, 600)
+    assert out.getvalue() == "teacher: 600/600 requests in 6.0s, 100.0 requests/s\n"
+    stage(0, 10)  # a second stage under the same label: its own line
+    now[0] += 2.0
+    stage(10, 10)
+    assert out.getvalue().splitlines()[-1] == "teacher: 10/10 requests in 2.0s, 5.0 requests/s"
+    assert "\r" not in out.getvalue()
 
 
 def test_progress_line_is_throttled_and_ends_with_a_newline():
