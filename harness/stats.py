@@ -78,6 +78,11 @@ _JACKKNIFE_GROUPS = 200
 # A bootstrap whose replicates are undefined (e.g. a zero reference in a ratio) more often
 # than this gives no p-value.
 _MAX_UNDEFINED_FRACTION = 0.1
+# From this many paired 0/1 examples on, a bootstrap resample is drawn as the counts of the
+# four (student, reference) outcome pairs (one multinomial draw: the same distribution as
+# resampling positions, at O(1) instead of O(n) per resample). Below it positions are
+# resampled, which is cheap there and keeps the figures of earlier runs unchanged.
+_PAIR_COUNTS_FROM = 100_000
 
 
 @dataclass(frozen=True)
@@ -183,6 +188,7 @@ def compare_test(
         seed=seed,
         n_resamples=n_resamples,
         jackknife=_mean_jackknife(s, r, kind),
+        pair_counts=(s, r) if binary and r is not None and n >= _PAIR_COUNTS_FROM else None,
     )
 
 
@@ -763,6 +769,26 @@ def _bootstrap_replicates(
     return out
 
 
+def _pair_count_replicates(
+    s: NDArray[np.float64], r: NDArray[np.float64], kind: str, seed: int, n_resamples: int
+) -> NDArray[np.float64]:
+    """Paired bootstrap replicates of 0/1 values, drawn as outcome-pair counts.
+
+    Resampling ``n`` pairs with replacement makes the counts of the pairs (1, 1), (1, 0),
+    (0, 1) and (0, 0) a multinomial draw with the observed shares, and the two means follow
+    from the counts: the distribution of :func:`_bootstrap_replicates`, other draws.
+    """
+    n = s.shape[0]
+    both = int(np.count_nonzero((s == 1) & (r == 1)))
+    s_only = int(np.count_nonzero(s == 1)) - both
+    r_only = int(np.count_nonzero(r == 1)) - both
+    shares = np.array([both, s_only, r_only, n - both - s_only - r_only], dtype=np.float64) / n
+    counts = np.random.default_rng([seed, 2]).multinomial(n, shares, size=n_resamples)
+    s_mean = (counts[:, 0] + counts[:, 1]) / n
+    r_mean = (counts[:, 0] + counts[:, 2]) / n
+    return _combine(s_mean.astype(np.float64), r_mean.astype(np.float64), kind)
+
+
 def _bootstrap_test(
     *,
     n: int,
@@ -774,8 +800,12 @@ def _bootstrap_test(
     seed: int,
     n_resamples: int,
     jackknife: NDArray[np.float64] | None,
+    pair_counts: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None,
 ) -> TestResult:
     """Seeded paired BCa bootstrap of the compared quantity.
+
+    With ``pair_counts`` (paired 0/1 values) the resamples are drawn by
+    :func:`_pair_count_replicates`.
 
     Resampling is our own (``np.random.default_rng(seed)``) rather than
     ``scipy.stats.bootstrap``: the CI-inversion p-value needs the BCa bias correction and
@@ -789,11 +819,15 @@ def _bootstrap_test(
     value = float(_combine(s0, r0, kind)[0])
     if not math.isfinite(value):
         return _undefined(n, f"{kind} undefined (reference aggregate 0)")
-    reps = _bootstrap_replicates(n, aggregate, kind, seed, n_resamples)
+    if pair_counts is not None:
+        reps = _pair_count_replicates(*pair_counts, kind, seed, n_resamples)
+    else:
+        reps = _bootstrap_replicates(n, aggregate, kind, seed, n_resamples)
     finite = np.isfinite(reps)
     undefined = int(n_resamples - np.count_nonzero(finite))
     reps = reps[finite]
-    method = f"paired bootstrap (BCa), {n_resamples} resamples, seed {seed}"
+    method = (f"paired bootstrap (BCa){' of outcome-pair counts' if pair_counts else ''}, "
+              f"{n_resamples} resamples, seed {seed}")
     if undefined:
         method += f", {undefined} undefined resamples dropped"
     breach = _breaches(value, bound, threshold)

@@ -637,3 +637,28 @@ def test_bootstrap_too_coarse_for_the_level_ends_at_the_extreme_replicate() -> N
     # at 0.95 the same threshold is outside the interval and significant, as everywhere else
     wide = hs.compare_test(bound="min", threshold=1.0, **{**kwargs, "confidence": 0.95})
     assert wide.ci[1] <= result.ci[1] and wide.p_value is not None and wide.p_value < 0.025
+
+
+def test_big_paired_binary_ratio_resamples_outcome_pair_counts() -> None:
+    """From ``_PAIR_COUNTS_FROM`` pairs on, the bootstrap draws the four pair counts: the same
+    distribution as resampling positions, so the interval agrees to the bootstrap's noise."""
+    from harness import stats as st
+
+    rng = np.random.default_rng(3)
+    n = 20_000
+    t = (rng.random(n) < 0.9).astype(float)
+    s = np.where(rng.random(n) < 0.95, t, 1 - t)
+    args = dict(student=s, reference=t, compare="teacher_ratio", bound="min", threshold=0.95,
+                binary=True, confidence=0.9)
+    positions = st.compare_test(**args)
+    old = st._PAIR_COUNTS_FROM
+    try:
+        st._PAIR_COUNTS_FROM = n
+        counts = st.compare_test(**args)
+    finally:
+        st._PAIR_COUNTS_FROM = old
+    assert "outcome-pair counts" in counts.method and "counts" not in positions.method
+    assert counts.value == positions.value
+    assert np.allclose(counts.ci, positions.ci, atol=1e-3)
+    assert counts.p_value is not None and positions.p_value is not None
+    assert abs(counts.p_value - positions.p_value) < 0.02
