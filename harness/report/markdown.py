@@ -31,6 +31,25 @@ def owner_line(owner: Any, playbook: Any) -> str:
     return " — ".join(parts)
 
 
+def invalid_examples(suite: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any], str]]:
+    """(model, its ``invalid`` block, the first few invalid answers as quoted text) for each
+    model of ``suite`` with invalid answers."""
+    import json
+
+    def quoted(text: str, limit: int = 40) -> str:
+        return json.dumps(text if len(text) <= limit else text[:limit - 1] + "…",
+                          ensure_ascii=False)
+
+    out = []
+    for role in ("teacher", "student"):
+        block = (suite.get(role) or {}).get("invalid")
+        if block:
+            shown = ", ".join(f"{e['id']} {quoted(e['answer'])}" if "answer" in e else
+                              str(e["id"]) for e in block.get("examples") or [])
+            out.append((role, block, shown))
+    return out
+
+
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
     out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     out += ["| " + " | ".join(_esc(str(c)) for c in row) + " |" for row in rows]
@@ -130,8 +149,17 @@ def _suite(s: Mapping[str, Any]) -> list[str]:
                 f"`{w['slice']}` ({_f(w.get('accuracy'))})" for w in weak))
         suspects = audit.get("suspect_ids") or []
         if suspects:
-            lines.append("Suspect teacher outputs (wrong, confident): " + ", ".join(
-                f"`{i}`" for i in suspects[:10]))
+            lines.append("Suspect teacher outputs (invalid answers, then wrong and confident): "
+                         + ", ".join(f"`{i}`" for i in suspects[:10]))
+        lines.append("")
+    invalid = invalid_examples(s)
+    if invalid:
+        lines += ["### Invalid answers", "",
+                  "Answers that matched no label (or were empty): wrong for every correctness "
+                  "metric, counted in `invalid_rate`.", ""]
+        lines += _table(["model", "invalid", "share", "examples"],
+                        [[role, b["n"], f"{100 * b['share']:.1f}%", shown or "–"]
+                         for role, b, shown in invalid])
         lines.append("")
     lines += _economics(s.get("economics") or {})
     lines += _trend((s.get("baseline") or {}).get("trend"))

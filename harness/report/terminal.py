@@ -83,8 +83,20 @@ def suite_lines(suite: Mapping[str, Any]) -> list[str]:
                      f"{_f(audit.get('inherited_error_rate'))}, weak slices "
                      f"{len(audit.get('weak_slices') or [])}, suspect outputs "
                      f"{len(audit.get('suspect_ids') or [])}")
+    lines.extend(invalid_lines(suite))
     lines.extend(economics_lines(suite.get("economics") or {}))
     return lines
+
+
+def invalid_lines(suite: Mapping[str, Any]) -> list[str]:
+    """Per model with invalid answers (no label matched, or empty): how many, their share
+    and the first few as the model wrote them."""
+    from harness.report.markdown import invalid_examples
+
+    lines = [f"  {role}: {block['n']} ({100 * block['share']:.1f}%)"
+             + (f", e.g. {shown}" if shown else "")
+             for role, block, shown in invalid_examples(suite)]
+    return ["", "invalid answers (matching no label, or empty):", *lines] if lines else []
 
 
 def economics_lines(econ: Mapping[str, Any]) -> list[str]:

@@ -65,8 +65,8 @@ def labelling_suite(root: Path, url: str, *, labels_map: dict[str, str] | None =
                        criteria=CRITERIA)
 
 
-def run(suite: Path, report: str) -> tuple[int, dict[str, Any]]:
-    code = main(["run", str(suite), "--report", report])
+def run(suite: Path, report: str, *more: str) -> tuple[int, dict[str, Any]]:
+    code = main(["run", str(suite), "--report", report, *more])
     return code, json.loads(Path(report).read_text("utf-8"))["suites"][0]
 
 
@@ -81,14 +81,21 @@ def test_messy_answers_the_teacher_gate_and_a_labels_map_edit_that_asks_nothing(
     invalid = sorted([*UNDECIDED, *POSITIVE])
     assert len(invalid) == 7
 
-    code, doc = run(suite, "cold.json")
-    err = capsys.readouterr().err
+    code, doc = run(suite, "cold.json", "--markdown", "cold.md")
+    out, err = capsys.readouterr()
     assert code == 1, err
     assert sum(server.requests.values()) == N
     # Not a terminal (a CI log): one line for the stage, its requests and their rate.
     (stage,) = [line for line in err.splitlines() if line.startswith("teacher: ")]
     assert stage.startswith(f"teacher: {N}/{N} requests in ") and stage.endswith(" requests/s")
     assert "\r" not in err
+    # The terminal and the Markdown say how many answers were invalid and show a few.
+    shown = ('r7 "I cannot decide", r8 "positive", r18 "positive", r21 "I cannot decide", '
+             'r28 "positive"')
+    assert f"  teacher: 7 (17.5%), e.g. {shown}" in out.splitlines()
+    markdown = Path("cold.md").read_text("utf-8")
+    assert "### Invalid answers" in markdown and f"| teacher | 7 | 17.5% | {shown} |" in markdown
+    assert "student:" not in out.split("invalid answers")[1].split("\n\n")[0]
     teacher = doc["teacher"]
     # "Fresh.", "**Fresh**", "FRESH!", "Answer: fresh", "Label: Rotten", "'rotten'" all match;
     # "I cannot decide", "Fresh or rotten?" (two labels) and the unmapped "positive" do not.
