@@ -24,6 +24,13 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_INPUT)
 
 
+def _count(text: str) -> int:
+    """A whole number >= 0 (``--report-examples``)."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
+    return int(text)
+
+
 def _parser() -> argparse.ArgumentParser:
     from harness import __version__
 
@@ -34,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("suites", nargs="+", metavar="SUITE", help="suite file or folder of suites")
     run.add_argument("--report", type=Path, help="write the JSON report here")
     run.add_argument("--markdown", type=Path, help="write the Markdown report here")
+    run.add_argument("--html", type=Path, help="write the self-contained HTML report here")
+    run.add_argument("--report-examples", type=_count, default=50, metavar="N",
+                     help="examples kept per failing check and per pocket (default 50)")
     run.add_argument("--update-baselines", action="store_true", help="write the stored baselines")
     run.add_argument("--cache", type=Path, default=Path(".distill-cache"), help="prediction cache")
     run.add_argument("--no-cache", action="store_true", help="do not use the prediction cache")
@@ -53,7 +63,9 @@ def _parser() -> argparse.ArgumentParser:
                           "task and data); without it they are checked on their own")
     rep = sub.add_parser("report", help="render a stored JSON report")
     rep.add_argument("file", type=Path)
-    rep.add_argument("--format", choices=("table", "markdown", "json"), default="table")
+    rep.add_argument("--format", choices=("table", "markdown", "json", "html"), default="table")
+    rep.add_argument("-o", "--output", type=Path, default=None,
+                     help="write to this file instead of standard output")
     _history_parsers(sub)
     return p
 
@@ -182,7 +194,8 @@ def _run(args: argparse.Namespace) -> int:
         cache_dir=None if args.no_cache else args.cache, strict=args.strict,
         allow_remote_code=args.allow_remote_code, device=args.device,
         update_baselines=args.update_baselines, report_path=args.report,
-        markdown_path=args.markdown, annotations=args.annotations, progress=True, seed=args.seed,
+        markdown_path=args.markdown, html_path=args.html, report_examples=args.report_examples,
+        annotations=args.annotations, progress=True, seed=args.seed,
         dry_run=args.dry_run)
     session = DistillSession(options, [Path(s) for s in args.suites])
     paths = session.suite_paths()
@@ -300,12 +313,27 @@ def _report(args: argparse.Namespace) -> int:
     from harness.report.terminal import report_lines
 
     doc = load_report(args.file)
+    if args.format == "html":
+        from harness.report.html import render_html, write_html
+
+        if args.output is None:
+            sys.stdout.write(render_html(doc))
+        else:
+            write_html(args.output, doc)
+            print(f"distill: HTML report written to {args.output}")
+        return EXIT_PASS
     if args.format == "markdown":
-        sys.stdout.write(render_markdown(doc))
+        text = render_markdown(doc)
     elif args.format == "json":
-        sys.stdout.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+        text = json.dumps(doc, indent=2, sort_keys=True) + "\n"
     else:
-        print("\n".join(report_lines(doc)))
+        text = "\n".join(report_lines(doc)) + "\n"
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        from harness.fileio import atomic_write_text
+
+        atomic_write_text(args.output, text)
     return EXIT_PASS if doc.get("verdict") == "pass" else EXIT_FAIL
 
 

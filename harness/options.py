@@ -25,3 +25,7 @@ class Options:
     seed: int = 0
     #: ``--distill-dry-run`` / ``distill run --dry-run``: plan the requests, run no model.
     dry_run: bool = False
+    #: ``--distill-html`` / ``distill run --html``: the self-contained HTML page.
+    html_path: Path | None = None
+    #: ``--distill-report-examples`` / ``--report-examples``: examples kept per check and pocket.
+    report_examples: int = 50

@@ -29,6 +29,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--distill-report", metavar="PATH", default=None, help="write the JSON report")
     group.addoption("--distill-markdown", metavar="PATH", default=None,
                     help="write the Markdown report (also to $GITHUB_STEP_SUMMARY when set)")
+    group.addoption("--distill-html", metavar="PATH", default=None,
+                    help="write the self-contained HTML report (examples side by side)")
+    group.addoption("--distill-report-examples", metavar="N", default="50",
+                    help="examples kept per failing check and per pocket in the reports "
+                    "(default 50)")
     group.addoption("--distill-cache", metavar="DIR", default=".distill-cache",
                     help="prediction cache folder (default .distill-cache)")
     group.addoption("--distill-no-cache", action="store_true", default=False,
@@ -58,6 +63,11 @@ def _options(config: pytest.Config) -> Options:
         raise pytest.UsageError(f"--distill-device: {device!r} is not one of auto, cpu, cuda, "
                                 "cuda:N, mps")
 
+    examples = str(config.getoption("distill_report_examples"))
+    if not examples.isdigit():
+        raise pytest.UsageError(f"--distill-report-examples: {examples!r} is not a whole number "
+                                ">= 0")
+
     def path(opt: str) -> Path | None:
         value = config.getoption(opt)
         return Path(value) if value else None
@@ -70,6 +80,8 @@ def _options(config: pytest.Config) -> Options:
         update_baselines=config.getoption("distill_update_baselines"),
         report_path=path("distill_report"),
         markdown_path=path("distill_markdown"),
+        html_path=path("distill_html"),
+        report_examples=int(examples),
         annotations=config.getoption("distill_annotations"),
         progress=True,
         seed=config.getoption("distill_seed"),

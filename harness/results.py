@@ -200,6 +200,8 @@ class SuiteResult:
     baseline: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     traffic: dict[str, Any] | None = None  # the traffic block, when the suite has traffic_data
+    #: The examples its checks and pockets cite, teacher and student side by side (by id).
+    examples: dict[str, Any] = field(default_factory=dict)
 
     @property
     def verdict(self) -> str:
@@ -228,4 +230,5 @@ class SuiteResult:
             "baseline": dict(self.baseline),
             "notes": list(self.notes),
             **({"traffic": dict(self.traffic)} if self.traffic is not None else {}),
+            "examples": dict(self.examples),
         }

@@ -288,9 +288,27 @@ def run_prepared(prep: PreparedSuite, options: Options | None = None) -> SuiteRe
                 verdict = gate.judge(prep.plan, inputs, criteria, strict=options.strict,
                                      traffic=traffic.inputs if traffic is not None else None)
                 result.checks = verdict.checks
+        result.examples = examples_step(prep, inputs, teacher, student, traffic,
+                                        verdict.traffic_pockets, result, options)
         return result
     finally:
         models.close()
+
+
+def examples_step(prep: PreparedSuite, inputs: gate.GateInputs, teacher: ModelRun,
+                  student: ModelRun, traffic: TrafficOutcome | None, traffic_pockets: Any,
+                  result: SuiteResult, options: Options) -> dict[str, Any]:
+    """# examples: what the failing checks and the pockets cite, side by side (the HTML page)."""
+    from harness.examples import ExampleSource, report_examples
+
+    rows = ExampleSource("eval", prep.data, inputs, teacher.predictions, student.predictions)
+    traffic_rows = None
+    if traffic is not None and prep.traffic_data is not None:
+        assert teacher.traffic is not None and student.traffic is not None
+        traffic_rows = ExampleSource("traffic", prep.traffic_data, traffic.inputs,
+                                     teacher.traffic, student.traffic)
+    return report_examples(result.checks, result.pockets, eval_rows=rows, traffic_rows=traffic_rows,
+                           traffic_pockets=traffic_pockets, limit=options.report_examples)
 
 
 def run_suite(path: Path, options: Options | None = None) -> SuiteResult:

@@ -166,6 +166,11 @@ class DistillSession:
             atomic_write_text(self.options.markdown_path, markdown)
             lines.append(f"distill: Markdown report written to "
                          f"{display_path(self.options.markdown_path)}")
+        if self.options.html_path:
+            from harness.report.html import write_html
+
+            write_html(self.options.html_path, doc)
+            lines.append(f"distill: HTML report written to {display_path(self.options.html_path)}")
         if markdown is not None and github.write_step_summary(markdown) is not None:
             lines.append("distill: job summary written to $GITHUB_STEP_SUMMARY")
         if self.options.annotations or github.in_github_actions():

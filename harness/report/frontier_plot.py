@@ -6,8 +6,10 @@ matplotlib is an optional extra, imported only when a plot is drawn.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from harness.economics.frontier import Candidate
 from harness.fileio import atomic_write
@@ -18,57 +20,76 @@ def frontier_plot(
     frontier: Sequence[str],
     recommended: str | None,
     path: Path,
+    *,
+    teacher_latency: float | None = None,
+    threshold: float | None = None,
 ) -> Path | None:
     """Draw quality ratio against latency for the candidates as a PNG at ``path``.
 
     Frontier candidates are joined by a line, failing ones drawn as crosses, the recommended
-    one ringed; marker area grows with size. The file is written atomically (temporary file
-    in the same folder, then renamed). Returns ``path``, or None when matplotlib (an
-    optional extra) is not installed.
+    one ringed; marker area grows with size. The teacher (quality ratio 1 by definition) is a
+    point at ``teacher_latency`` seconds, the rubric's quality-ratio ``threshold`` a dashed
+    line. The file is written atomically (temporary file in the same folder, then renamed).
+    Returns ``path``, or None when matplotlib (an optional extra) is not installed.
     """
+    png = frontier_png(candidates, frontier, recommended, teacher_latency=teacher_latency,
+                       threshold=threshold)
+    if png is None:
+        return None
+    path = Path(path)
+    atomic_write(path, png)
+    return path
+
+
+def frontier_png(
+    candidates: Sequence[Candidate],
+    frontier: Sequence[str],
+    recommended: str | None,
+    *,
+    teacher_latency: float | None = None,
+    threshold: float | None = None,
+) -> bytes | None:
+    """The bytes of :func:`frontier_plot`'s PNG (None without matplotlib)."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
         return None
 
-    path = Path(path)
     on_front = set(frontier)
+    # Latency arrives in seconds; milliseconds read better. A model whose latency could not be
+    # measured (a predictions file) has 0: the axis says so rather than showing a unit.
+    measured = any(c.latency > 0 for c in candidates) or bool(teacher_latency)
+    scale = 1000.0 if measured else 1.0
     fig = Figure(figsize=(6.4, 4.8), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     biggest = max((c.size for c in candidates), default=1.0) or 1.0
     for c in candidates:
+        x = c.latency * scale
         area = 40.0 + 260.0 * max(c.size, 0.0) / biggest
         color = "tab:blue" if c.name in on_front else "tab:gray"
         marker = "o" if c.passes else "x"
-        ax.scatter([c.latency], [c.quality_ratio], s=area, c=color, marker=marker, alpha=0.8)
-        ax.annotate(
-            c.name,
-            (c.latency, c.quality_ratio),
-            textcoords="offset points",
-            xytext=(6, 4),
-            fontsize=8,
-        )
+        ax.scatter([x], [c.quality_ratio], s=area, c=color, marker=marker, alpha=0.8)
+        ax.annotate(c.name, (x, c.quality_ratio), textcoords="offset points", xytext=(6, 4),
+                    fontsize=8)
         if c.name == recommended:
-            ax.scatter(
-                [c.latency],
-                [c.quality_ratio],
-                s=area * 2.2,
-                facecolors="none",
-                edgecolors="tab:green",
-                linewidths=2.0,
-            )
+            ax.scatter([x], [c.quality_ratio], s=area * 2.2, facecolors="none",
+                       edgecolors="tab:green", linewidths=2.0)
     front = sorted((c for c in candidates if c.name in on_front), key=lambda c: c.latency)
     if len(front) > 1:
-        ax.plot(
-            [c.latency for c in front],
-            [c.quality_ratio for c in front],
-            color="tab:blue",
-            linewidth=1.0,
-            alpha=0.6,
-        )
-    ax.set_xlabel("student latency (p50)")
+        ax.plot([c.latency * scale for c in front], [c.quality_ratio for c in front],
+                color="tab:blue", linewidth=1.0, alpha=0.6)
+    if teacher_latency is not None and math.isfinite(teacher_latency):
+        ax.scatter([teacher_latency * scale], [1.0], s=120, c="black", marker="*", zorder=3)
+        ax.annotate("teacher", (teacher_latency * scale, 1.0), textcoords="offset points",
+                    xytext=(6, 4), fontsize=8)
+    if threshold is not None and math.isfinite(threshold):
+        ax.axhline(threshold, color="tab:red", linestyle="--", linewidth=1.0)
+        ax.annotate(f"quality-ratio threshold {threshold:g}", (0.01, threshold),
+                    xycoords=("axes fraction", "data"), textcoords="offset points",
+                    xytext=(2, 3), fontsize=8, color="tab:red")
+    ax.set_xlabel("latency p50 per batch (ms)" if measured else "latency (not measured)")
     ax.set_ylabel("quality ratio (student / teacher)")
     title = "Candidate students"
     if recommended is not None:
@@ -78,5 +99,39 @@ def frontier_plot(
 
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", metadata={"Software": None})
-    atomic_write(path, buffer.getvalue())
-    return path
+    return buffer.getvalue()
+
+
+def quality_threshold(checks: Sequence[Mapping[str, Any]]) -> float | None:
+    """The rubric's quality-ratio floor: the ``min`` of the overall ``teacher_ratio`` check."""
+    for c in checks:
+        if c.get("compare") == "teacher_ratio" and c.get("slice") == "overall":
+            value = (c.get("threshold") or {}).get("min")
+            if isinstance(value, (int, float)):
+                return float(value)
+    return None
+
+
+def report_frontier(suite: Mapping[str, Any]) -> dict[str, Any] | None:
+    """:func:`frontier_png`'s arguments from a report's suite (None without candidates)."""
+    econ = suite.get("economics") or {}
+    rows = econ.get("candidates") or []
+    candidates: list[Candidate] = []
+    teacher: float | None = None
+    for row in rows:
+        quality = row.get("quality_ratio")
+        if not isinstance(quality, (int, float)) or not math.isfinite(quality):
+            continue
+        per_batch = ((row.get("timing") or {}).get("per_batch") or [{}]) if isinstance(
+            row.get("timing"), Mapping) else [{}]
+        p50 = per_batch[-1].get("student_p50")
+        teacher = teacher if teacher is not None else per_batch[-1].get("teacher_p50")
+        candidates.append(Candidate(
+            name=str(row.get("name")), quality_ratio=float(quality),
+            latency=float(p50) if isinstance(p50, (int, float)) else 0.0,
+            size=float(row.get("params") or row.get("bytes") or 0), passes=bool(row.get("passes"))))
+    if not candidates:
+        return None
+    return {"candidates": candidates, "frontier": list(econ.get("frontier") or []),
+            "recommended": econ.get("recommended"), "teacher_latency": teacher,
+            "threshold": quality_threshold(suite.get("checks") or [])}
