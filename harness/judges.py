@@ -35,7 +35,6 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,46 +42,15 @@ from typing import Any
 
 import numpy as np
 
-PAIRWISE_VERDICT = r"\[\[(A|B|C)\]\]"
-POINTWISE_VERDICT = r"\[\[(\d+(?:\.\d+)?)\]\]"
+from harness.spec_types import PAIRWISE_VERDICT, POINTWISE_VERDICT
+
+__all__ = ["PAIRWISE_VERDICT", "POINTWISE_VERDICT"]  # the defaults, for callers of parse_verdict
+
 STUDENT_FIRST = "student_first"
 TEACHER_FIRST = "teacher_first"
 ORDERS = (STUDENT_FIRST, TEACHER_FIRST)
 #: What a person's label (``judge_labels``) may say, and the example outcome it stands for.
 HUMAN_VERDICTS = {"student": 1.0, "teacher": 0.0, "tie": 0.5}
-#: Placeholders a judge prompt may use beside the example's own plain field names.
-PAIRWISE_FIELDS = frozenset({"prompt", "answer_a", "answer_b", "reference"})
-POINTWISE_FIELDS = frozenset({"prompt", "answer", "reference"})
-HEALTH_METRICS = ("judge_consistency", "judge_first_preferred", "judge_longer_preferred",
-                  "judge_invalid_rate", "judge_lc", "judge_agreement")
-
-
-class TemplateError(ValueError):
-    """A judge prompt template that cannot be filled safely (the message says why)."""
-
-
-def template_fields(template: str) -> list[str]:
-    """The placeholder names of ``template``, in order; refuses anything but plain names.
-
-    ``{prompt}`` is a placeholder; ``{{`` and ``}}`` are literal braces. Attribute or index
-    access, conversions and format specs are refused: nothing in a prompt file is evaluated.
-    """
-    names: list[str] = []
-    try:
-        parsed = list(string.Formatter().parse(template))
-    except ValueError as exc:
-        raise TemplateError(f"{exc} (write a literal brace as {{{{ or }}}})") from None
-    for _, name, spec, conversion in parsed:
-        if name is None:
-            continue
-        if not name or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-            raise TemplateError(f"placeholder {{{name}}} is not a plain field name (no "
-                                "positions, attributes or indexes; a literal brace is {{ or }})")
-        if spec or conversion:
-            raise TemplateError(f"placeholder {{{name}}} has a conversion or format spec; "
-                                "only plain {name} placeholders are filled")
-        names.append(name)
-    return names
 
 
 def render(template: str, values: Mapping[str, Any]) -> str:
@@ -426,6 +394,7 @@ def ask(model: Any, requests: Sequence[JudgeRequest], store: Any, *,
     have = store.read([r.key for r in unique]) if store is not None else {}
     missing = [r for r in unique if r.key not in have]
     answers = dict(have)
+    sent: set[str] = set()
     if missing:
         digest = hashlib.sha256("\n".join(r.key for r in missing).encode()).hexdigest()
         data = Dataset(path=Path("judge-requests"), sha256=digest,
@@ -433,6 +402,9 @@ def ask(model: Any, requests: Sequence[JudgeRequest], store: Any, *,
                        labels=None, records=[{"id": r.key} for r in missing])
         pred = model.predict(data, (), progress)
         outputs = pred.outputs or ()
+        # an endpoint judge resumed from its own store answers some requests without asking
+        from_cache = pred.cached if pred.cached is not None else np.zeros(len(missing), bool)
+        sent = {r.key for r, c in zip(missing, from_cache, strict=True) if not c}
         for i, r in enumerate(missing):
             answer = Answer(text=str(outputs[i]) if i < len(outputs) else "",
                             finish_reason=(pred.finish_reasons[i] if pred.finish_reasons
@@ -444,8 +416,7 @@ def ask(model: Any, requests: Sequence[JudgeRequest], store: Any, *,
                 store.put(r.key, answer)
         if store is not None:
             store.close()
-    return Asked(answers=answers, sent_keys=frozenset(r.key for r in missing),
-                 cached=len(unique) - len(missing))
+    return Asked(answers=answers, sent_keys=frozenset(sent), cached=len(unique) - len(sent))
 
 
 def _token(counts: Any, i: int) -> int | None:
@@ -589,3 +560,119 @@ def _notes(judge: Any, health: JudgeHealth, self_preference: bool) -> tuple[str,
         notes.append(f"judge {judge.name}: only {health.consistency:.0%} of examples got the "
                      "same verdict in both orders; its verdicts are close to position noise")
     return tuple(notes)
+
+
+# --------------------------------------------------------------------------- the step
+
+@dataclass(frozen=True)
+class JudgesOutcome:
+    """Every judge of a suite over one run (empty when the suite has none)."""
+
+    results: dict[str, JudgeResult] = field(default_factory=dict)
+
+    def figures(self) -> dict[str, float]:
+        """Every judge's gateable health figures, by metric name."""
+        out: dict[str, float] = {}
+        for r in self.results.values():
+            out.update(r.figures())
+        return out
+
+    def student_values(self) -> dict[str, np.ndarray]:
+        return {name: r.student for name, r in self.results.items()}
+
+    def teacher_values(self) -> dict[str, np.ndarray]:
+        return {name: r.teacher for name, r in self.results.items()}
+
+    def section(self) -> dict[str, Any] | None:
+        """The report's ``judges`` block."""
+        if not self.results:
+            return None
+        return {name: r.to_report() for name, r in self.results.items()}
+
+    def notes(self) -> list[str]:
+        return [n for r in self.results.values() for n in r.notes]
+
+
+def store_for(judge: Any, fingerprint: str, cache_dir: Path | None) -> Any:
+    """The per-judgment store of ``judge`` (None when the cache is off)."""
+    if cache_dir is None:
+        return None
+    from harness.cache import AnswerStore
+
+    return AnswerStore(cache_dir, f"judge-{judge.name}-{fingerprint[:32]}",
+                       {"kind": "judge", "fingerprint": fingerprint,
+                        "prompt_sha256": judge.prompt_sha256, "mode": judge.mode,
+                        "verdict": judge.verdict})
+
+
+def judge_inputs(data: Any, judge: Any) -> list[dict[str, Any]]:
+    """Per example, what the judge's template may name: ``prompt`` (what the models were
+    asked), ``reference`` (the first reference, when the data has them) and the example's
+    plain fields."""
+    prompts = data.texts()
+    refs = data.references
+    records = data.records
+    out = []
+    for i, prompt in enumerate(prompts):
+        row = records[i] if i < len(records) else {}
+        values = {k: v for k, v in dict(row).items() if isinstance(k, str)}
+        values["prompt"] = prompt
+        if refs is not None:
+            values["reference"] = refs[i][0] if refs[i] else ""
+        out.append(values)
+    return out
+
+
+def judges_step(spec: Any, data: Any, teacher: Any, student: Any, options: Any, *,
+                models: Any = None) -> JudgesOutcome:
+    """Ask every judge of ``spec`` about the student's and the teacher's answers over ``data``.
+
+    ``teacher`` / ``student`` are the models' runs (their eval predictions). A judge whose
+    model is the teacher's (same fingerprint, or the same served model name) gets a
+    self-preference note. ``models`` maps a judge name to a ready adapter (tests); otherwise
+    each judge's model is built from its spec and closed afterwards.
+    """
+    if not spec.judges:
+        return JudgesOutcome()
+    from harness.models import load_model
+    from harness.progress import make_progress
+
+    ids = [str(i) for i in data.ids]
+    s_texts = list(student.predictions.outputs or ())
+    t_texts = list(teacher.predictions.outputs or ())
+    results: dict[str, JudgeResult] = {}
+    for name, judge in spec.judges.items():
+        model = (models or {}).get(name) or load_model(judge.model, f"judge {name}", options)
+        try:
+            fp = model.fingerprint()
+            requests = build_requests(judge, ids, judge_inputs(data, judge), s_texts, t_texts,
+                                      fingerprint=fp, seed=options.seed)
+            progress = make_progress(f"judge {name}",
+                                     enabled=None if options.progress else False)
+            asked = ask(model, requests, store_for(judge, fp, options.cache_dir),
+                        progress=progress)
+            human = None
+            if judge.labels_field is not None:
+                column = data.column(judge.labels_field)
+                human = [None if v is None else str(v) for v in
+                         (column if column is not None else [None] * len(ids))]
+            results[name] = judge_run(
+                judge, requests, asked, ids=ids, student=s_texts, teacher=t_texts, human=human,
+                prices=judge.model.prices, seed=options.seed,
+                self_preference=_same_model(judge.model, model, teacher.model))
+        finally:
+            if models is None or name not in models:
+                model.close()
+    return JudgesOutcome(results)
+
+
+def _same_model(judge_spec: Any, judge_model: Any, teacher_model: Any) -> bool:
+    """Whether the judge is the teacher: same fingerprint, or the same served model name."""
+    try:
+        if judge_model.fingerprint() == teacher_model.fingerprint():
+            return True
+    except Exception:  # a fingerprint that cannot be computed proves nothing either way
+        pass
+    served = (judge_spec.raw or {}).get("model")
+    teacher_served = (teacher_model.spec.raw or {}).get("model")
+    return bool(served) and served == teacher_served

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,10 +34,9 @@ from typing import Any
 import numpy as np
 
 from harness.errors import SpecError
-from harness.tasks import INVALID, LabelOutputs, Outputs, TextOutputs
+from harness.outputs import INVALID, EvalContext, Outputs
 
-__all__ = ["EvalContext", "LabelOutputs", "Metric", "Outputs", "TextOutputs", "all_metrics",
-           "check_applies", "get_metric", "known_metrics", "register"]
+__all__ = ["Metric", "all_metrics", "check_applies", "get_metric", "known_metrics", "register"]
 
 TASK_NAMES = ("classification", "generation")
 BOTH = frozenset(TASK_NAMES)
@@ -44,20 +44,6 @@ CLS = frozenset({"classification"})
 GEN = frozenset({"generation"})
 KINDS = ("example", "corpus", "suite")
 NEEDS = ("gold", "scores", "teacher", "usage", "finish")
-
-
-@dataclass(frozen=True)
-class EvalContext:
-    """What metrics are computed from: gold labels or references and the teacher's outputs."""
-
-    labels: tuple[str, ...]
-    gold: np.ndarray | None  # int codes, or None when the suite has no gold labels
-    teacher: Outputs
-    references: tuple[tuple[str, ...], ...] | None = None  # generation references
-
-    @property
-    def has_gold(self) -> bool:
-        return self.gold is not None or self.references is not None
 
 
 PerExample = Callable[[EvalContext, Outputs], np.ndarray]
@@ -193,10 +179,13 @@ def get_metric(name: str, *, local_module: Path | None = None,
         return _REGISTRY[name]
     if name.startswith("evaluate:"):
         return _evaluate_metric(name, local_module, higher_is_better)
+    if judge_metric_parts(name) is not None:
+        return _judge_metric(name)
     close = difflib.get_close_matches(name, list(_REGISTRY), n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     raise SpecError(f"unknown metric {name!r}{hint}; known metrics: {', '.join(known_metrics())}, "
-                    "or evaluate:<module>")
+                    "evaluate:<module>, or a judge's judge:<name> and "
+                    f"{', '.join(f'{f}:<name>' for f in JUDGE_FIGURES)}")
 
 
 def check_applies(metric: Metric, *, task: str, has_gold: bool) -> None:
@@ -513,3 +502,50 @@ def _declared_direction(module: Any) -> bool | None:
         if isinstance(value, bool):
             return value
     return None
+
+
+# --------------------------------------------------------------------------- judges
+
+#: A judge's health figures, each gateable as ``<figure>:<judge name>`` (a figure of the run),
+#: with its direction: consistency, the length-controlled win rate and the agreement with
+#: people are better high; a preference for the first or the longer answer and invalid
+#: judgments are biases, better low.
+JUDGE_FIGURES = {"judge_consistency": "higher", "judge_first_preferred": "lower",
+                 "judge_longer_preferred": "lower", "judge_invalid_rate": "lower",
+                 "judge_lc": "higher", "judge_agreement": "higher"}
+_JUDGE_NAME = re.compile(r"[a-z0-9_-]+")
+
+
+def judge_metric_parts(name: str) -> tuple[str, str] | None:
+    """(family, judge name) of ``judge:<name>`` or a judge figure; None for other metrics."""
+    family, sep, judge = name.partition(":")
+    if not sep or not _JUDGE_NAME.fullmatch(judge):
+        return None
+    if family == "judge" or family in JUDGE_FIGURES:
+        return family, judge
+    return None
+
+
+def _judged(judge: str) -> PerExample:
+    def per_example(ctx: EvalContext, out: Outputs) -> np.ndarray:
+        values = (out.judged or {}).get(judge)
+        if values is None:
+            raise ValueError(f"judge {judge!r} has not judged these outputs")
+        return np.asarray(values, dtype=float)
+
+    return per_example
+
+
+def _judge_metric(name: str) -> Metric:
+    """``judge:<name>`` (a per-example value: the student's outcome against the teacher, or a
+    pointwise score) or a judge's health figure (a figure of the run)."""
+    parts = judge_metric_parts(name)
+    assert parts is not None
+    family, judge = parts
+    if family == "judge":
+        return Metric(name=name, tasks=GEN, direction="higher", kind="example",
+                      description=f"judge {judge}: the student's win rate against the teacher "
+                      "(pairwise) or the judge's score (pointwise)",
+                      per_example_fn=_judged(judge))
+    return Metric(name=name, tasks=GEN, direction=JUDGE_FIGURES[family], kind="suite",
+                  description=f"judge {judge}: {family.removeprefix('judge_').replace('_', ' ')}")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
 import re
 from collections.abc import Iterable, Mapping
 from functools import cache
@@ -23,11 +22,15 @@ from harness.data import prompt_fields
 from harness.errors import SpecError
 from harness.paths import display_path, find_root, resolve_path
 from harness.spec_types import (
+    JUDGE_PLACEHOLDERS,
+    PAIRWISE_VERDICT,
+    POINTWISE_VERDICT,
     CoverageSettings,
     Criterion,
     DataSpec,
     DiscoverySpec,
     GenerationSettings,
+    JudgeSpec,
     ModelSpec,
     RubricSpec,
     SliceSpec,
@@ -322,6 +325,7 @@ def load_rubric(path: Path, root: Path | None = None, *, task: str | None = None
         lo, hi = raw.get("min"), raw.get("max")
         if lo is not None and hi is not None and lo > hi:
             raise SpecError(f"min {lo} is above max {hi}", file=shown, field=field)
+        _check_model_keys(raw, metric, compare, scope, file=shown, field=field)
 
         def setting(key: str, default: Any, raw: Mapping[str, Any] = raw) -> Any:
             return raw.get(key, defaults.get(key, default))
@@ -337,6 +341,8 @@ def load_rubric(path: Path, root: Path | None = None, *, task: str | None = None
             line=lines[i] if i < len(lines) else None,
             against=str(raw.get("against", "current")),
             owner=raw.get("owner"), playbook=raw.get("playbook"),
+            model=str(raw.get("model", "student")),
+            teacher_invalid=str(setting("teacher_invalid", "wrong")),
         ))
     return RubricSpec(path=path, id=str(doc["id"]), version=doc["version"],
                       criteria=tuple(criteria), teacher_floor=doc.get("teacher_floor"), raw=doc,
@@ -366,6 +372,26 @@ def _confidence_notes(criteria: Iterable[Criterion], shown: str) -> tuple[str, .
         f"interval is not the one the verdict uses (the one-sided test at alpha {alpha:g} is "
         f"the {100 * (1 - 2 * alpha):g}% interval's); leave confidence out to print that one"
         for (conf, alpha), names in odd.items())
+
+
+def _check_model_keys(raw: Mapping[str, Any], metric: Any, compare: str, scope: str, *,
+                      file: str, field: str) -> None:
+    """``model: teacher`` reads the teacher's own metric: compare value, the teacher's outputs
+    alone; ``teacher_invalid`` on a criterion applies to teacher-delta/ratio checks."""
+    if raw.get("model", "student") == "teacher":
+        if compare != "value":
+            raise SpecError(f"model: teacher reads the teacher's own metric: it takes compare: "
+                            f"value (got {compare})", file=file, field=f"{field}.model")
+        if metric.kind == "suite" or "teacher" in metric.needs:
+            raise SpecError(f"model: teacher needs a metric of the teacher's own outputs (e.g. "
+                            f"invalid_rate, truncated_rate, mean_output_tokens, accuracy); "
+                            f"{metric.name!r} is not one", file=file, field=f"{field}.model")
+        if scope not in ("overall", "slices", "all"):
+            raise SpecError(f"model: teacher takes scope overall, slices or all (got {scope})",
+                            file=file, field=f"{field}.scope")
+    if "teacher_invalid" in raw and not compare.startswith("teacher"):
+        raise SpecError(f"teacher_invalid applies to teacher_delta / teacher_ratio checks "
+                        f"(got compare: {compare})", file=file, field=f"{field}.teacher_invalid")
 
 
 def _evaluate_module(metric: str, rubric: Path, root: Path | None, field: str) -> Path | None:
@@ -446,13 +472,116 @@ def load_suite(path: Path, root: Path | None = None) -> SuiteSpec:
     from harness.economics.settings import parse_economics
 
     economics = parse_economics(doc["economics"], shown) if doc.get("economics") else None
+    judges = _judges(doc, source=path, root=root, data=data, task=task)
+    _check_judge_metrics(rubric, judges, rubric_path)
     raw_doc = dict(doc)
     return SuiteSpec(
         path=path, root=root, name=doc["name"], version=str(doc["version"]), task=task,
         data=data, labels=labels, teacher=teacher, students=students, rubric=rubric,
         baseline_path=baseline, slices=slices, discovery=discovery, coverage=coverage,
-        distillation_data=distill, traffic_data=traffic, economics=economics, raw=raw_doc,
+        distillation_data=distill, traffic_data=traffic, economics=economics, judges=judges,
+        raw=raw_doc,
     )
+
+
+def _judges(doc: Mapping[str, Any], *, source: Path, root: Path, data: DataSpec,
+            task: str) -> dict[str, JudgeSpec]:
+    """The ``judges:`` section: each judge's model, prompt file (placeholders checked now, so a
+    prompt that cannot be filled fails before any model runs), mode, verdict and scale."""
+    import hashlib
+
+    shown = display_path(source)
+    entries = doc.get("judges") or {}
+    labels = doc.get("judge_labels") or {}
+    for name in labels:
+        if name not in entries:
+            raise SpecError(f"judge_labels names {name!r}, which is not a judge of this suite "
+                            f"(judges: {', '.join(entries) or 'none'})", file=shown,
+                            field=f"judge_labels.{name}")
+    if entries and task != "generation":
+        raise SpecError("judges grade open-ended answers: they need task: generation",
+                        file=shown, field="judges")
+    fields = set(data.features) | set(data.input) | ({data.label} if data.label else set()) \
+        | {data.id}
+    out: dict[str, JudgeSpec] = {}
+    for name, raw in entries.items():
+        where = f"judges.{name}"
+        mode = raw.get("mode", "pairwise")
+        model = _model_spec(raw["model"], source=source, root=root, field=f"{where}.model",
+                            task="generation")
+        prompt_path = resolve_path(raw["prompt"], source=source, root=root, field=f"{where}.prompt")
+        if not prompt_path.is_file():
+            raise SpecError(f"prompt file {raw['prompt']!r} not found "
+                            f"(resolved to {display_path(prompt_path)})", file=shown,
+                            field=f"{where}.prompt")
+        text = prompt_path.read_text("utf-8")
+        names = prompt_fields(text, file=display_path(prompt_path), field=f"{where}.prompt")
+        own = JUDGE_PLACEHOLDERS[mode]
+        unknown = [n for n in names if n not in own and n not in fields]
+        if unknown:
+            raise SpecError(f"{display_path(prompt_path)}: placeholder {{{unknown[0]}}} is "
+                            f"neither one of {', '.join('{' + f + '}' for f in sorted(own))} nor "
+                            f"a field of the data ({', '.join(sorted(fields))})", file=shown,
+                            field=f"{where}.prompt")
+        needed = {"answer_a", "answer_b"} if mode == "pairwise" else {"answer"}
+        if not needed <= set(names):
+            raise SpecError(f"{display_path(prompt_path)}: a {mode} prompt must show "
+                            f"{' and '.join('{' + n + '}' for n in sorted(needed))}",
+                            file=shown, field=f"{where}.prompt")
+        if "reference" in names and data.label is None:
+            raise SpecError(f"{display_path(prompt_path)}: {{reference}} needs data.label (the "
+                            "reference field)", file=shown, field=f"{where}.prompt")
+        default = PAIRWISE_VERDICT if mode == "pairwise" else POINTWISE_VERDICT
+        verdict = raw.get("verdict", default)
+        try:
+            rx = re.compile(verdict)
+        except re.error as exc:
+            raise SpecError(f"invalid verdict pattern {verdict!r}: {exc}", file=shown,
+                            field=f"{where}.verdict") from None
+        if rx.groups > 1:
+            raise SpecError(f"verdict pattern {verdict!r} has {rx.groups} groups; the verdict "
+                            "is its one group (or the whole match)", file=shown,
+                            field=f"{where}.verdict")
+        scale = raw.get("scale") or {}
+        lo, hi = float(scale.get("min", 1)), float(scale.get("max", 10))
+        if lo >= hi:
+            raise SpecError(f"scale min {lo:g} must be below max {hi:g}", file=shown,
+                            field=f"{where}.scale")
+        label_field = labels.get(name)
+        out[name] = JudgeSpec(
+            name=name, model=model, prompt_path=prompt_path, prompt=text,
+            prompt_sha256=hashlib.sha256(text.encode()).hexdigest(), mode=mode,
+            verdict=verdict, swap=bool(raw.get("swap", True)), scale=(lo, hi), field=where,
+            labels_field=label_field)
+    return out
+
+
+def _check_judge_metrics(rubric: RubricSpec, judges: Mapping[str, JudgeSpec],
+                         rubric_path: Path) -> None:
+    """A criterion on ``judge:<name>`` (or a judge health figure) must name a judge of the
+    suite, and a judge's metric of its own mode."""
+    from harness.metrics import judge_metric_parts
+
+    for c in rubric.criteria:
+        parts = judge_metric_parts(c.metric)
+        if parts is None:
+            continue
+        family, name = parts
+        field = f"criteria[{c.index}].metric"
+        if name not in judges:
+            raise SpecError(f"criterion {c.name!r}: {c.metric} names judge {name!r}, which the "
+                            f"suite does not declare (judges: {', '.join(judges) or 'none'})",
+                            file=display_path(rubric_path), field=field)
+        pairwise_only = family in ("judge_consistency", "judge_first_preferred",
+                                   "judge_longer_preferred", "judge_lc")
+        if pairwise_only and judges[name].mode != "pairwise":
+            raise SpecError(f"criterion {c.name!r}: {family} is a figure of a pairwise judge; "
+                            f"{name} is {judges[name].mode}", file=display_path(rubric_path),
+                            field=field)
+        if family == "judge_agreement" and judges[name].labels_field is None:
+            raise SpecError(f"criterion {c.name!r}: judge_agreement:{name} needs "
+                            f"judge_labels.{name} (a data field with a person's verdicts)",
+                            file=display_path(rubric_path), field=field)
 
 
 def _slices(entries: Iterable[Mapping[str, Any]], shown: str) -> tuple[SliceSpec, ...]:
@@ -560,7 +689,3 @@ def _validate_jsonl(path: Path) -> None:
             validate_document(obj, "predictions", path)
         except SpecError as exc:
             raise SpecError(exc.detail, file=shown, field=f"line {lineno}: {exc.field}") from None
-
-
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")

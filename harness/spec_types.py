@@ -212,6 +212,11 @@ class Criterion:
     against: str = "current"  # baseline_* compares: "current" or a pinned baseline's name
     owner: str | None = None
     playbook: str | None = None
+    #: compare: value — whose own metric the check reads: "student" or "teacher".
+    model: str = "student"
+    #: Examples the teacher answered invalidly: "wrong" (teacher errors) or "exclude" (they
+    #: leave teacher-delta/ratio checks).
+    teacher_invalid: str = "wrong"
 
 
 @dataclass(frozen=True)
@@ -227,6 +232,14 @@ class RubricSpec:
     notes: tuple[str, ...] = ()
 
 
+#: A judge's default verdict patterns (the first group is the verdict; the last match wins).
+PAIRWISE_VERDICT = r"\[\[(A|B|C)\]\]"
+POINTWISE_VERDICT = r"\[\[(\d+(?:\.\d+)?)\]\]"
+#: What a judge prompt may name beside the example's plain fields, per mode.
+JUDGE_PLACEHOLDERS = {"pairwise": ("prompt", "answer_a", "answer_b", "reference"),
+                      "pointwise": ("prompt", "answer", "reference")}
+
+
 @dataclass(frozen=True)
 class JudgeSpec:
     """One entry of ``judges:``: a model that grades answers (DESIGN, "Judges")."""
@@ -237,7 +250,7 @@ class JudgeSpec:
     prompt: str  # the prompt file's text (a template with plain {field} placeholders)
     prompt_sha256: str
     mode: str = "pairwise"  # "pairwise" | "pointwise"
-    verdict: str = r"\[\[(A|B|C)\]\]"
+    verdict: str = PAIRWISE_VERDICT
     swap: bool = True
     scale: tuple[float, float] = (1.0, 10.0)
     field: str = ""  # e.g. "judges.helpful"

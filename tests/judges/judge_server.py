@@ -95,8 +95,8 @@ class JudgeServer:
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
-                chat = self.path.endswith("/chat/completions")
-                prompt = body["messages"][-1]["content"] if chat else body["prompt"]
+                chat = "messages" in body
+                prompt = body["messages"][-1]["content"] if chat else body.get("prompt", "")
                 with server.lock:
                     server.requests += 1
                     refuse = server.stop_after is not None and server.answered >= server.stop_after

@@ -1,0 +1,262 @@
+"""Judges end to end: a chat distillation with no references, graded by a scripted judge behind a
+real OpenAI-compatible HTTP server on 127.0.0.1, gated through ``distill run``.
+
+The suite: 120 questions over four topics; teacher and student answers are prediction files.
+The student answers every ``math`` question wrongly (a planted pocket); elsewhere its answers
+are as good as the teacher's. The judge's policy (a fixed function of what it is shown) prefers
+the answer without "WRONG" and calls a tie otherwise — unless a test plants a bias.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from judge_server import PAIRWISE_PROMPT, JudgeServer, shown
+
+TOPICS = ("math", "code", "chat", "travel")
+SECRET = "sk-judge-secret-4242"
+
+
+def honest(prompt: str) -> str:
+    a, b = shown(prompt)
+    bad_a, bad_b = "WRONG" in a, "WRONG" in b
+    verdict = "C" if bad_a == bad_b else ("B" if bad_a else "A")
+    return f"A [[B]] would mean the second is better. Weighing both: [[{verdict}]]"
+
+
+def rows() -> list[dict]:
+    return [{"id": f"q{i:03d}", "text": f"Question {i} about {TOPICS[i % 4]}?",
+             "topic": TOPICS[i % 4]} for i in range(120)]
+
+
+def teacher_answer(r: dict) -> str:
+    return f"A careful answer to {r['id']}."
+
+
+def student_answer(r: dict) -> str:
+    if r["topic"] == "math":
+        return f"WRONG answer to {r['id']}."
+    return f"A careful answer to {r['id']}."
+
+
+def write_repo(root: Path, *, student=student_answer, criteria=None, swap=True) -> Path:
+    for d in ("data", "suites", "rubrics/judges", "preds"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    (root / "pyproject.toml").write_text("[project]\nname = 'x'\n", "utf-8")
+    data = rows()
+    (root / "data" / "chat.jsonl").write_text("".join(json.dumps(r) + "\n" for r in data), "utf-8")
+    (root / "preds" / "teacher.jsonl").write_text(
+        "".join(json.dumps({"id": r["id"], "output": teacher_answer(r)}) + "\n" for r in data))
+    (root / "preds" / "student.jsonl").write_text(
+        "".join(json.dumps({"id": r["id"], "output": student(r)}) + "\n" for r in data))
+    (root / "rubrics" / "judges" / "helpful.md").write_text(PAIRWISE_PROMPT, "utf-8")
+    if criteria is None:
+        criteria = [{"name": "judged", "metric": "judge:helpful", "compare": "value",
+                     "min": 0.45, "scope": "slices"}]
+    (root / "rubrics" / "chat.yaml").write_text(yaml.safe_dump(
+        {"schema_version": 1, "id": "chat-gate", "version": 1,
+         "defaults": {"alpha": 0.05, "min_support": 10}, "criteria": criteria}), "utf-8")
+    suite = {
+        "schema_version": 1, "name": "chat", "version": "1", "task": "generation",
+        "data": {"path": "../data/chat.jsonl", "input": "text", "features": ["topic"]},
+        "teacher": {"type": "predictions", "path": "../preds/teacher.jsonl"},
+        "student": {"type": "predictions", "path": "../preds/student.jsonl"},
+        "rubric": "../rubrics/chat.yaml", "slices": [{"by": "topic"}],
+        "judges": {"helpful": {
+            "model": {"type": "openai", "base_url_env": "JUDGE_URL", "model": "judge-large",
+                      "api_key_env": "JUDGE_KEY", "max_connections": 8, "timeout_s": 10,
+                      "retries": 1, "generation": {"max_new_tokens": 64, "temperature": 0},
+                      "metadata": {"usd_per_million_tokens": {"input": 2.5, "output": 10.0}}},
+            "prompt": "../rubrics/judges/helpful.md", "swap": swap}},
+    }
+    (root / "suites" / "chat.yaml").write_text(yaml.safe_dump(suite, sort_keys=False), "utf-8")
+    return root / "suites" / "chat.yaml"
+
+
+def run(root: Path, *extra: str) -> tuple[int, dict]:
+    from harness import cli
+
+    code = cli.main(["run", "suites/chat.yaml", "--quiet", "--report", "out/r.json", *extra])
+    return code, json.loads((root / "out" / "r.json").read_text("utf-8"))
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("JUDGE_KEY", SECRET)
+    write_repo(tmp_path)
+    return tmp_path
+
+
+def serve(monkeypatch, policy, **kw) -> JudgeServer:
+    server = JudgeServer(policy, api_key=SECRET, **kw).__enter__()
+    monkeypatch.setenv("JUDGE_URL", server.base_url)
+    return server
+
+
+def checks(doc: dict) -> dict[str, dict]:
+    return {c["id"].split("::", 1)[1]: c for s in doc["suites"] for c in s["checks"]}
+
+
+def test_a_planted_pocket_fails_its_check_and_nothing_else_does(repo, monkeypatch, capsys):
+    server = serve(monkeypatch, honest)
+    try:
+        code, doc = run(repo)
+    finally:
+        server.__exit__()
+    capsys.readouterr()
+    by_id = checks(doc)
+    assert code == 1
+    assert {k: c["verdict"] for k, c in by_id.items()} == {
+        "judged[topic=chat]": "pass", "judged[topic=code]": "pass",
+        "judged[topic=math]": "fail", "judged[topic=travel]": "pass"}
+    math_check = by_id["judged[topic=math]"]
+    assert math_check["value"] == 0.0 and math_check["n"] == 30
+    assert math_check["teacher"] == 0.5
+    judge = doc["suites"][0]["judges"]["helpful"]
+    assert judge["mode"] == "pairwise" and judge["n"] == 120
+    assert judge["win_rate"] == pytest.approx(90 * 0.5 / 120)
+    assert judge["consistency"] == 1.0 and judge["invalid_rate"] == 0.0
+    assert judge["requests"] == 240 and judge["cached"] == 0 and server.answered == 240
+    assert judge["usd"] == pytest.approx(judge["usd_this_run"]) and judge["usd"] > 0
+    # the API key is in no file the run wrote
+    written = [p for p in repo.rglob("*") if p.is_file()]
+    assert not [p for p in written if SECRET in p.read_text("utf-8", errors="ignore")]
+
+
+def test_a_rerun_sends_no_request_and_a_student_change_rejudges_only_what_changed(
+        repo, monkeypatch, capsys):
+    server = serve(monkeypatch, honest)
+    try:
+        run(repo)
+        before = server.answered
+        code, doc = run(repo)
+        assert server.answered == before, "a warm rerun asks the judge nothing"
+        judge = doc["suites"][0]["judges"]["helpful"]
+        assert judge["requests"] == 0 and judge["cached"] == 240 and judge["usd_this_run"] == 0
+        # the student now answers two math questions well: only those two are judged again
+        fixed = {"q000", "q004"}
+        write_repo(repo, student=lambda r: teacher_answer(r) if r["id"] in fixed
+                   else student_answer(r))
+        code, doc = run(repo)
+        assert server.answered == before + 4  # two examples, both orders
+        judge = doc["suites"][0]["judges"]["helpful"]
+        assert judge["requests"] == 4 and judge["cached"] == 236
+    finally:
+        server.__exit__()
+    capsys.readouterr()
+
+
+def test_a_killed_run_resumes_where_it_stopped(repo, monkeypatch, capsys):
+    from harness import cli
+
+    server = serve(monkeypatch, honest, stop_after=100)
+    try:
+        assert cli.main(["run", "suites/chat.yaml", "--quiet"]) == 2, \
+            "a judge that stops answering ends the run with exit 2"
+        err = capsys.readouterr().err
+        kept = int(re.search(r"the (\d+) answered are kept", err).group(1))
+        assert 0 < kept <= 100
+        server.stop_after = None
+        code, doc = run(repo)
+        judge = doc["suites"][0]["judges"]["helpful"]
+        assert judge["requests"] == 240 - kept, "the rerun asks only for the missing judgments"
+        assert judge["cached"] == kept and judge["n"] == 120
+    finally:
+        server.__exit__()
+    capsys.readouterr()
+
+
+def always_first(prompt: str) -> str:
+    return "The first one. [[A]]"
+
+
+def test_position_bias_cancels_under_swap(repo, monkeypatch, capsys):
+    write_repo(repo, student=teacher_answer)
+    server = serve(monkeypatch, always_first)
+    try:
+        code, doc = run(repo)
+    finally:
+        server.__exit__()
+    capsys.readouterr()
+    judge = doc["suites"][0]["judges"]["helpful"]
+    assert judge["win_rate"] == 0.5 and judge["first_preferred"] == 1.0
+    assert judge["consistency"] == 0.0
+    assert code == 0
+    assert any("position noise" in n for n in doc["suites"][0]["notes"])
+
+
+def prefers_longer(prompt: str) -> str:
+    a, b = shown(prompt)
+    return "[[A]]" if len(a) > len(b) else ("[[B]]" if len(b) > len(a) else "[[C]]")
+
+
+def test_length_bias_is_found_and_the_length_controlled_win_rate_discounts_it(
+        repo, monkeypatch, capsys):
+    # the student pads three answers in four; the judge looks only at length
+    def padded(r):
+        n = int(r["id"][1:])
+        return teacher_answer(r) + (" Also, as always, more words." * 3 if n % 4 else "")
+
+    write_repo(repo, student=padded, criteria=[
+        {"name": "judged", "metric": "judge:helpful", "compare": "value", "min": 0.45,
+         "scope": "overall"},
+        {"name": "length_bias", "metric": "judge_longer_preferred:helpful", "compare": "value",
+         "max": 0.7, "scope": "overall"}])
+    server = serve(monkeypatch, prefers_longer)
+    try:
+        code, doc = run(repo)
+    finally:
+        server.__exit__()
+    capsys.readouterr()
+    judge = doc["suites"][0]["judges"]["helpful"]
+    assert judge["longer_preferred"] == 1.0
+    assert judge["win_rate"] == 0.875  # 90 padded answers win, 30 equal ones tie
+    # at no length difference the judge calls a tie: the length-controlled rate is a half
+    assert judge["lc_win_rate"] == pytest.approx(0.5, abs=0.02)
+    assert judge["lc_ci"][0] <= judge["lc_win_rate"] <= judge["lc_ci"][1]
+    assert checks(doc)["length_bias[overall]"]["verdict"] == "fail"
+    assert code == 1
+
+
+def no_verdict(prompt: str) -> str:
+    return "Both answers have merit."
+
+
+def test_a_judge_that_never_answers_the_format_errors_with_one_clear_message(
+        repo, monkeypatch, capsys):
+    server = serve(monkeypatch, no_verdict)
+    try:
+        code, doc = run(repo)
+    finally:
+        server.__exit__()
+    capsys.readouterr()
+    assert code == 1
+    judge = doc["suites"][0]["judges"]["helpful"]
+    assert judge["invalid_rate"] == 1.0 and judge["n"] == 0
+    for check in checks(doc).values():
+        assert check["verdict"] == "error"
+        assert re.search(r"every judgment was invalid", check["message"])
+
+
+def test_a_judge_criterion_naming_an_undeclared_judge_is_a_spec_error(repo, capsys):
+    from harness import cli
+
+    write_repo(repo, criteria=[{"name": "j", "metric": "judge:kind", "compare": "value",
+                                "min": 0.45, "scope": "overall"}])
+    assert cli.main(["run", "suites/chat.yaml", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "judge:kind names judge 'kind', which the suite does not declare" in err
+
+
+def test_a_prompt_placeholder_that_cannot_be_filled_is_a_spec_error(repo, capsys):
+    from harness import cli
+
+    (repo / "rubrics" / "judges" / "helpful.md").write_text(
+        "Q {prompt} A {answer_a} B {answer_b} {colour}", "utf-8")
+    assert cli.main(["run", "suites/chat.yaml", "--quiet"]) == 2
+    assert "placeholder {colour}" in capsys.readouterr().err
