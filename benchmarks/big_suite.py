@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
                  "--distill-suite", str(suite), "--distill-cache", str(cache), "--rootdir",
                  str(workdir), "-c", str(workdir / "pytest.ini")], workdir)
             collected = proc.stdout.strip().splitlines()
-            verdict_printed = any("verdict" in ln.lower() for ln in collected)
+            verdict_printed = any("distill verdict:" in ln for ln in collected)
             if proc.returncode != 0:
                 print(f"collect-only exited {proc.returncode}:\n{proc.stdout[-2000:]}"
                       f"{proc.stderr[-2000:]}")

@@ -9,6 +9,7 @@ the id of the first bad example.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -23,6 +24,8 @@ from harness.paths import display_path
 
 #: Scores over the label set must sum to 1 within this tolerance.
 SUM_TOLERANCE = 1e-3
+#: Bump when the checks of a predictions file change: older validation records no longer count.
+VALIDATOR_VERSION = 1
 #: Files parsed in this process: (file, its hash, the data set, labels) -> predictions.
 _PARSED: dict[tuple[Any, ...], Predictions] = {}
 _PARSED_MAX = 4
@@ -42,11 +45,12 @@ class PredictionsModel(Model):
 
     timeable = False
 
-    def __init__(self, spec: Any, role: str):
+    def __init__(self, spec: Any, role: str, cache_dir: Path | None = None):
         super().__init__(spec, role)
         assert spec.local_path is not None
         self.path = spec.local_path
         self._fingerprint: str | None = None
+        self._cache_dir = cache_dir
 
     def fingerprint(self) -> str:
         if self._fingerprint is None:
@@ -61,8 +65,37 @@ class PredictionsModel(Model):
         """Read the file and hold it to the contract (it is only a file: reading runs nothing).
 
         The result is kept for this process, so the run that follows does not read it again.
+        A file found valid once leaves a record in the cache, keyed by the file's content, the
+        data set's and the labels: collecting again reads no line of it (the run still does).
         """
+        record = self._validation_record(data, labels)
+        if record is not None and record.exists():
+            return
         self.predict(data, labels)
+        if record is not None:
+            from harness.cache import PredictionCache
+            from harness.fileio import atomic_write_text
+
+            try:
+                PredictionCache._init_root(record.parent.parent)  # the cache ignores itself
+                record.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write_text(record, json.dumps({
+                    "file": display_path(self.path), "sha256": file_sha256(self.path),
+                    "data_sha256": data.sha256, "n": len(data), "labels": list(labels),
+                    "validator": VALIDATOR_VERSION}, indent=2, sort_keys=True) + "\n")
+            except OSError:
+                pass  # a read-only cache: validate again next time
+
+    def _validation_record(self, data: Dataset, labels: Sequence[str]) -> Path | None:
+        """Where the record of this file's validation against ``data`` lives (None: no cache)."""
+        if self._cache_dir is None or not self.path.exists():
+            return None
+        import hashlib
+
+        key = json.dumps(["predictions-valid", VALIDATOR_VERSION, self.fingerprint(),
+                          data.sha256, len(data), list(labels)])
+        return (Path(self._cache_dir) / "validated"
+                / f"{hashlib.sha256(key.encode()).hexdigest()}.json")
 
     def facts(self) -> ModelFacts:
         meta = self.spec.metadata
@@ -200,8 +233,8 @@ def _read_columns(path: Path, data: Dataset, labels: Sequence[str]) -> Predictio
     if position.null_count:
         return None
     rows = position.to_numpy(zero_copy_only=False).astype(np.int64)
-    if len(np.unique(rows)) != len(data):
-        return None
+    if np.bincount(rows, minlength=len(data)).max(initial=0) != 1:
+        return None  # an id given twice (so another missing): the line reader names it
     order = np.empty(len(data), dtype=np.int64)
     order[rows] = np.arange(len(rows))  # file line of each example, in the data's order
 
@@ -360,4 +393,4 @@ def score_row(raw: Any, labels: Sequence[str]) -> np.ndarray:
 
 def build(spec: ModelSpec, role: str, options: Options) -> Model:
     """The ``type: predictions`` factory."""
-    return PredictionsModel(spec, role)
+    return PredictionsModel(spec, role, cache_dir=options.cache_dir)

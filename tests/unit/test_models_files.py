@@ -230,6 +230,26 @@ def test_a_file_is_parsed_once_for_validation_and_the_run(tmp_path, monkeypatch)
     assert pred.labels == ("pos", "pos", "neg") and len(calls) == 1
 
 
+def test_a_valid_file_leaves_a_record_and_is_not_read_again_at_collection(tmp_path, monkeypatch):
+    from harness.models import predictions
+    from harness.options import Options
+
+    calls = []
+    real = predictions._read_columns
+    monkeypatch.setattr(predictions, "_read_columns", lambda *a: calls.append(1) or real(*a))
+    path = write(tmp_path / "p.jsonl", *GOOD)
+    options = Options(cache_dir=tmp_path / "cache")
+    load_model(pred_spec(path), "student", options).validate(dataset(), LABELS)
+    assert len(calls) == 1 and len(list((tmp_path / "cache" / "validated").glob("*.json"))) == 1
+    predictions._PARSED.clear()  # a new process
+    load_model(pred_spec(path), "student", options).validate(dataset(), LABELS)
+    assert len(calls) == 1
+    # another content is another record: validated again, and its breach reported
+    write(path, *GOOD[:2])
+    with pytest.raises(DataError, match="1 example id"):
+        load_model(pred_spec(path), "student", options).validate(dataset(), LABELS)
+
+
 # --------------------------------------------------------------------------- callables
 
 MODULE = '''
