@@ -475,7 +475,20 @@ class JudgeResult:
                 "requests": self.requests, "cached": self.cached, "judgments": self.judgments,
                 "usage": dict(self.usage), "usd": self.usd, "usd_this_run": self.usd_this_run,
                 "invalid_examples": list(self.invalid_examples[:20]),
-                "notes": list(self.notes)}
+                "verdicts": self.worst_verdicts(), "notes": list(self.notes)}
+
+    def worst_verdicts(self, limit: int = 100) -> dict[str, list[str]]:
+        """The judge's verdicts on the examples where the student fared worst (lost, or scored
+        below the teacher; invalid judgments first), so a failing check can show them."""
+        gap = self.student - self.teacher
+        order = sorted(range(len(self.ids)),
+                       key=lambda i: (not np.isnan(gap[i]), gap[i] if not np.isnan(gap[i]) else 0))
+        out = {}
+        for i in order[:limit]:
+            if not np.isnan(gap[i]) and gap[i] >= 0:
+                break
+            out[self.ids[i]] = list(self.verdicts.get(self.ids[i], []))
+        return out
 
 
 def judge_run(judge: Any, requests: Sequence[JudgeRequest], asked: Asked, *,

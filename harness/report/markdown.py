@@ -56,6 +56,12 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
     return out
 
 
+def ci_label(row: Mapping[str, Any]) -> str:
+    """A CI column's header: the two-sided level of the row's interval ("90% CI"); a row
+    without one is from a report written before the level was recorded (95%)."""
+    return f"{100 * float(row.get('confidence', 0.95)):.4g}% CI"
+
+
 def render_markdown(report: Mapping[str, Any]) -> str:
     """The whole report as GitHub-flavoured Markdown."""
     verdict = report.get("verdict", "?")
@@ -84,6 +90,8 @@ def _suite(s: Mapping[str, Any]) -> list[str]:
                  f"teacher `{s['teacher']['fingerprint'][:12]}` · student "
                  f"`{s['student']['fingerprint'][:12]}`")
     lines.append("")
+    if s.get("notes"):
+        lines += [f"- note: {_esc(note)}" for note in s["notes"]] + [""]
     failing = [c for c in s.get("checks", []) if c["verdict"] in ("fail", "error")]
     if failing:
         lines.append("### Failing checks")
@@ -111,8 +119,8 @@ def _suite(s: Mapping[str, Any]) -> list[str]:
         metric = rows[0].get("metric", "")
         lines.append("### Slices")
         lines.append("")
-        lines += _table(["slice", "n", f"teacher {metric}", f"student {metric}", "delta", "95% CI",
-                         "verdict"],
+        lines += _table(["slice", "n", f"teacher {metric}", f"student {metric}", "delta",
+                         ci_label(rows[0]), "verdict"],
                         [[r["slice"], r["n"], _f(r["teacher"]), _f(r["student"]),
                           f"{r['delta']:+.3f}",
                           f"[{r['ci'][0]:+.3f}, {r['ci'][1]:+.3f}]" if r.get("ci") else "–",
@@ -161,8 +169,27 @@ def _suite(s: Mapping[str, Any]) -> list[str]:
                         [[role, b["n"], f"{100 * b['share']:.1f}%", shown or "–"]
                          for role, b, shown in invalid])
         lines.append("")
+    lines += _judges(s)
     lines += _economics(s.get("economics") or {})
     lines += _trend((s.get("baseline") or {}).get("trend"))
+    return lines
+
+
+def _judges(s: Mapping[str, Any]) -> list[str]:
+    """The judges' health, usage and cost; the verdicts behind each failing judge check."""
+    from harness.report.judging import HEADERS, agreement_lines, check_verdicts, judge_rows
+
+    rows = judge_rows(s)
+    if not rows:
+        return []
+    lines = ["### Judges", "", *_table(HEADERS, rows), ""]
+    lines += [f"{line}." for line in agreement_lines(s)]
+    for check in s.get("checks") or ():
+        if check.get("verdict") in ("fail", "inconclusive"):
+            shown = check_verdicts(s, check)
+            if shown:
+                lines += [f"Judge verdicts behind `{check['id']}` (order: verdict): "
+                          + "; ".join(f"`{_esc(v)}`" for v in shown), ""]
     return lines
 
 

@@ -7,6 +7,8 @@ from typing import Any
 
 from tabulate import tabulate
 
+from harness.report.markdown import ci_label
+
 
 def _f(x: Any, digits: int = 3) -> str:
     if x is None:
@@ -19,7 +21,6 @@ def _f(x: Any, digits: int = 3) -> str:
 def _ci(ci: Any) -> str:
     return f"[{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "-"
 
-
 def suite_lines(suite: Mapping[str, Any]) -> list[str]:
     """The lines the terminal summary prints for one suite of a report."""
     lines: list[str] = []
@@ -29,6 +30,7 @@ def suite_lines(suite: Mapping[str, Any]) -> list[str]:
     lines.append(f"distill suite {suite['name']} v{suite['version']} ({suite['n']} examples, "
                  f"rubric {suite['rubric']['id']} v{suite['rubric']['version']}): {verdict}"
                  + (f"  [cached: {', '.join(cached)}]" if cached else ""))
+    lines.extend(f"note: {note}" for note in suite.get("notes") or [])
     rows = suite.get("slices") or []
     if rows:
         metric = rows[0].get("metric", "")
@@ -37,7 +39,8 @@ def suite_lines(suite: Mapping[str, Any]) -> list[str]:
         table = [[r["slice"], r["n"], _f(r["teacher"]), _f(r["student"]), f"{r['delta']:+.3f}",
                   _ci(r.get("ci")), r.get("verdict", "")] for r in rows]
         lines.append(tabulate(table, headers=["slice", "n", f"teacher {metric}",
-                                              f"student {metric}", delta, "95% CI", "verdict"],
+                                              f"student {metric}", delta, ci_label(rows[0]),
+                                              "verdict"],
                               tablefmt="simple", disable_numparse=True))
     other = [c for c in suite.get("checks", []) if c["verdict"] != "pass"]
     if other:
@@ -84,7 +87,25 @@ def suite_lines(suite: Mapping[str, Any]) -> list[str]:
                      f"{len(audit.get('weak_slices') or [])}, suspect outputs "
                      f"{len(audit.get('suspect_ids') or [])}")
     lines.extend(invalid_lines(suite))
+    lines.extend(judge_lines(suite))
     lines.extend(economics_lines(suite.get("economics") or {}))
+    return lines
+
+
+def judge_lines(suite: Mapping[str, Any]) -> list[str]:
+    """The judges' health, usage and cost, and the verdicts behind a failing judge check."""
+    from harness.report.judging import HEADERS, agreement_lines, check_verdicts, judge_rows
+
+    rows = judge_rows(suite)
+    if not rows:
+        return []
+    lines = ["", tabulate(rows, headers=HEADERS, tablefmt="simple"), *agreement_lines(suite)]
+    for check in suite.get("checks") or ():
+        if check.get("verdict") in ("fail", "inconclusive"):
+            shown = check_verdicts(suite, check)
+            if shown:
+                lines.append(f"{check['id']}: the judge's verdicts (order: verdict):")
+                lines.extend(f"  {line}" for line in shown)
     return lines
 
 

@@ -80,7 +80,7 @@ def write_repo(root: Path, *, student=student_answer, criteria=None, swap=True) 
 def run(root: Path, *extra: str) -> tuple[int, dict]:
     from harness import cli
 
-    code = cli.main(["run", "suites/chat.yaml", "--quiet", "--report", "out/r.json", *extra])
+    code = cli.main(["run", "suites/chat.yaml", "--report", "out/r.json", *extra])
     return code, json.loads((root / "out" / "r.json").read_text("utf-8"))
 
 
@@ -108,9 +108,17 @@ def test_a_planted_pocket_fails_its_check_and_nothing_else_does(repo, monkeypatc
         code, doc = run(repo)
     finally:
         server.__exit__()
-    capsys.readouterr()
+    out = capsys.readouterr().out
     by_id = checks(doc)
     assert code == 1
+    import jsonschema
+
+    from harness.spec import load_schema
+
+    jsonschema.Draft202012Validator(load_schema("report")).validate(doc)
+    # the terminal shows the judge's health and the verdicts behind the failing check
+    assert "win rate" in out and "chat::judged[topic=math]: the judge's verdicts" in out
+    assert "student_first: B, teacher_first: A" in out
     assert {k: c["verdict"] for k, c in by_id.items()} == {
         "judged[topic=chat]": "pass", "judged[topic=code]": "pass",
         "judged[topic=math]": "fail", "judged[topic=travel]": "pass"}
