@@ -196,7 +196,7 @@ def _run(args: argparse.Namespace) -> int:
         update_baselines=args.update_baselines, report_path=args.report,
         markdown_path=args.markdown, html_path=args.html, report_examples=args.report_examples,
         annotations=args.annotations, progress=True, seed=args.seed,
-        dry_run=args.dry_run)
+        dry_run=args.dry_run, flag_prefix="--")
     session = DistillSession(options, [Path(s) for s in args.suites])
     paths = session.suite_paths()
     if not paths:
@@ -243,7 +243,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from harness.spec import display_path, validate_file
+    from harness.paths import display_path
+    from harness.spec import validate_file
 
     if args.suite is not None:
         return _validate_in_suite(args.files, args.suite)
@@ -269,8 +270,9 @@ def _validate_in_suite(files: Sequence[Path], suite_arg: str) -> int:
     baseline against its data and rubric."""
     from harness import baseline
     from harness.history import resolve_suite
+    from harness.paths import display_path
     from harness.spec import detect_kind as kind_of
-    from harness.spec import display_path, load_rubric, load_suite, read_document, validate_file
+    from harness.spec import load_rubric, load_suite, read_document, validate_file
     from harness.tasks import get_task
 
     spec = load_suite(resolve_suite(suite_arg))
@@ -340,7 +342,8 @@ def _report(args: argparse.Namespace) -> int:
 def _baseline_pin(args: argparse.Namespace) -> int:
     from harness import baseline
     from harness.history import resolve_suite
-    from harness.spec import display_path, load_suite
+    from harness.paths import display_path
+    from harness.spec import load_suite
     from harness.tasks import get_task
 
     baseline.check_pin_name(args.name, field="--as")
@@ -353,7 +356,8 @@ def _baseline_pin(args: argparse.Namespace) -> int:
 
 def _history(args: argparse.Namespace) -> int:
     from harness import history
-    from harness.spec import display_path, load_suite
+    from harness.paths import display_path
+    from harness.spec import load_suite
 
     spec = load_suite(history.resolve_suite(args.suite))
     hist = history.suite_history(spec, args.reports)

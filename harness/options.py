@@ -29,3 +29,10 @@ class Options:
     html_path: Path | None = None
     #: ``--distill-report-examples`` / ``--report-examples``: examples kept per check and pocket.
     report_examples: int = 50
+    #: How the front end in use spells its flags: ``--distill-`` under pytest, ``--`` for
+    #: ``distill run``; messages that tell the user what to pass say it through :meth:`flag`.
+    flag_prefix: str = "--distill-"
+
+    def flag(self, name: str) -> str:
+        """The command-line flag ``name`` (e.g. ``update-baselines``) as the user types it."""
+        return f"{self.flag_prefix}{name}"
