@@ -50,7 +50,7 @@ from harness.fileio import atomic_write
 from harness.models.base import Predictions
 from harness.results import SuiteResult
 from harness.spec_types import SuiteSpec
-from harness.tasks import INVALID, INVALID_LABEL, LabelOutputs, Outputs, TextOutputs
+from harness.outputs import INVALID, INVALID_LABEL, LabelOutputs, Outputs, TextOutputs
 
 SCHEMA_VERSION = 1
 UPDATE_FLAG = "--distill-update-baselines"

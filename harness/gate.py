@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.metrics import EvalContext, Metric, Outputs, get_metric
+from harness.metrics import Metric, get_metric
+from harness.outputs import EvalContext, Outputs
 from harness.results import Check, Pocket
 from harness.spec_types import Criterion, RubricSpec
 from harness.stats import breaches

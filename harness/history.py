@@ -585,7 +585,8 @@ def resolve_suite(arg: str, cwd: Path | None = None) -> Path:
     """A suite file from a command-line argument: a path, or a suite name looked up as
     ``suites/<name>.yaml`` / ``.yml`` / ``.json`` / ``suites/<name>/suite.yaml`` under the
     repository root, then by the ``name:`` of every file in ``suites/``."""
-    from harness.spec import find_root, read_document, suite_files
+    from harness.paths import find_root
+    from harness.spec import read_document, suite_files
 
     here = (cwd or Path.cwd())
     path = Path(arg)

@@ -27,12 +27,14 @@ import numpy as np
 from harness import gate
 from harness.data import Dataset, build_slices
 from harness.errors import BaselineError, SpecError
-from harness.metrics import EvalContext, Outputs, get_metric
+from harness.metrics import get_metric
 from harness.models import Model, Predictions, load_model
 from harness.options import Options
+from harness.outputs import EvalContext, Outputs
 from harness.results import CoverageGap, ModelInfo, SuiteResult
-from harness.spec import display_path, load_suite
-from harness.spec_types import SuiteSpec
+from harness.paths import display_path
+from harness.spec import load_suite
+from harness.spec_types import EconomicsSettings, SuiteSpec
 from harness.tasks import Task, get_task
 
 
@@ -55,13 +57,9 @@ class PreparedSuite:
         return get_task(self.spec.task)
 
     @property
-    def economics(self) -> Any:
-        """The suite's ``economics:`` settings (checked when the suite loaded), parsed once."""
-        if self._economics is None:
-            from harness.economics import parse_economics
-
-            self._economics = parse_economics(self.spec.economics, display_path(self.spec.path))
-        return self._economics
+    def economics(self) -> EconomicsSettings:
+        """The suite's ``economics:`` settings (typed when the suite loaded; defaults if none)."""
+        return self.spec.economics or EconomicsSettings()
 
     @property
     def model_data(self) -> Dataset:
@@ -73,7 +71,6 @@ class PreparedSuite:
         return self._model_data
 
     _model_data: Dataset | None = field(default=None, repr=False)
-    _economics: Any = field(default=None, repr=False)
 
 
 def prepare_suite(path: Path, options: Options | None = None) -> PreparedSuite:
@@ -110,18 +107,16 @@ def prepare_suite(path: Path, options: Options | None = None) -> PreparedSuite:
 def _slice_owners(spec: SuiteSpec, slices: Mapping[str, np.ndarray]
                   ) -> dict[str, tuple[str | None, str | None]]:
     """Slice name -> (owner, playbook) of the declared slice (a ``by:`` entry: every value)."""
-    from harness.spec_types import SliceSpec
-
     owners: dict[str, tuple[str | None, str | None]] = {}
     for entry in spec.slices:
-        if isinstance(entry, SliceSpec):
-            if entry.owner or entry.playbook:
-                owners[entry.name] = (entry.owner, entry.playbook)
-        elif entry.get("owner") or entry.get("playbook"):
-            by = entry["by"]
+        if not (entry.owner or entry.playbook):
+            continue
+        if entry.name is not None:
+            owners[entry.name] = (entry.owner, entry.playbook)
+        else:
             for name in slices:
-                if all(f"{f}=" in name for f in by):
-                    owners[name] = (entry.get("owner"), entry.get("playbook"))
+                if all(f"{f}=" in name for f in entry.by):
+                    owners[name] = (entry.owner, entry.playbook)
     return owners
 
 
@@ -583,7 +578,7 @@ def economics_step(prep: PreparedSuite, teacher: Model, student: Model, latency:
             errors[name] = why
     section, figures = economics.scorecard(
         teacher=teacher.facts(), student=student.facts(), latency=latency, economics=settings,
-        training=student.spec.metadata.get("training"), quality_retained=quality,
+        training=student.spec.training, quality_retained=quality,
         source=display_path(spec.path))
     for name in economics.METRICS:
         if name not in figures and name not in errors:
@@ -601,9 +596,7 @@ def economics_step(prep: PreparedSuite, teacher: Model, student: Model, latency:
         if "teacher_cost_per_million" in token_figures or "student_cost_per_million" in token_figures:
             # A cost by the token replaced one by the hour: what derives from the two costs is
             # derived again from the ones that now stand (either may be priced either way).
-            _derive_savings(figures, section["timing"], errors, costs,
-                            economics.parse_training(student.spec.metadata.get("training"),
-                                                     display_path(spec.path)).usd)
+            _derive_savings(figures, section["timing"], errors, costs, student.spec.training.usd)
     section["metrics"] = {k: v for k, v in figures.items() if k not in economics.TIMING_METRICS}
     if isinstance(section.get("timing"), dict):
         section["timing"]["metrics"] = {k: v for k, v in figures.items()
@@ -644,14 +637,11 @@ def _token_economics(prep: PreparedSuite, runs: tuple[ModelRun, ModelRun]
     """
     from harness.economics import tokens as tok
 
-    shown = display_path(prep.spec.path)
     block: dict[str, Any] = {}
     costs: dict[str, float] = {}
     latency: dict[str, dict[str, Any]] = {}
     for role, run in zip(("teacher", "student"), runs, strict=True):
-        pred, meta = run.predictions, run.model.spec.metadata
-        prices = tok.token_prices(meta, shown, f"{run.model.spec.field}.metadata."
-                                  "usd_per_million_tokens")
+        pred, prices = run.predictions, run.model.spec.prices
         entry: dict[str, Any] = {"usage": pred.usage()}
         if entry["usage"] is not None:
             entry["mean_input_tokens"] = (float(np.mean(pred.input_tokens))
@@ -659,7 +649,7 @@ def _token_economics(prep: PreparedSuite, runs: tuple[ModelRun, ModelRun]
             entry["mean_output_tokens"] = (float(np.mean(pred.output_tokens))
                                            if pred.output_tokens is not None else None)
         if prices is not None:
-            entry["usd_per_million_tokens"] = {"input": prices[0], "output": prices[1]}
+            entry["usd_per_million_tokens"] = {"input": prices.input, "output": prices.output}
             cost = tok.cost_per_million_requests(prices, pred.input_tokens, pred.output_tokens)
             entry["cost_per_million_requests"] = cost
             if cost is not None:
@@ -718,14 +708,13 @@ def coverage_step(prep: PreparedSuite, teacher: Model, ctx: EvalContext, s_out: 
         s_right = prep.task.correct(ctx, s_out)
         assert s_right is not None
         gap = s_right - t_right
-    emb_settings = (spec.raw.get("coverage") or {})
     eval_vectors = distill_vectors = None
-    if emb_settings.get("embeddings") == "teacher":
+    if spec.coverage.embeddings == "teacher":
         eval_vectors = teacher.embed(data.texts())
         distill_vectors = teacher.embed(distill.texts()) if eval_vectors is not None else None
     summary, emb_gaps = coverage.embedding_coverage(
         data.texts(), distill.texts(), gap=gap, ids=list(data.ids), eval_vectors=eval_vectors,
-        distill_vectors=distill_vectors, quantile=float(emb_settings.get("quantile", 0.95)),
+        distill_vectors=distill_vectors, quantile=spec.coverage.quantile,
         seed=options.seed)
     return CoverageOutcome(summary=summary.to_dict(), gaps=[*gaps, *emb_gaps],
                            figures={"uncovered_fraction": float(summary.uncovered_fraction)})

@@ -13,7 +13,8 @@ from typing import Any
 from harness.errors import HarnessError
 from harness.options import Options
 from harness.results import SuiteResult
-from harness.spec import display_path, find_root, suite_files
+from harness.paths import display_path, find_root
+from harness.spec import suite_files
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """What differs between a classification suite and a generation suite, in one place.
 
-A :class:`Task` owns the typed outputs (:class:`LabelOutputs`, :class:`TextOutputs`), how gold
+A :class:`Task` owns which typed outputs (:mod:`harness.outputs`) its models give, how gold
 labels or references are read from the data, which metrics apply, the primary and label-free
 metrics, per-example correctness (for coverage and the audit), output health, the teacher audit
 and the per-example outcomes a baseline stores. The rest of the core asks the task; it never
@@ -11,70 +11,18 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from harness.errors import DataError, SpecError
+from harness.outputs import INVALID, INVALID_LABEL, EvalContext, LabelOutputs, Outputs, TextOutputs
 
 if TYPE_CHECKING:
     from harness.data import Dataset
-    from harness.metrics import EvalContext, Metric
+    from harness.metrics import Metric
     from harness.models.base import Predictions
     from harness.spec_types import DataSpec, SuiteSpec
-
-#: A classification answer that matches no label (an endpoint's free text): label code -1.
-INVALID = -1
-#: How a predictions file or an endpoint spells an answer that matched no label.
-INVALID_LABEL = "<invalid>"
-
-
-# --------------------------------------------------------------------------- typed outputs
-
-@dataclass(frozen=True)
-class Outputs:
-    """One model's outputs over the suite, aligned by example; build the typed ones below.
-
-    ``labels``: int codes in the suite's label order (:data:`INVALID` for an answer matching
-    no label); ``scores``: (n, n_labels) probabilities; ``texts``: generated outputs;
-    ``input_tokens`` / ``output_tokens`` / ``finish_reasons`` where the model reports them.
-    """
-
-    labels: np.ndarray | None = None
-    scores: np.ndarray | None = None
-    texts: tuple[str, ...] | None = None
-    input_tokens: np.ndarray | None = None
-    output_tokens: np.ndarray | None = None
-    finish_reasons: tuple[str, ...] | None = None
-
-    def __len__(self) -> int:
-        if self.labels is not None:
-            return len(self.labels)
-        return len(self.texts or ())
-
-
-@dataclass(frozen=True)
-class LabelOutputs(Outputs):
-    """A classifier's outputs: label codes (always), scores (optional).
-
-    A code of :data:`INVALID` (-1) is an answer that matched no label: wrong for every
-    correctness metric and counted in ``invalid_rate``.
-    """
-
-    def __post_init__(self) -> None:
-        if self.labels is None or self.texts is not None:
-            raise TypeError("LabelOutputs holds label codes (and optional scores), not texts")
-
-
-@dataclass(frozen=True)
-class TextOutputs(Outputs):
-    """A language model's outputs: one text each (always), with usage where known."""
-
-    def __post_init__(self) -> None:
-        if self.texts is None or self.labels is not None or self.scores is not None:
-            raise TypeError("TextOutputs holds texts, not label codes or scores")
-
 
 # --------------------------------------------------------------------------- tasks
 
@@ -106,12 +54,6 @@ class Task(abc.ABC):
     def applies(self, metric: Metric) -> bool:
         """Whether ``metric`` can be computed on this task's outputs."""
         return self.name in metric.tasks
-
-    def metric_names(self) -> list[str]:
-        """The registered metrics of this task (run-level figures included)."""
-        from harness.metrics import all_metrics
-
-        return sorted(m.name for m in all_metrics() if self.applies(m))
 
     def primary(self, has_gold: bool) -> str:
         """The metric of the per-slice table: the primary one, or the label-free one."""
@@ -188,8 +130,6 @@ class ClassificationTask(Task):
                             output_tokens=pred.output_tokens, finish_reasons=pred.finish_reasons)
 
     def context(self, data: Dataset, teacher: Outputs, suite: SuiteSpec) -> EvalContext:
-        from harness.metrics import EvalContext
-
         gold = None
         if data.labels is not None:
             gold = self._codes(data.labels, suite, str(data.path))
@@ -210,7 +150,8 @@ class ClassificationTask(Task):
             ids=list(data.ids), gold=list(data.labels), teacher_labels=list(teacher.labels),
             student_labels=list(student.labels), labels=list(suite.labels),
             teacher_scores=teacher.scores, slices=dict(slices),
-            floor=suite.rubric.teacher_floor)
+            floor=suite.rubric.teacher_floor,
+            teacher_texts=list(teacher.outputs) if teacher.outputs is not None else None)
 
     def outcomes(self, pred: Predictions) -> dict[str, str]:
         assert pred.labels is not None
@@ -240,8 +181,6 @@ class GenerationTask(Task):
                            output_tokens=pred.output_tokens, finish_reasons=pred.finish_reasons)
 
     def context(self, data: Dataset, teacher: Outputs, suite: SuiteSpec) -> EvalContext:
-        from harness.metrics import EvalContext
-
         return EvalContext(labels=(), gold=None, teacher=teacher, references=data.references)
 
     def invalid(self, out: Outputs) -> np.ndarray | None:

@@ -15,14 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from harness.economics.cost import serving_cost, size_reduction
 from harness.economics.latency import LatencyReport, json_float
-from harness.economics.settings import EconomicsSettings, parse_economics
-from harness.economics.training import (
-    TrainingFacts,
-    parse_training,
-    payback_point,
-    training_efficiency,
-)
+from harness.economics.settings import parse_economics, parse_training
+from harness.economics.training import payback_point, training_efficiency
 from harness.metrics import get_metric
+from harness.spec_types import EconomicsSettings, TrainingFacts
 
 if TYPE_CHECKING:  # facts are only read: importing the models package is not needed
     from harness.models.base import ModelFacts

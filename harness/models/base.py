@@ -11,7 +11,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from harness.data import Dataset
-    from harness.spec import ModelSpec
+    from harness.spec_types import ModelSpec
 
 #: Called by adapters as work advances: (examples done, examples in total).
 Progress = Callable[[int, int], None]
@@ -90,7 +90,7 @@ class ModelFacts:
 class Model(abc.ABC):
     """A teacher or student the harness can run.
 
-    Adapters are built from a :class:`~harness.spec.ModelSpec` by
+    Adapters are built from a :class:`~harness.spec_types.ModelSpec` by
     :func:`harness.models.load_model`. They must be cheap to construct: heavy loading
     (weights, tokenizers) happens on the first :meth:`predict`, so that a run whose outputs
     are all cached never loads the model.

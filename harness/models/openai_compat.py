@@ -46,7 +46,7 @@ import numpy as np
 from harness.cache import Answer, AnswerStore
 from harness.errors import ModelError, SpecError
 from harness.models.base import Model, ModelFacts, Predictions, Progress
-from harness.tasks import INVALID_LABEL  # an answer matching no label: an invalid output
+from harness.outputs import INVALID_LABEL  # an answer matching no label: an invalid output
 
 __all__ = ["INVALID_LABEL", "EndpointSettings", "OpenAICompatModel", "build", "cut_at_stop",
            "label_matcher"]

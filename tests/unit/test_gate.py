@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from harness import gate
-from harness.metrics import EvalContext, Outputs
+from harness.outputs import EvalContext, Outputs
 from harness.spec_types import Criterion, RubricSpec
 
 

@@ -9,7 +9,8 @@ import pytest
 
 from harness import metrics
 from harness.errors import SpecError
-from harness.metrics import EvalContext, Outputs, get_metric
+from harness.metrics import get_metric
+from harness.outputs import EvalContext, Outputs
 
 LABELS = ("a", "b", "c")
 #                 0  1  2  3  4  5  6  7  8  9

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from harness.errors import SpecError
+from harness.paths import find_root
 from harness.spec import (
     detect_kind,
     field_path,
-    find_root,
     load_rubric,
     load_suite,
     suite_files,
