@@ -93,6 +93,7 @@ def test_messy_answers_the_teacher_gate_and_a_labels_map_edit_that_asks_nothing(
     shown = ('r7 "I cannot decide", r8 "positive", r18 "positive", r21 "I cannot decide", '
              'r28 "positive"')
     assert f"  teacher: 7 (17.5%), e.g. {shown}" in out.splitlines()
+    assert main(["validate", "cold.json"]) == 0, capsys.readouterr()
     markdown = Path("cold.md").read_text("utf-8")
     assert "### Invalid answers" in markdown and f"| teacher | 7 | 17.5% | {shown} |" in markdown
     assert "student:" not in out.split("invalid answers")[1].split("\n\n")[0]
@@ -187,3 +188,28 @@ def test_label_pattern_reads_a_model_that_explains_first(fake_openai, repo):
     before = sum(server.requests.values())
     assert main(["run", str(suite)]) == 2
     assert sum(server.requests.values()) == before
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"compare": "teacher_delta", "min": -0.1},
+     "criteria[0].model: model: teacher reads the teacher's own metric: it takes compare: value"),
+    ({"metric": "agreement", "min": 0.5, "max": None},
+     "criteria[0].model: model: teacher needs a metric of the teacher's own outputs"),
+    ({"scope": "discovered"}, "criteria[0].scope: model: teacher takes scope overall, slices or all"),
+    ({"model": "student", "teacher_invalid": "exclude"},
+     "criteria[0].teacher_invalid: teacher_invalid applies to teacher_delta / teacher_ratio"),
+    ({"model": "judge"}, "criteria[0].model"),
+])
+def test_teacher_keys_are_checked_when_the_rubric_loads(fake_openai, repo, capsys, change,
+                                                        message):
+    server = fake_openai(labels={t: said(i) for i, t in enumerate(TEXTS)})
+    suite = labelling_suite(repo, server.base_url)
+    rubric = repo / "rubrics" / "labels.yaml"
+    doc = yaml.safe_load(rubric.read_text("utf-8"))
+    doc["criteria"][0].update(change)
+    doc["criteria"][0] = {k: v for k, v in doc["criteria"][0].items() if v is not None}
+    rubric.write_text(yaml.safe_dump(doc), "utf-8")
+    assert main(["run", str(suite)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("distill: rubrics/labels.yaml: ") and message in err, err
+    assert sum(server.requests.values()) == 0  # before any request
