@@ -38,7 +38,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +48,10 @@ from harness.data import Dataset
 from harness.errors import BaselineError, SpecError
 from harness.fileio import atomic_write
 from harness.models.base import Predictions
-from harness.results import SuiteResult
-from harness.spec_types import SuiteSpec
 from harness.outputs import INVALID, INVALID_LABEL, LabelOutputs, Outputs, TextOutputs
+from harness.paths import repo_path
+from harness.results import ModelInfo, SliceRow, SuiteResult
+from harness.spec_types import SuiteSpec
 
 SCHEMA_VERSION = 1
 UPDATE_FLAG = "--distill-update-baselines"
@@ -338,7 +339,18 @@ def _number(x: Any) -> float | None:
     return round(v, DECIMALS) + 0.0  # + 0.0: no "-0.0" in the file
 
 
-def baseline_document(spec: SuiteSpec, result: SuiteResult, data: Dataset,
+@dataclass(frozen=True)
+class RunFacts:
+    """What a baseline stores of a run besides its outcomes, before the run is decided (a
+    :class:`~harness.results.SuiteResult` has the same attributes)."""
+
+    slices: Sequence[SliceRow]
+    economics: Mapping[str, Any]
+    teacher: ModelInfo
+    student: ModelInfo
+
+
+def baseline_document(spec: SuiteSpec, result: RunFacts | SuiteResult, data: Dataset,
                       student: Predictions) -> dict[str, Any]:
     """The baseline of this run as a plain JSON document (see the module docstring)."""
     from harness import __version__
@@ -347,13 +359,13 @@ def baseline_document(spec: SuiteSpec, result: SuiteResult, data: Dataset,
         raise ValueError("the student's predictions are not aligned with the data")
     slices: dict[str, Any] = {}
     for row in result.slices:
-        ci = row.get("ci")
-        slices[str(row["slice"])] = {
-            "n": int(row["n"]),
-            "metric": str(row.get("metric", "")),
-            "teacher": _number(row.get("teacher")),
-            "student": _number(row.get("student")),
-            "delta": _number(row.get("delta")),
+        ci = row.ci
+        slices[row.slice] = {
+            "n": int(row.n),
+            "metric": row.metric,
+            "teacher": _number(row.teacher),
+            "student": _number(row.student),
+            "delta": _number(row.delta),
             "ci": [_number(ci[0]), _number(ci[1])] if ci is not None else None,
         }
     from harness.tasks import get_task
@@ -388,7 +400,7 @@ def _model(info: Any) -> dict[str, Any]:
     return out
 
 
-def scorecard(result: SuiteResult, slices: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+def scorecard(result: RunFacts | SuiteResult, slices: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     """The deterministic scorecard of a run, as a baseline stores it (``about.scorecard``).
 
     ``primary_metric`` (the metric of the per-slice table; its values per slice with n are
@@ -428,14 +440,20 @@ def _content(doc: Any) -> Any:
     return {**doc, "about": about}
 
 
-def write_baseline(spec: SuiteSpec, result: SuiteResult, data: Dataset, student: Predictions) -> str:
+def write_baseline(spec: SuiteSpec, result: RunFacts | SuiteResult, data: Dataset,
+                   student: Predictions) -> str:
     """Store this run's student as the suite's baseline; returns ``"written"`` or ``"unchanged"``.
 
     ``"unchanged"`` when the file already holds the same content (``harness_version`` aside):
     the file is not touched. Otherwise it is replaced atomically; an interrupted write leaves
     the old file as it was and no temporary file behind.
     """
-    doc = baseline_document(spec, result, data, student)
+    return write_document(spec, baseline_document(spec, result, data, student))[0]
+
+
+def write_document(spec: SuiteSpec, doc: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Write ``doc`` as the suite's baseline (see :func:`write_baseline`); returns the state
+    and the document the file holds afterwards (the old one when its content is unchanged)."""
     payload = dumps(doc)
     path = spec.baseline_path
     if path.exists():
@@ -444,15 +462,108 @@ def write_baseline(spec: SuiteSpec, result: SuiteResult, data: Dataset, student:
         except OSError:
             old = None
         if old == payload:
-            return "unchanged"
+            return "unchanged", doc
         if old is not None:
             try:
-                if _content(json.loads(old)) == _content(json.loads(payload)):
-                    return "unchanged"
+                stored = json.loads(old)
+                if _content(stored) == _content(json.loads(payload)):
+                    return "unchanged", stored
             except (ValueError, UnicodeDecodeError):
                 pass  # a corrupt file is simply replaced
     atomic_write(path, payload)
-    return "written"
+    return "written", doc
+
+
+# --------------------------------------------------------------------------- the run's step
+
+@dataclass(frozen=True)
+class BaselineState:
+    """The stored student(s) the ``baseline_*`` criteria of one run compare with.
+
+    ``outputs`` / ``error``: the current baseline; ``by_pin`` / ``errors_by_pin``: pinned
+    baselines named by ``against:``; ``section``: the report's ``baseline`` facts; ``notes``
+    for the report; ``document``: the baseline this run writes (``--update-baselines``).
+    """
+
+    needed: bool
+    section: dict[str, Any]
+    outputs: Outputs | None = None
+    error: str | None = None
+    by_pin: dict[str, Outputs] = field(default_factory=dict)
+    errors_by_pin: dict[str, str] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    document: dict[str, Any] | None = None
+
+
+def baseline_step(spec: SuiteSpec, data: Dataset, teacher_fingerprint: str, *,
+                  flag: str = UPDATE_FLAG, update: RunFacts | None = None,
+                  student: Predictions | None = None) -> BaselineState:
+    """Read the baselines the rubric compares with, each once.
+
+    With ``update`` (``--update-baselines``: the facts of this run, and ``student`` its
+    predictions) the current baseline is the document this run writes, built in memory and
+    decoded as a load would decode it: the gate runs once and its baseline checks compare with
+    what is written. ``flag`` is the update flag as the front end in use spells it.
+    """
+    from harness.gate import compare_mode
+
+    wanted = [c for c in spec.rubric.criteria if compare_mode(c.compare).with_baseline]
+    section: dict[str, Any] = {"path": repo_path(spec.baseline_path, spec.root)}
+    notes: list[str] = []
+    document = None
+    if update is not None:
+        assert student is not None
+        document = baseline_document(spec, update, data, student)
+    if not wanted:
+        return BaselineState(needed=False, section=section, document=document)
+    outputs, error = None, None
+    if any(c.against == "current" for c in wanted):
+        try:
+            stored = (StoredBaseline(spec.baseline_path, document, _shown(spec))
+                      if document is not None else load_baseline(spec, data))
+        except BaselineError as exc:
+            error = str(exc).replace(UPDATE_FLAG, flag)
+        else:
+            summary = stored.summary(teacher_fingerprint)
+            section.update(summary)
+            if summary["teacher_changed"]:
+                notes.append(f"{summary['path']}: the teacher changed since this baseline "
+                             "was written (teacher comparisons use the current teacher)")
+            outputs = stored.outputs(data, spec.labels)
+    by_pin: dict[str, Outputs] = {}
+    errors_by_pin: dict[str, str] = {}
+    for name in sorted({c.against for c in wanted if c.against != "current"}):
+        try:
+            pinned = load_pinned(spec, data, name)
+        except MissingBaseline as exc:
+            # A rubric naming a pin nobody wrote is bad input (distill run: exit 2, this line).
+            errors_by_pin[name] = str(exc)
+            first = next(c for c in wanted if c.against == name)
+            section.setdefault("missing_pins", {})[name] = (
+                f"{repo_path(spec.rubric.path, spec.root)}: criteria[{first.index}].against: {exc}")
+        except BaselineError as exc:
+            errors_by_pin[name] = str(exc).replace(UPDATE_FLAG, flag)
+        else:
+            by_pin[name] = pinned.outputs(data, spec.labels)
+            section.setdefault("pins", {})[name] = {
+                "path": pinned.shown, "student_fingerprint": pinned.about["student"]["fingerprint"]}
+    return BaselineState(needed=True, section=section, outputs=outputs, error=error,
+                         by_pin=by_pin, errors_by_pin=errors_by_pin, notes=tuple(notes),
+                         document=document)
+
+
+def written(spec: SuiteSpec, state: BaselineState, teacher_fingerprint: str) -> dict[str, Any]:
+    """Write the document of an update run (:func:`baseline_step` with ``update``); returns the
+    report's ``baseline`` section with ``written`` (``"written"`` or ``"unchanged"``)."""
+    assert state.document is not None
+    status, on_disk = write_document(spec, state.document)
+    section = dict(state.section)
+    if state.needed and "student_fingerprint" in section:
+        # The file may keep the harness version that last changed it: report what it holds.
+        section.update(StoredBaseline(spec.baseline_path, on_disk, _shown(spec))
+                       .summary(teacher_fingerprint))
+    section["written"] = status
+    return section
 
 
 # --------------------------------------------------------------------------- unused files

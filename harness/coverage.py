@@ -19,7 +19,7 @@ import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -27,6 +27,11 @@ from threadpoolctl import threadpool_limits
 
 from harness.naming import format_value, predicate_name
 from harness.results import Check, CoverageGap, Predicate
+
+if TYPE_CHECKING:
+    from harness.models import Model
+    from harness.outputs import EvalContext, Outputs
+    from harness.prepared import PreparedSuite
 
 __all__ = [
     "EmbeddingCoverage",
@@ -704,3 +709,56 @@ def embedding_coverage(
         uncovered_mask=uncovered,
     )
     return coverage, gaps
+
+
+# --------------------------------------------------------------------------- the run's step
+
+@dataclass(frozen=True)
+class CoverageOutcome:
+    """Distillation coverage of one run: its summary, its gaps and ``uncovered_fraction``."""
+
+    summary: dict[str, Any] = field(default_factory=dict)
+    gaps: tuple[CoverageGap, ...] = ()
+    figures: dict[str, float] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def coverage_step(prep: PreparedSuite, teacher: Model, ctx: EvalContext, s_out: Outputs,
+                  seed: int) -> CoverageOutcome:
+    """Where the distillation data does not cover the eval data (by feature and by embedding).
+
+    The per-example gain ``student - teacher`` (1 where the student alone is right, -1 where
+    it alone is wrong) tells which uncovered clusters cost the student.
+    """
+    from harness.data import build_slices
+
+    if prep.distill_data is None:
+        return CoverageOutcome(errors={"uncovered_fraction": "the suite declares no "
+                                       "distillation_data"})
+    spec, data, distill = prep.spec, prep.data, prep.distill_data
+    eval_slices = prep.declared_slices
+    distill_slices = {k: v for k, v in build_slices(spec, distill, allow_empty=True).items()
+                      if k != "overall"}
+    for name in eval_slices:  # a by: value absent from the distillation data is a gap too
+        distill_slices.setdefault(name, np.array([], dtype=int))
+    shared = [f for f in spec.data.features if f in distill.features]
+    gaps = distillation_gaps(
+        {f: data.features[f] for f in shared}, {f: distill.features[f] for f in shared},
+        eval_slices=eval_slices, distill_slices=distill_slices, n_eval=len(data),
+        n_distill=len(distill))
+    gain = None
+    t_right = prep.task.correct(ctx, ctx.teacher)
+    if t_right is not None:
+        s_right = prep.task.correct(ctx, s_out)
+        assert s_right is not None
+        gain = s_right - t_right
+    settings = spec.coverage
+    eval_vectors = distill_vectors = None
+    if settings.embeddings == "teacher":
+        eval_vectors = teacher.embed(data.texts())
+        distill_vectors = teacher.embed(distill.texts()) if eval_vectors is not None else None
+    summary, emb_gaps = embedding_coverage(
+        data.texts(), distill.texts(), gap=gain, ids=list(data.ids), eval_vectors=eval_vectors,
+        distill_vectors=distill_vectors, quantile=settings.quantile, seed=seed)
+    return CoverageOutcome(summary=summary.to_dict(), gaps=(*gaps, *emb_gaps),
+                           figures={"uncovered_fraction": float(summary.uncovered_fraction)})

@@ -23,14 +23,15 @@ def plan_suite(path: Path, options: Options) -> dict[str, Any]:
     """The plan of one suite: per model, what a run would do over what the models run on (the
     eval data, and the traffic sample when there is one). Runs no model."""
     from harness.cache import PredictionCache
+    from harness.models.runs import load_models
     from harness.paths import display_path
-    from harness.runner import load_models, prepare_suite
+    from harness.runner import prepare_suite
 
     prep = prepare_suite(Path(path), options)
     spec, data = prep.spec, prep.model_data
     labels = list(spec.labels)
     cache = PredictionCache(options.cache_dir)
-    models = load_models(prep, options)
+    models = load_models(spec, options)
     rows: list[dict[str, Any]] = []
     try:
         for role, model in [("teacher", models.teacher), *models.students.items()]:
@@ -44,9 +45,26 @@ def plan_suite(path: Path, options: Options) -> dict[str, Any]:
                 row.update({"requests": 0, "cached": len(data) if hit is not None else 0,
                             "local": hit is None})
             rows.append(row)
+        if spec.judges:
+            from harness.judges import plan_judges
+
+            n = len(prep.data)
+            answers = [_known_answers(m, data, labels, cache) for m in (models.teacher,
+                                                                        models.student)]
+            teacher, student = (a[:n] if a is not None else None for a in answers)
+            rows.extend(plan_judges(spec, prep.data, teacher, student, options))
     finally:
         models.close()
     return {"suite": spec.name, "path": display_path(spec.path), "models": rows}
+
+
+def _known_answers(model: Any, data: Any, labels: list[str], cache: Any) -> list[str] | None:
+    """A model's answers over ``data`` where they can be had without running it: a
+    predictions file, or outputs in the prediction cache; None otherwise."""
+    if model.spec.type == "predictions":
+        return list(model.predict(data, labels).outputs or ())
+    hit = cache.load(model.fingerprint(), data, labels)
+    return list(hit.outputs or ()) if hit is not None else None
 
 
 def plan_lines(paths: Sequence[Path], options: Options) -> list[str]:

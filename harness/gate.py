@@ -11,9 +11,41 @@ import numpy as np
 
 from harness.metrics import Metric, get_metric
 from harness.outputs import EvalContext, Outputs
-from harness.results import Check, Pocket
+from harness.results import Check, Pocket, SliceRow
 from harness.spec_types import Criterion, RubricSpec
 from harness.stats import breaches
+
+
+@dataclass(frozen=True)
+class CompareMode:
+    """What a criterion's ``compare`` means: what the student is compared with (``teacher``,
+    ``baseline``, or None for a plain value) and how (``delta``, ``ratio`` or ``value``)."""
+
+    reference: str | None
+    form: str
+
+    @property
+    def with_baseline(self) -> bool:
+        return self.reference == "baseline"
+
+    @property
+    def with_teacher(self) -> bool:
+        return self.reference == "teacher"
+
+
+#: Every ``compare`` mode of the rubric format, decoded once.
+COMPARE_MODES: dict[str, CompareMode] = {
+    "value": CompareMode(None, "value"),
+    "teacher_delta": CompareMode("teacher", "delta"),
+    "teacher_ratio": CompareMode("teacher", "ratio"),
+    "baseline_delta": CompareMode("baseline", "delta"),
+    "baseline_ratio": CompareMode("baseline", "ratio"),
+}
+
+
+def compare_mode(compare: str) -> CompareMode:
+    """The :class:`CompareMode` of a ``compare`` value (validated when the rubric loaded)."""
+    return COMPARE_MODES[compare]
 
 
 def decide(
@@ -61,22 +93,34 @@ SCOPE_SLICES = {"overall": ("overall",), "slices": ("slices",), "all": ("overall
 MAX_EXAMPLES = 5
 
 
+#: What a check covers (:attr:`PlannedCheck.kind`): every row (``overall``, or the whole
+#: traffic sample), one declared slice, or the pockets a search finds.
+WHOLE, DECLARED, DISCOVERED = "whole", "declared", "discovered"
+
+
 @dataclass(frozen=True)
 class PlannedCheck:
-    """A check known before any model runs: its id, criterion, slice, owner and playbook."""
+    """A check known before any model runs: its id, criterion, slice, owner and playbook.
+
+    ``slice`` is the name items and reports show; what it means is typed beside it: ``kind``
+    (:data:`WHOLE`, :data:`DECLARED`, :data:`DISCOVERED`), ``rows`` (``"eval"`` or
+    :data:`TRAFFIC`, the rows it reads) and ``declared`` (the declared slice, for a
+    :data:`DECLARED` check on either rows).
+    """
 
     id: str
     criterion: Criterion
     slice: str
     owner: str | None = None
     playbook: str | None = None
+    kind: str = DECLARED
+    rows: str = "eval"
+    declared: str | None = None
 
 
 #: The slice names of traffic checks: the whole traffic sample, a declared slice of it, pockets.
 TRAFFIC = "traffic"
 TRAFFIC_POCKETS = "traffic:discovered"
-#: Slices decided at ``alpha`` alone, outside the Benjamini–Hochberg family.
-OVERALL_SLICES = ("overall", TRAFFIC)
 
 
 def traffic_slice(name: str) -> str:
@@ -103,22 +147,25 @@ def plan_checks(suite: str, rubric: RubricSpec, slice_names: Sequence[str], *,
     owners = slice_owners or {}
     plan: list[PlannedCheck] = []
     for c in rubric.criteria:
-        targets: list[str] = []
+        # (shown slice name, kind, declared slice) of each check of the criterion.
+        targets: list[tuple[str, str, str | None]] = []
         if c.scope == "discovered":
-            targets = ["discovered"]
+            targets = [("discovered", DISCOVERED, None)]
         elif c.scope == TRAFFIC:
-            targets = [TRAFFIC, *(traffic_slice(s) for s in traffic_slices if s != "overall"),
-                       TRAFFIC_POCKETS]
+            targets = [(TRAFFIC, WHOLE, None),
+                       *((traffic_slice(s), DECLARED, s) for s in traffic_slices if s != "overall"),
+                       (TRAFFIC_POCKETS, DISCOVERED, None)]
         else:
             if c.scope in ("overall", "all"):
-                targets.append("overall")
+                targets.append(("overall", WHOLE, None))
             if c.scope in ("slices", "all"):
-                targets.extend(declared)
-        for s in targets:
-            own, book = owners.get(s.split(":", 1)[1] if s.startswith(TRAFFIC + ":") else s,
-                                   (None, None))
-            plan.append(PlannedCheck(check_id(suite, c.name, s), c, s,
-                                     owner=c.owner or own, playbook=c.playbook or book))
+                targets.extend((s, DECLARED, s) for s in declared)
+        rows = TRAFFIC if c.scope == TRAFFIC else "eval"
+        for shown, kind, name in targets:
+            own, book = owners.get(name, (None, None)) if name is not None else (None, None)
+            plan.append(PlannedCheck(check_id(suite, c.name, shown), c, shown,
+                                     owner=c.owner or own, playbook=c.playbook or book,
+                                     kind=kind, rows=rows, declared=name))
     return plan
 
 
@@ -186,21 +233,21 @@ def _error_check(p: PlannedCheck, n: int, message: str) -> Check:
     return Check(id=p.id, criterion=c.name, scope=c.scope, slice=p.slice, metric=c.metric,
                  compare=c.compare, value=None, ci=None, n=n, threshold=_threshold(c),
                  verdict="error", message=message, severity=c.severity, decision=c.decision,
-                 criterion_index=c.index)
+                 criterion_index=c.index, kind=p.kind)
 
 
 def _reference(p: PlannedCheck, inputs: GateInputs) -> tuple[Outputs | None, str | None]:
-    compare = p.criterion.compare
-    if compare.startswith("teacher"):
+    mode = compare_mode(p.criterion.compare)
+    if mode.with_teacher:
         return inputs.ctx.teacher, None
-    if compare.startswith("baseline") and p.criterion.against != "current":
+    if mode.with_baseline and p.criterion.against != "current":
         name = p.criterion.against
         if name not in inputs.baselines:
             return None, inputs.baseline_errors.get(name) or (
                 f"no pinned baseline {name!r}: write it with `distill baseline pin SUITE --as "
                 f"{name}`")
         return inputs.baselines[name], None
-    if compare.startswith("baseline"):
+    if mode.with_baseline:
         if inputs.baseline is None:
             return None, inputs.baseline_error or ("no baseline: run with --distill-update-baselines "
                                                    "to write one")
@@ -229,15 +276,27 @@ def evaluate_check(p: PlannedCheck, inputs: GateInputs) -> Check:
     metric = get_metric(c.metric)
     if metric.kind == "suite":
         return _suite_check(p, inputs)
-    index = inputs.slices[p.slice]
+    if c.model == "teacher":  # the teacher's own metric (its output health) is what is checked
+        inputs = replace(inputs, student=inputs.ctx.teacher)
+    index, excluded = _teacher_answered(c, inputs, inputs.slices[p.slice])
     n = len(index)
     ref, err = _reference(p, inputs)
     if err:
         return _error_check(p, n, err)
+    unvalued_n = 0
     try:
         if metric.per_example_fn is not None:
             s_all = inputs.per_example(metric, inputs.student)
             r_all = inputs.per_example(metric, ref) if ref is not None else None
+            # An example without a value (a judge's invalid judgment is NaN) leaves the check;
+            # its n says so.
+            unvalued = ~np.isfinite(s_all[index])
+            if r_all is not None:
+                unvalued |= ~np.isfinite(r_all[index])
+            unvalued_n = int(unvalued.sum())
+            if unvalued_n:
+                index = index[~unvalued]
+                n = len(index)
             s = s_all[index]
             r = r_all[index] if r_all is not None else None
             statistic = None
@@ -253,6 +312,11 @@ def evaluate_check(p: PlannedCheck, inputs: GateInputs) -> Check:
                 return sv, rv
     except Exception as exc:  # a metric that cannot be computed on these outputs
         return _error_check(p, n, f"{c.metric} cannot be computed: {exc}")
+    if n == 0 and metric.per_example_fn is not None and unvalued_n:
+        return _error_check(p, 0, f"none of the {unvalued_n} examples of {p.slice!r} has a value "
+                            f"of {c.metric}" + (" (every judgment was invalid: the judge's "
+                                                "answers matched no verdict)"
+                                                if c.metric.startswith("judge") else ""))
     if n == 0:
         return _error_check(p, 0, f"slice {p.slice!r} has no examples")
     point = _point(metric, inputs, index, ref, c.compare)
@@ -276,11 +340,25 @@ def evaluate_check(p: PlannedCheck, inputs: GateInputs) -> Check:
         n=n, threshold=_threshold(c), verdict="pending", message="", p_value=test.p_value,
         examples=examples, severity=c.severity, decision=c.decision, test=test.method,
         teacher=inputs.value(metric, inputs.ctx.teacher, index),
-        student=s_val, reference=r_val, needed=needed, criterion_index=c.index,
+        student=s_val, reference=r_val, needed=needed, criterion_index=c.index, kind=p.kind,
         extra={"testable": test.testable,
-               **({"against": c.against} if c.compare.startswith("baseline")
-                  and c.against != "current" else {})},
+               **({"against": c.against} if compare_mode(c.compare).with_baseline
+                  and c.against != "current" else {}),
+               **({"model": "teacher"} if c.model == "teacher" else {}),
+               **({"excluded": excluded} if excluded is not None else {}),
+               **({"unvalued": unvalued_n} if unvalued_n else {})},
     )
+
+
+def _teacher_answered(c: Criterion, inputs: GateInputs,
+                      index: np.ndarray) -> tuple[np.ndarray, int | None]:
+    """``index`` without the examples the teacher answered invalidly, under
+    ``teacher_invalid: exclude`` on a teacher-delta/ratio check, and how many left (None when
+    nothing is excluded by rule)."""
+    if c.teacher_invalid != "exclude" or not c.compare.startswith("teacher"):
+        return index, None
+    invalid = inputs.per_example(get_metric("invalid_rate"), inputs.ctx.teacher)[index]
+    return index[invalid == 0], int(np.count_nonzero(invalid))
 
 
 def _point(metric: Metric, inputs: GateInputs, index: np.ndarray, ref: Outputs | None,
@@ -289,7 +367,7 @@ def _point(metric: Metric, inputs: GateInputs, index: np.ndarray, ref: Outputs |
     if ref is None:
         return s
     r = inputs.value(metric, ref, index)
-    if compare.endswith("delta"):
+    if compare_mode(compare).form == "delta":
         return s - r
     return s / r if r else float("nan")
 
@@ -306,7 +384,7 @@ def _suite_check(p: PlannedCheck, inputs: GateInputs) -> Check:
                  compare=c.compare, value=v, ci=None, n=n, threshold=_threshold(c),
                  verdict="pending", message="", severity=c.severity, decision=c.decision,
                  test="point value (a run-level figure)", student=v, criterion_index=c.index,
-                 extra={"testable": False})
+                 kind=p.kind, extra={"testable": False})
 
 
 def discovered_check(p: PlannedCheck, inputs: GateInputs) -> tuple[Check, list[Pocket]]:
@@ -320,7 +398,8 @@ def discovered_check(p: PlannedCheck, inputs: GateInputs) -> tuple[Check, list[P
     if err:
         return _error_check(p, n, err), []
     bound, threshold = _bound(c, None)
-    compare = "teacher_ratio" if c.compare.endswith("ratio") else "teacher_delta"
+    mode = compare_mode(c.compare)
+    compare = "teacher_ratio" if mode.form == "ratio" else "teacher_delta"
     if ref is None and "teacher" in metric.needs:
         # A label-free fidelity metric (agreement, teacher_match) is 1 for the teacher on
         # every example, so "value >= m" in a pocket is "student - teacher >= m - 1" there.
@@ -340,11 +419,17 @@ def discovered_check(p: PlannedCheck, inputs: GateInputs) -> tuple[Check, list[P
     if not feats:
         return _error_check(p, n, "no discovery features: declare data.features or "
                             "discovery.features"), []
+    ids = list(inputs.ids)
+    keep, excluded = _teacher_answered(c, inputs, np.arange(n))
+    if excluded:  # teacher_invalid: exclude — pockets are searched where the teacher answered
+        s, r, ids = s[keep], r[keep], [ids[i] for i in keep]
+        feats = {k: np.asarray(v)[keep] for k, v in feats.items()}
+    left = {"excluded": excluded} if excluded is not None else {}
     found = pockets_mod.find_pockets(
         feats, s, r, threshold=threshold, bound=bound, compare=compare,
         max_predicates=disc.max_predicates if disc else 2,
         min_support=disc.min_support if disc else c.min_support,
-        alpha=c.alpha, binary=metric.binary, seed=inputs.seed, ids=list(inputs.ids),
+        alpha=c.alpha, binary=metric.binary, seed=inputs.seed, ids=ids,
         criterion=c.name, metric=c.metric)
     confirmed = [pk for pk in found if pk.confirmed]
     if confirmed:
@@ -352,7 +437,7 @@ def discovered_check(p: PlannedCheck, inputs: GateInputs) -> tuple[Check, list[P
         if c.compare == "value":
             value = worst.student
         else:
-            value = worst.delta if c.compare.endswith("delta") else (
+            value = worst.delta if mode.form == "delta" else (
                 worst.student / worst.teacher if worst.teacher else float("nan"))
         check = Check(
             id=p.id, criterion=c.name, scope=c.scope, slice=p.slice, metric=c.metric,
@@ -361,23 +446,23 @@ def discovered_check(p: PlannedCheck, inputs: GateInputs) -> tuple[Check, list[P
             p_value=worst.p_value, q_value=worst.q_value, examples=worst.ids[:MAX_EXAMPLES],
             severity=c.severity, decision=c.decision,
             test="pocket search (discover on one half, confirm on the other, BH)",
-            criterion_index=c.index,
+            criterion_index=c.index, kind=p.kind,
             extra={"pockets": [{"slice": pk.slice, "n": pk.n, "delta": pk.delta,
-                                "q_value": pk.q_value} for pk in confirmed]})
+                                "q_value": pk.q_value} for pk in confirmed], **left})
     else:
-        overall = inputs.slices[inputs.whole]
+        overall = keep if excluded else inputs.slices[inputs.whole]
         value = _point(metric, inputs, overall, ref, c.compare)
         check = Check(
             id=p.id, criterion=c.name, scope=c.scope, slice=p.slice, metric=c.metric,
             compare=c.compare, value=float(value), ci=None, n=n, threshold=_threshold(c),
             verdict="pass", message="", severity=c.severity, decision=c.decision,
             test="pocket search (discover on one half, confirm on the other, BH)",
-            criterion_index=c.index, extra={"pockets": []})
+            criterion_index=c.index, kind=p.kind, extra={"pockets": [], **left})
     return check, found
 
 
-@dataclass
-class Judgement:
+@dataclass(frozen=True)
+class Decisions:
     """The decided checks of one student and the pockets its discovered checks found."""
 
     checks: list[Check]
@@ -385,8 +470,9 @@ class Judgement:
     traffic_pockets: list[Pocket] = field(default_factory=list)
 
 
-def judge(plan: Sequence[PlannedCheck], inputs: GateInputs, criteria: Mapping[str, Criterion], *,
-          strict: bool, traffic: GateInputs | None = None) -> Judgement:
+def decide_checks(plan: Sequence[PlannedCheck], inputs: GateInputs,
+                  criteria: Mapping[str, Criterion], *, strict: bool,
+                  traffic: GateInputs | None = None) -> Decisions:
     """Every planned check of one student: computed, then BH and verdicts (:func:`finalize`).
 
     ``traffic`` holds the label-free inputs on the traffic rows (``scope: traffic``); without
@@ -395,19 +481,63 @@ def judge(plan: Sequence[PlannedCheck], inputs: GateInputs, criteria: Mapping[st
     checks: list[Check] = []
     found_by: dict[str, list[Pocket]] = {"eval": [], TRAFFIC: []}
     for planned in plan:
-        source = traffic if planned.criterion.scope == TRAFFIC else inputs
+        source = traffic if planned.rows == TRAFFIC else inputs
         if source is None:
             check = _error_check(planned, 0, "scope: traffic needs traffic_data in the suite")
-        elif planned.slice.endswith("discovered"):
+        elif planned.kind == DISCOVERED:
             check, found = discovered_check(planned, source)
-            found_by[TRAFFIC if planned.criterion.scope == TRAFFIC else "eval"].extend(found)
+            found_by[planned.rows].extend(found)
         elif planned.slice not in source.slices:
             check = _error_check(planned, 0, f"slice {planned.slice!r} has no rows in this run")
         else:
             check = evaluate_check(planned, source)
         checks.append(replace(check, owner=planned.owner, playbook=planned.playbook))
-    return Judgement(checks=finalize(checks, criteria, strict=strict),
+    return Decisions(checks=finalize(checks, criteria, strict=strict),
                      pockets=_dedupe(found_by["eval"]), traffic_pockets=_dedupe(found_by[TRAFFIC]))
+
+
+def table_confidence(rubric: RubricSpec) -> float:
+    """The level of the slice table's CI: that of the rubric's first criterion on the slices
+    (``slices``/``all``), else of its first criterion, else 0.90 (1 - 2 alpha at 0.05)."""
+    on_slices = [c for c in rubric.criteria if c.scope in ("slices", "all")]
+    return next((c.confidence for c in (*on_slices, *rubric.criteria)), 0.90)
+
+
+def slice_table(metric: Metric, inputs: GateInputs, confidence: float = 0.90) -> list[SliceRow]:
+    """Per-slice rows of ``metric``: n, teacher, student, delta and its CI at ``confidence`` (no
+    verdict yet; :func:`with_verdicts` adds them once the checks are decided)."""
+    from harness import stats
+
+    s_all = inputs.per_example(metric, inputs.student)
+    t_all = inputs.per_example(metric, inputs.ctx.teacher)
+    rows = []
+    for name, idx in inputs.slices.items():
+        s, t = s_all[idx], t_all[idx]
+        test = stats.compare_test(student=s, reference=t, compare="teacher_delta",
+                                  bound="min" if metric.higher_is_better else "max",
+                                  threshold=0.0, binary=metric.binary, confidence=confidence,
+                                  seed=0)
+        rows.append(SliceRow(slice=name, n=int(len(idx)), metric=metric.name,
+                             higher_is_better=metric.higher_is_better, teacher=float(t.mean()),
+                             student=float(s.mean()), delta=float(s.mean() - t.mean()),
+                             ci=(float(test.ci[0]), float(test.ci[1])), confidence=confidence))
+    return rows
+
+
+#: A slice's verdict is its worst check's, in this order (``error`` below ``fail``: a failing
+#: slice stays ``fail`` when another of its checks errored, and names that check).
+SLICE_RANK = {"fail": 5, "error": 4, "inconclusive": 3, "warn": 2, "pass": 1}
+
+
+def with_verdicts(rows: Sequence[SliceRow], checks: Sequence[Check]) -> list[SliceRow]:
+    """``rows`` with each slice's verdict over the decided ``checks`` on it."""
+    out = []
+    for row in rows:
+        on = [c for c in checks if c.slice == row.slice]
+        worst = max((c.verdict for c in on), key=SLICE_RANK.__getitem__, default="")
+        errors = tuple(c.id for c in on if c.verdict == "error") if worst != "error" else ()
+        out.append(replace(row, verdict=worst, errors=errors))
+    return out
 
 
 def _dedupe(pockets: list[Pocket]) -> list[Pocket]:
@@ -428,10 +558,11 @@ def finalize(checks: list[Check], criteria: Mapping[str, Criterion], *, strict: 
     # Two families, each with its own Benjamini–Hochberg: the eval data's per-slice and
     # discovered checks, and the traffic sample's (adding traffic does not move eval q-values).
     qmap: dict[int, float | None] = {}
+    # A check over every row (overall, the whole traffic sample) is decided at alpha alone.
     for traffic in (False, True):
         family = [i for i, ch in enumerate(checks)
-                  if ch.verdict == "pending" and ch.slice not in OVERALL_SLICES
-                  and ch.p_value is not None and ch.slice.startswith(TRAFFIC) == traffic]
+                  if ch.verdict == "pending" and ch.kind != WHOLE
+                  and ch.p_value is not None and (ch.scope == TRAFFIC) == traffic]
         qs = stats.bh_adjust([checks[i].p_value for i in family])
         qmap.update(zip(family, qs, strict=True))
     out: list[Check] = []
@@ -451,6 +582,8 @@ def finalize(checks: list[Check], criteria: Mapping[str, Criterion], *, strict: 
             ch = replace(ch, q_value=q, verdict=verdict,
                          needed=ch.needed if lenient == "inconclusive" else None)
         extra = {k: v for k, v in ch.extra.items() if k != "testable"}
+        if ch.ci is not None:  # the level of the printed interval (DESIGN, "Verdicts")
+            extra["confidence"] = c.confidence
         ch = replace(ch, message=ch.message or explain(ch, c), extra=extra)
         out.append(ch)
     return out
@@ -467,11 +600,11 @@ def explain(ch: Check, c: Criterion) -> str:
         what = what.replace("baseline", f"baseline@{pin}")
     parts = [f"{ch.metric}{what} = {_fmt(ch.value)}"]
     if ch.ci is not None:
-        parts.append(f"{c.confidence:.0%} CI [{_fmt(ch.ci[0])}, {_fmt(ch.ci[1])}]")
+        parts.append(f"{100 * c.confidence:.4g}% CI [{_fmt(ch.ci[0])}, {_fmt(ch.ci[1])}]")
     parts.append(f"n={ch.n}")
     head = ", ".join(parts) + f"; threshold {bounds}"
     if ch.student is not None and ch.reference is not None:
-        ref = ch.compare.split("_")[0] + (f"@{pin}" if pin else "")
+        ref = f"{compare_mode(ch.compare).reference}" + (f"@{pin}" if pin else "")
         head += f"; student {_fmt(ch.student)} vs {ref} {_fmt(ch.reference)}"
     if ch.test:
         head += f"; test: {ch.test}"
@@ -479,7 +612,7 @@ def explain(ch: Check, c: Criterion) -> str:
         head += f"; p={_fmt(ch.p_value)}"
     if ch.q_value is not None:
         head += f", q={_fmt(ch.q_value)} (BH)"
-    pocket_check = ch.slice.endswith("discovered")
+    pocket_check = ch.kind == DISCOVERED
     found = ch.extra.get("pockets") if pocket_check else None
     if found:
         head += "; confirmed pockets: " + ", ".join(

@@ -21,6 +21,14 @@ def display_path(path: Path | str) -> str:
         return str(p)
 
 
+def repo_path(path: Path, root: Path) -> str:
+    """``path`` relative to the repository ``root`` (POSIX), as reports name files; else as is."""
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def find_root(start: Path) -> Path:
     """The repository root: the nearest folder at or above ``start`` with pyproject.toml or .git."""
     here = start.resolve()

@@ -6,6 +6,7 @@ Field names follow the report JSON of DESIGN.md; ``to_dict`` gives exactly that 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 VERDICTS = ("pass", "fail", "inconclusive", "warn", "error")
@@ -53,6 +54,9 @@ class Check:
     owner: str | None = None
     playbook: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: What the check covers (``whole``, ``declared`` or ``discovered``; see
+    #: :class:`harness.gate.PlannedCheck`): typed, so nothing decodes it from ``slice``.
+    kind: str = "declared"
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -85,6 +89,44 @@ class Check:
             d["playbook"] = self.playbook
         d.update(self.extra)
         return d
+
+
+@dataclass(frozen=True)
+class SliceRow:
+    """One row of the per-slice table: the primary metric of teacher and student on a slice,
+    their difference with its CI at ``confidence``, and the slice's verdict over the checks on it.
+
+    ``verdict`` is the worst decided verdict of those checks (fail, inconclusive, warn,
+    pass); ``error`` only when every check on the slice that is not a pass errored.
+    ``errors`` names the checks that errored beside a decided verdict, so a failing slice
+    whose baseline check could not run says both.
+    """
+
+    slice: str
+    n: int
+    metric: str
+    higher_is_better: bool
+    teacher: float
+    student: float
+    delta: float
+    ci: tuple[float, float]
+    verdict: str = ""
+    errors: tuple[str, ...] = ()
+    confidence: float = 0.95  # the two-sided level of ``ci``
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "slice": self.slice, "n": self.n, "metric": self.metric,
+            "higher_is_better": self.higher_is_better, "teacher": self.teacher,
+            "student": self.student, "delta": self.delta, "ci": list(self.ci),
+            "confidence": self.confidence, "verdict": self.verdict}
+        if self.errors:
+            d["errors"] = list(self.errors)
+        return d
+
+    def __getitem__(self, key: str) -> Any:
+        """``row["student"]``: the report's key, as ``distill_result`` users read a row."""
+        return self.to_dict()[key]
 
 
 @dataclass(frozen=True)
@@ -160,6 +202,8 @@ class ModelInfo:
     usage: dict[str, int] | None = None  # input_tokens, output_tokens, requests, cached
     served: dict[str, Any] | None = None  # type: openai — the server's model, system_fingerprint
     health: dict[str, float] = field(default_factory=dict)  # truncated_rate, invalid_rate
+    #: Invalid answers: {"n", "share", "examples": [{"id", "answer"}, …]} (None: none known).
+    invalid: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -174,6 +218,8 @@ class ModelInfo:
         if self.served is not None:
             d["served"] = dict(self.served)
         d.update(self.health)
+        if self.invalid is not None:
+            d["invalid"] = self.invalid
         return d
 
 
@@ -191,7 +237,7 @@ class SuiteResult:
     teacher: ModelInfo
     student: ModelInfo
     checks: list[Check] = field(default_factory=list)
-    slices: list[dict[str, Any]] = field(default_factory=list)  # per-slice metric table
+    slices: list[SliceRow] = field(default_factory=list)  # per-slice metric table
     pockets: list[Pocket] = field(default_factory=list)
     coverage_gaps: list[CoverageGap] = field(default_factory=list)
     coverage: dict[str, Any] = field(default_factory=dict)
@@ -202,6 +248,12 @@ class SuiteResult:
     traffic: dict[str, Any] | None = None  # the traffic block, when the suite has traffic_data
     #: The examples its checks and pockets cite, teacher and student side by side (by id).
     examples: dict[str, Any] = field(default_factory=dict)
+    #: The judges block (health, usage, cost per judge), when the suite has ``judges:``.
+    judges: dict[str, Any] | None = None
+    # Not in the report: what the session needs after the run (the baseline file, for its git
+    # trend; the scored candidate students, for the frontier plot).
+    baseline_file: Path | None = field(default=None, repr=False, compare=False)
+    candidates: Any = field(default=None, repr=False, compare=False)
 
     @property
     def verdict(self) -> str:
@@ -221,7 +273,7 @@ class SuiteResult:
             "student": self.student.to_dict(),
             "verdict": self.verdict,
             "checks": [c.to_dict() for c in self.checks],
-            "slices": list(self.slices),
+            "slices": [r.to_dict() for r in self.slices],
             "pockets": [p.to_dict() for p in self.pockets],
             "coverage_gaps": [g.to_dict() for g in self.coverage_gaps],
             "coverage": dict(self.coverage),
@@ -230,5 +282,6 @@ class SuiteResult:
             "baseline": dict(self.baseline),
             "notes": list(self.notes),
             **({"traffic": dict(self.traffic)} if self.traffic is not None else {}),
+            **({"judges": dict(self.judges)} if self.judges is not None else {}),
             "examples": dict(self.examples),
         }

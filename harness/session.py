@@ -12,8 +12,8 @@ from typing import Any
 
 from harness.errors import HarnessError
 from harness.options import Options
-from harness.results import SuiteResult
 from harness.paths import display_path, find_root
+from harness.results import SuiteResult
 from harness.spec import suite_files
 
 
@@ -83,12 +83,38 @@ class DistillSession:
         outcome = SuiteOutcome(path=path, planned=planned.planned, error=planned.error)
         if planned.prepared is not None:
             try:
-                outcome.result = run_prepared(planned.prepared, self.options)
+                outcome.result = self._after_run(run_prepared(planned.prepared, self.options))
             except HarnessError as exc:
                 outcome.error = str(exc)
             planned.prepared = None  # the run is done; do not keep its data twice
         self.outcomes[path] = outcome
         return outcome
+
+    def _after_run(self, result: SuiteResult) -> SuiteResult:
+        """What a run produces outside itself: the baseline's trend, read from git, and the
+        candidates' frontier plot, drawn next to the JSON report."""
+        import dataclasses
+
+        baseline = dict(result.baseline)
+        if result.baseline_file is not None and result.baseline_file.is_file():
+            from harness.history import trend_summary
+
+            # The accepted releases (git history of the baseline) for the Markdown "Trend"
+            # section; None without git history, which is no error for a run.
+            trend = trend_summary(result.baseline_file)
+            if trend is not None:
+                baseline["trend"] = trend
+        economics = dict(result.economics)
+        candidates = result.candidates
+        if candidates is not None and self.options.report_path is not None:
+            from harness.report.frontier_plot import frontier_plot
+
+            png = frontier_plot(list(candidates.valid), list(candidates.frontier),
+                                candidates.recommended,
+                                self.options.report_path.parent / f"{result.name}-frontier.png")
+            if png is not None:
+                economics["frontier_plot"] = png.name
+        return dataclasses.replace(result, baseline=baseline, economics=economics)
 
     def results(self) -> list[SuiteResult]:
         return [o.result for o in self.outcomes.values() if o.result is not None]

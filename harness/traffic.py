@@ -23,7 +23,7 @@ import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -34,6 +34,11 @@ from harness.errors import DataError
 from harness.naming import format_value, predicate_name
 from harness.results import CoverageGap, Pocket, Predicate
 from harness.stats import bh_adjust
+
+if TYPE_CHECKING:
+    from harness.gate import GateInputs
+    from harness.models.runs import ModelRun
+    from harness.prepared import PreparedSuite
 
 __all__ = [
     "DRIFT_KINDS",
@@ -761,3 +766,57 @@ def analyse(
     else:
         notes.append("uncovered traffic not computed: no texts or vectors of both sides")
     return TrafficAnalysis(n=n, agreement=mean_agreement, drifts=drifts, uncovered=uncovered, notes=notes)
+
+
+# --------------------------------------------------------------------------- the run's step
+
+@dataclass(frozen=True)
+class TrafficOutcome:
+    """Drift between eval data and traffic, and the label-free gate inputs on the traffic rows.
+
+    ``block`` is the report's ``traffic`` section but its ``pockets`` (the gate fills them in).
+    """
+
+    block: dict[str, Any]
+    drift: tuple[CoverageGap, ...]
+    inputs: GateInputs
+
+
+def traffic_step(prep: PreparedSuite, teacher: ModelRun, student: ModelRun,
+                 seed: int, strict: bool) -> TrafficOutcome | None:
+    """Drift per feature and the inputs of ``scope: traffic`` checks (None without traffic)."""
+    from harness.gate import TRAFFIC, GateInputs, traffic_slice
+    from harness.metrics import get_metric
+    from harness.outputs import EvalContext
+    from harness.prepared import discovery_features
+
+    if prep.traffic_data is None:
+        return None
+    assert teacher.traffic_outputs is not None and student.traffic_outputs is not None
+    traffic, spec = prep.traffic_data, prep.spec
+    ctx = EvalContext(labels=spec.labels, gold=None, teacher=teacher.traffic_outputs)
+    slices = {TRAFFIC: np.arange(len(traffic)),
+              **{traffic_slice(k): v for k, v in prep.traffic_slices.items() if k != "overall"}}
+    inputs = GateInputs(
+        ctx=ctx, student=student.traffic_outputs, slices=slices, ids=traffic.ids,
+        features=discovery_features(spec, traffic), discovery=spec.discovery,
+        seed=seed, strict=strict, whole=TRAFFIC)
+    fidelity = get_metric(prep.task.label_free_metric)
+    agreement = np.asarray(fidelity.per_example(ctx, student.traffic_outputs), dtype=float)
+    data = prep.data
+    features = [f for f in spec.data.features if f in data.features]
+    missing = [f for f in features if f not in traffic.features]
+    shared = [f for f in features if f in traffic.features]
+    analysis = analyse(
+        {f: data.features[f] for f in shared}, {f: traffic.features[f] for f in shared},
+        agreement=agreement, eval_texts=data.texts(), traffic_texts=traffic.texts(),
+        traffic_ids=list(traffic.ids), n_traffic=len(traffic), seed=seed)
+    if missing:
+        analysis.notes.insert(0, f"traffic_data lacks feature(s) {', '.join(missing)}: no drift "
+                                 "test for them")
+    # DESIGN's block (n, agreement, drift: the gaps found, pockets: filled in by the gate),
+    # with every feature's test, the uncovered share and notes beside it.
+    block: dict[str, Any] = {"metric": fidelity.name, **analysis.to_dict()}
+    block["n"] = len(traffic)
+    block["agreement"] = float(agreement.mean()) if len(agreement) else None
+    return TrafficOutcome(block=block, drift=tuple(analysis.gaps), inputs=inputs)

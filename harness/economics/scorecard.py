@@ -128,17 +128,61 @@ def scorecard(
     student_cpm = serving_cost(settings.student_usd_per_hour, latency.student_throughput)
     timing["teacher_cost_per_million"] = put("teacher_cost_per_million", teacher_cpm)
     timing["student_cost_per_million"] = put("student_cost_per_million", student_cpm)
-    reduction_cost = (
-        1.0 - student_cpm / teacher_cpm
-        if teacher_cpm is not None and student_cpm is not None and teacher_cpm > 0
-        else None
-    )
+    reduction_cost, payback = savings(teacher_cpm, student_cpm, facts.usd)
     timing["cost_reduction"] = put("cost_reduction", reduction_cost)
-    payback = (
-        payback_point(facts.usd, teacher_cpm, student_cpm)
-        if facts.usd is not None and teacher_cpm is not None and student_cpm is not None
-        else None
-    )
     timing["payback_predictions"] = put("payback_predictions", payback)
     section[TIMING_KEY] = timing
     return section, metrics
+
+
+def savings(teacher_cost: float | None, student_cost: float | None,
+            training_usd: float | None) -> tuple[float | None, float | None]:
+    """``cost_reduction`` (1 - student / teacher) and ``payback_predictions`` from the two
+    models' costs per million predictions, however each is priced; None where not computable.
+
+    The one place both figures are derived: from the costs by the hour (with a timing) in
+    :func:`scorecard`, and again in :func:`with_token_costs` once a cost by the token
+    replaces one by the hour.
+    """
+    if teacher_cost is None or student_cost is None:
+        return None, None
+    reduction = 1.0 - student_cost / teacher_cost if teacher_cost > 0 else None
+    payback = (payback_point(training_usd, teacher_cost, student_cost)
+               if training_usd is not None else None)
+    return reduction, payback
+
+
+#: The figures derived from both models' costs.
+SAVINGS = ("cost_reduction", "payback_predictions")
+
+
+def with_token_costs(section: dict[str, Any], figures: dict[str, float], errors: dict[str, str],
+                     token_figures: Mapping[str, float], training_usd: float | None) -> None:
+    """Fold the token economics' figures (costs by the token, request latency) into a
+    scorecard's ``section`` / ``figures``: they replace the ones by the hour, and what derives
+    from the two costs (:data:`SAVINGS`) is derived again from the costs that now stand."""
+    if section.get(TIMING_KEY) is None and token_figures:
+        section[TIMING_KEY] = {}
+    timing = section.get(TIMING_KEY)
+    if timing is not None:
+        timing.update(token_figures)
+    figures.update(token_figures)
+    for name in token_figures:
+        errors.pop(name, None)
+    if not {"teacher_cost_per_million", "student_cost_per_million"} & set(token_figures):
+        return
+    assert timing is not None
+    for name in SAVINGS:
+        figures.pop(name, None)
+        timing.pop(name, None)
+    teacher, student = (figures.get("teacher_cost_per_million"),
+                        figures.get("student_cost_per_million"))
+    if teacher is None or student is None:
+        for name in SAVINGS:
+            errors.setdefault(name, "needs the cost per million of both models (by the hour "
+                              "with a timing, or by the token with usage)")
+        return
+    for name, value in zip(SAVINGS, savings(teacher, student, training_usd), strict=True):
+        if value is not None:
+            figures[name] = timing[name] = value
+            errors.pop(name, None)

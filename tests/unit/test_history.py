@@ -298,10 +298,16 @@ def test_trend_section_of_the_markdown_report(series: Path) -> None:
     assert "Quality ratio -0.060 since launch" in section
 
 
-def test_a_run_records_the_trend_when_the_baseline_has_history(series: Path) -> None:
-    result = run_suite(series, Options(cache_dir=None))
+def test_a_session_records_the_trend_when_the_baseline_has_history(series: Path) -> None:
+    from harness.session import DistillSession
+
+    options = Options(cache_dir=None)
+    result = DistillSession(options, [series]).evaluate(series).result
+    assert result is not None
     assert result.baseline["trend"]["quality_ratio_change"] == pytest.approx(-0.06)
     assert len(result.baseline["trend"]["releases"]) == 3
+    # The run itself reads no git: the trend is the session's, after the run.
+    assert "trend" not in run_suite(series, options).baseline
 
 
 def test_a_revision_whose_baseline_cannot_be_read_is_skipped_with_a_note(series: Path) -> None:
