@@ -689,3 +689,61 @@ def _same_model(judge_spec: Any, judge_model: Any, teacher_model: Any) -> bool:
     served = (judge_spec.raw or {}).get("model")
     teacher_served = (teacher_model.spec.raw or {}).get("model")
     return bool(served) and served == teacher_served
+
+
+# --------------------------------------------------------------------------- the dry run
+
+#: Characters per token of the dry run's estimate (as the endpoint adapter's).
+CHARS_PER_TOKEN = 4
+
+
+def plan_judges(spec: Any, data: Any, teacher: Sequence[str] | None,
+                student: Sequence[str] | None, options: Any) -> list[dict[str, Any]]:
+    """What each judge of ``spec`` would be asked by a run: judgments, the ones its store
+    already has, a token estimate and its price. Asks nothing.
+
+    With both models' answers known (prediction files, or outputs in the cache) the requests
+    are built exactly and looked up in the judge's store; otherwise every judgment counts as
+    a request and each answer's length is estimated at its model's ``max_new_tokens``.
+    """
+    from harness.models import load_model
+
+    rows: list[dict[str, Any]] = []
+    ids = [str(i) for i in data.ids]
+    for name, judge in spec.judges.items():
+        per_example = 1 if (judge.mode == "pairwise" and not judge.swap) else 2
+        model = load_model(judge.model, f"judge {name}", options)
+        try:
+            gen = judge.model.generation
+            max_out = gen.max_new_tokens if gen is not None else 0
+            if teacher is not None and student is not None:
+                requests = build_requests(judge, ids, judge_inputs(data, judge), student,
+                                          teacher, fingerprint=model.fingerprint(),
+                                          seed=options.seed)
+                store = store_for(judge, model.fingerprint(), options.cache_dir)
+                have = set(store.read([r.key for r in requests])) if store is not None else set()
+                todo = [r for r in requests if r.key not in have]
+                chars = sum(len(r.text) for r in todo)
+                n_todo, known = len(todo), True
+            else:
+                answer_chars = 2 * CHARS_PER_TOKEN * max(
+                    (m.generation.max_new_tokens if m.generation else 0)
+                    for m in (spec.teacher, spec.student))
+                chars = per_example * sum(len(judge.prompt) + len(p) + answer_chars
+                                          for p in data.texts())
+                n_todo, have, known = per_example * len(ids), set(), False
+            input_tokens = int(math.ceil(chars / CHARS_PER_TOKEN))
+            output_tokens = n_todo * max_out
+            prices = judge.model.prices
+            rows.append({
+                "role": f"judge {name}", "type": judge.model.type,
+                "model": (judge.model.raw or {}).get("model"),
+                "api": (judge.model.raw or {}).get("api", "chat"),
+                "examples": per_example * len(ids), "requests": n_todo, "cached": len(have),
+                "input_tokens_estimate": input_tokens, "output_tokens_max": output_tokens,
+                "usd_estimate": (float(prices.usd(input_tokens, output_tokens))
+                                 if prices is not None else None),
+                "answers_known": known})
+        finally:
+            model.close()
+    return rows

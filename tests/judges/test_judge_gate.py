@@ -268,3 +268,42 @@ def test_a_prompt_placeholder_that_cannot_be_filled_is_a_spec_error(repo, capsys
         "Q {prompt} A {answer_a} B {answer_b} {colour}", "utf-8")
     assert cli.main(["run", "suites/chat.yaml", "--quiet"]) == 2
     assert "placeholder {colour}" in capsys.readouterr().err
+
+
+def test_dry_run_counts_the_judge_requests_and_their_cost_asking_nothing(
+        repo, monkeypatch, capsys):
+    from harness import cli
+
+    server = serve(monkeypatch, honest)
+    try:
+        assert cli.main(["run", "suites/chat.yaml", "--dry-run"]) == 0
+        out = capsys.readouterr().out
+        assert server.requests == 0
+        assert re.search(r"judge helpful \(openai judge-large, chat\): 240 requests "
+                         r"\(0 of 240 examples cached\).*estimated \$", out), out
+        run(repo)
+        capsys.readouterr()
+        answered = server.answered
+        assert cli.main(["run", "suites/chat.yaml", "--dry-run"]) == 0
+        out = capsys.readouterr().out
+        assert server.answered == answered
+        assert "judge helpful (openai judge-large, chat): 0 requests (240 of 240" in out
+    finally:
+        server.__exit__()
+
+
+def test_collect_only_sends_no_judge_request_and_each_judge_check_is_an_item(
+        repo, monkeypatch, pytester):
+    server = serve(monkeypatch, honest)
+    try:
+        result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--distill-suite",
+                                    str(repo / "suites" / "chat.yaml"), "--collect-only", "-q")
+        assert server.requests == 0
+        result.stdout.fnmatch_lines(["*chat.yaml::judged[[]topic=chat[]]",
+                                     "*chat.yaml::judged[[]topic=math[]]"])
+        result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--distill-suite",
+                                    str(repo / "suites" / "chat.yaml"))
+        result.assert_outcomes(passed=3, failed=1)
+        assert server.answered == 240
+    finally:
+        server.__exit__()
