@@ -13,9 +13,6 @@ times callables with an injectable clock. The names below are the package's publ
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
-
 from harness.economics.cost import cost_per_million, serving_cost, size_reduction
 from harness.economics.frontier import Candidate, pareto_frontier, recommend
 from harness.economics.latency import (
@@ -45,7 +42,6 @@ __all__ = [
     "LatencyStats",
     "TrainingFacts",
     "cost_per_million",
-    "frontier_plot",
     "measure_latencies",
     "measure_latency",
     "pareto_frontier",
@@ -61,14 +57,3 @@ __all__ = [
     "training_efficiency",
 ]
 
-
-def frontier_plot(
-    candidates: Sequence[Candidate],
-    frontier: Sequence[str],
-    recommended: str | None,
-    path: Path,
-) -> Path | None:
-    """:func:`harness.report.frontier_plot.frontier_plot` (imported only when a plot is drawn)."""
-    from harness.report.frontier_plot import frontier_plot as draw
-
-    return draw(candidates, frontier, recommended, path)

@@ -24,7 +24,6 @@ from harness.economics import (
     EconomicsSettings,
     LatencyReport,
     cost_per_million,
-    frontier_plot,
     measure_latency,
     pareto_frontier,
     parse_economics,
@@ -37,6 +36,7 @@ from harness.economics import (
 )
 from harness.errors import SpecError
 from harness.models.base import ModelFacts
+from harness.report.frontier_plot import frontier_plot
 
 
 def fixed_cost_models() -> tuple:
@@ -382,7 +382,7 @@ def test_schema_refuses_what_parse_economics_refuses(raw: dict, field: str) -> N
 def test_package_keeps_the_names_its_callers_import() -> None:
     for name in ("measure_latency", "measure_latencies", "parse_economics", "parse_training",
                  "scorecard", "TIMING_METRICS", "TIMING_KEY", "METRICS", "Candidate",
-                 "pareto_frontier", "recommend", "frontier_plot", "EconomicsSettings",
+                 "pareto_frontier", "recommend", "EconomicsSettings",
                  "LatencyReport", "LatencyStats", "TrainingFacts"):
         assert hasattr(economics, name), name
     assert set(economics.__all__) <= set(dir(economics))
