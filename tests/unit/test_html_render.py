@@ -110,7 +110,7 @@ class Tags(HTMLParser):
 
 def test_failing_check_lists_its_examples_side_by_side():
     page = render_html(hostile_report())
-    article = page.split('<article class="check v-fail"')[1].split("</article>")[0]
+    article = page.split('<article class="check" data-verdict="fail"')[1].split("</article>")[0]
     assert "x-1" in article
     assert 'class="answer teacher">fresh &#34;&gt;&lt;img' in article
     assert "<del>fresh</del><ins>rotten</ins>" in article.replace("\n", "")
