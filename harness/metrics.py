@@ -63,6 +63,9 @@ class Metric:
     description: str
     needs: frozenset[str] = frozenset()
     binary: bool = False
+    #: Per-example values are a pure function of the outputs, references and teacher outputs,
+    #: and cost enough to keep between runs (text metrics; see harness.metric_store).
+    stored: bool = False
     per_example_fn: PerExample | None = None
     aggregate_fn: Aggregate | None = None
     stats_fn: Stats | None = None  # per-example sufficient statistics of a corpus metric
@@ -103,7 +106,10 @@ class Metric:
         if self.per_example_fn is None:
             raise ValueError(f"metric {self.name!r} has no per-example values")
         self._check_inputs(ctx, out)
-        return np.asarray(self.per_example_fn(ctx, out), dtype=float)
+        from harness.metric_store import stored_values
+
+        fn = self.per_example_fn
+        return stored_values(self, ctx, out, lambda: np.asarray(fn(ctx, out), dtype=float))
 
     def statistics(self, ctx: EvalContext, out: Outputs) -> np.ndarray:
         """Per-example sufficient statistics of a corpus metric, computed once per outputs."""
@@ -383,7 +389,8 @@ for _name, _direction, _binary, _desc in (
      "phoneme error rate for space-separated phonemes"),
 ):
     register(Metric(name=_name, tasks=GEN, direction=_direction, kind="example", binary=_binary,
-                    needs=GOLD, per_example_fn=_vs_references(_name), description=_desc))
+                    needs=GOLD, per_example_fn=_vs_references(_name), description=_desc,
+                    stored=True))
 register(Metric(name="bleu", tasks=GEN, direction="higher", kind="corpus", needs=GOLD,
                 stats_fn=_corpus_stats("bleu_stats"), from_stats=_from_stats("bleu_from_stats"),
                 description="corpus BLEU (sacrebleu), 0..1"))
@@ -392,9 +399,11 @@ register(Metric(name="chrf_corpus", tasks=GEN, direction="higher", kind="corpus"
                 description="corpus chrF (sacrebleu), 0..1"))
 register(Metric(name="teacher_match", tasks=GEN, direction="higher", kind="example", binary=True,
                 needs=frozenset({"teacher"}), per_example_fn=_vs_teacher("teacher_match"),
+                stored=True,
                 description="output equals the teacher's (normalized); label-free"))
 register(Metric(name="teacher_chrf", tasks=GEN, direction="higher", kind="example",
                 needs=frozenset({"teacher"}), per_example_fn=_vs_teacher("teacher_chrf"),
+                stored=True,
                 description="chrF of the output against the teacher's; label-free"))
 register(Metric(name="truncated_rate", tasks=GEN, direction="lower", kind="example", binary=True,
                 needs=frozenset({"finish"}), per_example_fn=_truncated,
