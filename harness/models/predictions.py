@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from harness.data import Dataset, file_sha256, jsonl_values, read_rows, row_word
+from harness.data import Dataset, file_sha256, jsonl_values, object_column, read_rows, row_word
 from harness.errors import DataError
 from harness.models.base import Model, ModelFacts, Predictions, Progress
 from harness.paths import display_path
@@ -244,7 +244,7 @@ def _read_columns(path: Path, data: Dataset, labels: Sequence[str]) -> Predictio
         col = table.column(name)
         if col.null_count or not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
             return None
-        return np.asarray(col.take(pa.array(order)).to_numpy(zero_copy_only=False), dtype=object)
+        return object_column(col.take(pa.array(order)))
 
     label_set = list(labels)
     if label_set:
