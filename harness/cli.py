@@ -94,6 +94,7 @@ def _history_parsers(sub: Any) -> None:
     cmp.add_argument("--cache", type=Path, default=Path(".distill-cache"),
                      help="prediction cache, for a report's per-example outcomes")
     cmp.add_argument("--format", choices=("table", "markdown", "json"), default="table")
+    cmp.add_argument("--strict", action="store_true", help="inconclusive checks fail")
 
 
 class _PipeSafeStdout:
@@ -380,7 +381,8 @@ def _compare(args: argparse.Namespace) -> int:
     compare.check_comparable(a, b)
     spec = load_suite(history.resolve_suite(args.suite or a.suite))
     rubric = load_rubric(args.rubric, spec.root) if args.rubric is not None else None
-    result = compare.compare_runs(a, b, spec, rubric=rubric, cache_dir=args.cache)
+    result = compare.compare_runs(a, b, spec, rubric=rubric, cache_dir=args.cache,
+                                  strict=args.strict)
     sys.stdout.write(compare.render(result, args.format))
     return EXIT_PASS if result.non_inferior else EXIT_FAIL
 

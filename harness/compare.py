@@ -15,10 +15,12 @@ A report stores no per-example outcomes either; its student's answers are read f
 prediction cache (keyed by the student's fingerprint and the data's sha256). Without them
 the comparison is refused (exit 2) rather than guessed from aggregates.
 
-The verdict of B against A uses the rubric's ``baseline_*`` criteria (A plays the baseline):
-the same paired tests as the gate (:func:`harness.stats.compare_test`), Benjamini–Hochberg
-across the per-slice checks, ``decision``, ``severity`` and ``min_support`` as the criterion
-says. B is **non-inferior** when no check fails.
+The verdict of B against A uses the rubric's ``baseline_*`` criteria (A plays the baseline)
+and is decided by the gate itself: the checks are planned by :func:`harness.gate.plan_checks`
+and decided by :func:`harness.gate.decide_checks` (the same paired tests, Benjamini–Hochberg
+across the per-slice checks, ``decision``, ``severity``, ``min_support`` and ``--strict`` as
+``distill run`` decides a ``baseline_delta`` check). B is **non-inferior** when no check fails
+or errors.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from harness.errors import HarnessError, SpecError
+from harness.gate import compare_mode
 from harness.spec_types import Criterion, RubricSpec, SuiteSpec
 
 #: Example ids shown per slice for the flips.
@@ -169,7 +172,8 @@ class SliceDelta:
 
 @dataclass(frozen=True)
 class MarginCheck:
-    """One ``baseline_*`` criterion of the rubric on one slice, with A as the baseline."""
+    """One ``baseline_*`` criterion of the rubric on one slice, with A as the baseline (the
+    gate's :class:`~harness.results.Check`, as ``distill compare`` shows it)."""
 
     criterion: str
     slice: str
@@ -206,8 +210,8 @@ class Comparison:
 
     @property
     def non_inferior(self) -> bool:
-        """B is non-inferior to A: no margin check fails."""
-        return not any(c.verdict == "fail" for c in self.checks)
+        """B is non-inferior to A: no margin check fails or errors (as a run's verdict)."""
+        return not any(c.verdict in ("fail", "error") for c in self.checks)
 
     def lost_most(self, k: int = LOST_MOST) -> list[SliceDelta]:
         """The slices (``overall`` aside) where B lost most against A, worst first."""
@@ -294,8 +298,11 @@ def _per_example(metric_name: str, spec: SuiteSpec, sub: Any, a_out: Any,
 
 
 def compare_runs(a: Run, b: Run, spec: SuiteSpec, *, rubric: RubricSpec | None = None,
-                 cache_dir: Path | None = Path(".distill-cache"), seed: int = 0) -> Comparison:
+                 cache_dir: Path | None = Path(".distill-cache"), seed: int = 0,
+                 strict: bool = False) -> Comparison:
     """Pair A and B by example id on the suite's data and judge B against A.
+
+    ``strict``: an inconclusive check fails, as under ``distill run --strict``.
 
     :class:`CompareError` when they are runs of different suites or tasks, when they share no
     example id with each other and the data, or when a side has no per-example outcomes.
@@ -356,13 +363,13 @@ def compare_runs(a: Run, b: Run, spec: SuiteSpec, *, rubric: RubricSpec | None =
             lost_ids=tuple(ids[i] for i in idx[lost_mask][:SHOWN_IDS]),
             gained_ids=tuple(ids[i] for i in idx[gained_mask][:SHOWN_IDS])))
 
-    criteria = [c for c in rubric.criteria if c.compare.startswith("baseline")]
+    criteria = [c for c in rubric.criteria if compare_mode(c.compare).with_baseline]
     if not criteria:
         notes.append(f"rubric {rubric.id} has no baseline_* criterion: B is judged on "
                      f"{metric} with margin 0 (significant loss only)")
         criteria = [Criterion(name="non_inferior", metric=metric, compare="baseline_delta",
                               scope="all", index=-1, min=0.0)]
-    checks = _margin_checks(criteria, spec, sub, a_out, b_out, slices, notes, seed)
+    checks = _margin_checks(criteria, spec, sub, a_out, b_out, slices, notes, seed, strict)
     return Comparison(a=a, b=b, metric=metric, n=len(positions), slices=rows, checks=checks,
                       rubric=f"{rubric.id} v{rubric.version}", notes=notes)
 
@@ -377,73 +384,39 @@ def check_comparable(a: Run, b: Run) -> None:
                            "runs of the same task")
 
 
-def _scope_slices(c: Criterion, slices: Mapping[str, Any]) -> list[str]:
-    declared = [s for s in slices if s != "overall"]
-    if c.scope == "overall":
-        return ["overall"]
-    if c.scope == "slices":
-        return declared
-    if c.scope == "all":
-        return ["overall", *declared]
-    return []
-
-
 def _margin_checks(criteria: Sequence[Criterion], spec: SuiteSpec, sub: Any, a_out: Any,
-                   b_out: Any, slices: Mapping[str, Any], notes: list[str],
-                   seed: int) -> list[MarginCheck]:
-    from harness import stats
+                   b_out: Any, slices: Mapping[str, Any], notes: list[str], seed: int,
+                   strict: bool) -> list[MarginCheck]:
+    """The ``baseline_*`` checks of B with A as the baseline, planned and decided by the gate.
 
-    pending: list[dict[str, Any]] = []
+    A plays the teacher's part too (a label-free metric compares B with A); the checks that
+    need more than the two runs' outcomes (pockets, traffic) are noted, not judged.
+    """
+    from harness import gate
+    from harness.tasks import get_task
+
+    rubric = RubricSpec(path=spec.rubric.path, id=spec.rubric.id, version=spec.rubric.version,
+                        criteria=tuple(criteria))
+    judged = [p for p in gate.plan_checks(spec.name, rubric, [k for k, v in slices.items()
+                                                              if len(v)])
+              if p.kind != gate.DISCOVERED and p.rows == "eval"]
     for c in criteria:
-        names = _scope_slices(c, slices)
-        if not names:
+        if not any(p.criterion.name == c.name for p in judged):
             notes.append(f"criterion {c.name} (scope {c.scope}) is not judged by compare")
-            continue
-        try:
-            a_vals, b_vals, binary = _per_example(c.metric, spec, sub, a_out, b_out)
-        except SpecError as exc:
-            notes.append(f"criterion {c.name} is not judged by compare: {exc.detail}")
-            continue
-        for name in names:
-            idx = np.asarray(slices[name], dtype=int)
-            for bound in ("min", "max"):
-                threshold = getattr(c, bound)
-                if threshold is None:
-                    continue
-                test = stats.compare_test(
-                    student=b_vals[idx], reference=a_vals[idx], compare=c.compare, bound=bound,
-                    threshold=float(threshold), binary=binary, confidence=c.confidence,
-                    seed=seed)
-                pending.append({"c": c, "slice": name, "bound": bound, "threshold": threshold,
-                                "test": test, "n": int(len(idx))})
-    # BH across the per-slice checks of the comparison; overall checks at alpha (as the gate).
-    family = [i for i, p in enumerate(pending) if p["slice"] != "overall"]
-    qs = stats.bh_adjust([pending[i]["test"].p_value for i in family])
-    q_of: dict[int, float | None] = {i: q for i, q in zip(family, qs, strict=True)}
-    out = []
-    for i, p in enumerate(pending):
-        c, test = p["c"], p["test"]
-        q = q_of.get(i, test.p_value)
-        value = float(test.value) if test.defined else None
-        breach = value is not None and (value < p["threshold"] if p["bound"] == "min"
-                                        else value > p["threshold"])
-        if value is None:
-            verdict = "inconclusive"
-        elif not breach:
-            verdict = "pass"
-        elif p["n"] < c.min_support:
-            verdict = "inconclusive"
-        elif c.decision == "point" or (q is not None and q < c.alpha):
-            verdict = "warn" if c.severity == "warn" else "fail"
-        else:
-            verdict = "inconclusive"
-        out.append(MarginCheck(
-            criterion=c.name, slice=p["slice"], metric=c.metric, compare=c.compare,
-            threshold={p["bound"]: float(p["threshold"])}, value=value,
-            ci=(float(test.ci[0]), float(test.ci[1])) if test.defined else None, n=p["n"],
-            p_value=test.p_value, q_value=q if p["slice"] != "overall" else None,
-            verdict=verdict, test=test.method))
-    return out
+    for c in criteria:
+        if c.against != "current":
+            notes.append(f"criterion {c.name} compares with the pin {c.against!r}; compare "
+                         "judges B against A instead")
+    ctx = get_task(spec.task).context(sub, a_out, spec)
+    inputs = gate.GateInputs(ctx=ctx, student=b_out, slices=slices, ids=list(sub.ids),
+                             baseline=a_out, baselines={c.against: a_out for c in criteria},
+                             seed=seed, strict=strict)
+    decided = gate.decide_checks(judged, inputs, {c.name: c for c in criteria}, strict=strict)
+    return [MarginCheck(criterion=c.criterion, slice=c.slice, metric=c.metric, compare=c.compare,
+                        threshold=dict(c.threshold), value=c.value, ci=c.ci, n=c.n,
+                        p_value=c.p_value, q_value=c.q_value, verdict=c.verdict,
+                        test=c.test or c.message)
+            for c in decided.checks]
 
 
 # --------------------------------------------------------------------------- rendering

@@ -295,3 +295,46 @@ def test_generation_baselines_compare_output_texts(tmp_path: Path,
     assert (rows["topic=geo"].lost, rows["topic=geo"].delta) == (4, pytest.approx(-0.2))
     assert rows["topic=misc"].delta == 0
     assert not cmp.non_inferior and [s.slice for s in cmp.lost_most()] == ["topic=geo"]
+
+
+#: A rubric whose margin the data decides only in part: significant, not point decisions.
+SIGNIFICANT = """\
+schema_version: 1
+id: r
+version: 1
+criteria:
+  - {name: vs_baseline, metric: accuracy, compare: baseline_delta, min: -0.01, scope: all}
+  - {name: vs_baseline_ratio, metric: accuracy, compare: baseline_ratio, min: 0.97, scope: all,
+     min_support: 100}
+"""
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_run_and_compare_give_the_same_verdicts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str],
+                                                strict: bool) -> None:
+    """One verdict logic: B's baseline checks against A decided by ``distill run`` (A as the
+    stored baseline) and by ``distill compare A B`` are the same, with and without strict."""
+    monkeypatch.chdir(tmp_path)
+    suite = make_repo(tmp_path)
+    (tmp_path / "rubrics" / "r.yaml").write_text(SIGNIFICANT, encoding="utf-8")
+    update(suite, A_WRONG)
+    shutil.copy(tmp_path / "baselines" / "s.json", tmp_path / "a.json")
+    # B: ten German examples newly wrong (a significant loss), two English ones (a loss the
+    # data cannot call significant).
+    write_student(tmp_path, A_WRONG | set(range(10)) | {150, 151})
+    flag = ["--strict"] if strict else []
+    assert main(["run", "suites/s.yaml", "--report", "run.json", "--no-cache", "--quiet",
+                 *flag]) == 1
+    doc = json.loads((tmp_path / "run.json").read_text("utf-8"))
+    by_run = {(c["criterion"], c["slice"]): c["verdict"] for c in doc["suites"][0]["checks"]}
+    assert main(["run", "suites/s.yaml", "--no-cache", "--quiet", "--update-baselines"]) == 0
+    capsys.readouterr()
+    main(["compare", "a.json", "baselines/s.json", "--format", "json", *flag])
+    cmp = json.loads(capsys.readouterr().out)
+    by_compare = {(c["criterion"], c["slice"]): c["verdict"] for c in cmp["checks"]}
+    assert by_compare == by_run
+    verdicts = set(by_run.values())
+    assert "fail" in verdicts
+    assert ("inconclusive" in verdicts) is not strict  # strict turns it into fail
+    assert cmp["non_inferior"] is False
