@@ -242,3 +242,24 @@ def test_distill_report_writes_the_page_and_exits_0_even_on_a_failing_gate(tmp_p
     assert main(["report", str(report), "--format", "html", "-o", str(out)]) == 0
     assert out.read_text("utf-8") == render_html(copy.deepcopy(doc))
     assert "HTML report written" in capsys.readouterr().out
+
+
+def test_traffic_checks_cite_traffic_rows_without_a_reference():
+    rows = _sources()
+    ids = ("t0", "t1", "t2")
+    traffic = Dataset(path=Path("traffic.jsonl"), sha256="y", ids=ids, inputs=("u", "v", "w"),
+                      labels=None)
+    teacher, student = np.array([0, 1, 1]), np.array([1, 1, 0])
+    ctx = EvalContext(labels=("a", "b"), gold=None, teacher=LabelOutputs(labels=teacher))
+    inputs = GateInputs(ctx=ctx, student=LabelOutputs(labels=student), ids=ids,
+                        slices={"traffic": np.arange(3)}, whole="traffic")
+    source = ExampleSource("traffic", traffic, inputs, Predictions(ids=ids, labels=("a", "b", "b")),
+                           Predictions(ids=ids, labels=("b", "b", "a")))
+    check = Check(id="s::agree[traffic]", criterion="agree", scope="traffic", slice="traffic",
+                  metric="agreement", compare="teacher_delta", value=-0.6, ci=(-0.9, -0.1), n=3,
+                  threshold={"min": -0.2}, verdict="fail", message="")
+    out = report_examples([check, _check("lang=de", "pass")], [], eval_rows=rows,
+                          traffic_rows=source, limit=5)
+    assert list(out) == ["t0", "t2"]
+    assert out["t0"]["reference"] is None and out["t0"]["source"] == "traffic"
+    assert out["t0"]["outcomes"] == {"agreement": {"teacher": 1.0, "student": 0.0}}
