@@ -6,8 +6,10 @@ and per pocket (``--report-examples``, default 50) is what keeps the big suite's
 
 Each suite is a generation suite on prediction files, written to a temporary folder: a few
 languages and topics, answers of 8-40 words, and a student that fails German dates (so several
-checks fail and a pocket is found, each with its examples). ``distill run --html`` gates it;
-the figures are:
+checks fail and a pocket is found, each with its examples) and, on 1 answer in 29, writes "da"
+for "the": a loss of about 0.03 everywhere, which the 100,000-example suite can tell from the
+slice checks' margin of 0.02, so there every slice fails and brings its 50 examples (the worst
+case for the page). ``distill run --html`` gates it; the figures are:
 
 - ``run``: wall time of the whole ``distill run`` (models are prediction files);
 - ``render``: :func:`harness.report.html.render_html` on the run's report, alone (median of 3);
@@ -65,7 +67,7 @@ version: 1
 defaults: {alpha: 0.05, min_support: 30}
 criteria:
   - {name: em_ratio, metric: exact_match, compare: teacher_ratio, min: 0.9, scope: overall}
-  - {name: em_gap, metric: exact_match, compare: teacher_delta, min: -0.05, scope: slices}
+  - {name: em_gap, metric: exact_match, compare: teacher_delta, min: -0.02, scope: slices}
   - {name: pockets, metric: exact_match, compare: teacher_delta, min: -0.05, scope: discovered}
   - {name: fidelity, metric: teacher_match, compare: value, min: 0.9, scope: overall}
 """
