@@ -1,7 +1,7 @@
 """Causal-LM and seq2seq generators (``type: transformers`` in a ``task: generation`` suite).
 
-The files, fingerprint, device and dtype choice, safe loading and facts are the
-classification adapter's (:class:`~harness.models.transformers.TransformersModel`); this
+The files, fingerprint, device and dtype choice, safe loading and facts are shared with the
+classification adapter (:class:`~harness.models._hf.HFModel`); this
 module adds what differs for generation: the head (``AutoModelForCausalLM`` or
 ``AutoModelForSeq2SeqLM``, chosen from ``config.json``), prompts (chat template), batched
 generation, stop strings, finish reasons and token usage. torch and transformers are imported
@@ -35,8 +35,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from harness.models._hf import TOKENIZER_FILES, HFModel
 from harness.models.base import ModelFacts, Predictions, Progress
-from harness.models.transformers import TOKENIZER_FILES, TransformersModel
 from harness.spec_types import GenerationSettings
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ _STRUCTURAL = ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_to
                "forced_bos_token_id")
 
 
-class GenerationModel(TransformersModel):
+class GenerationModel(HFModel):
     """A local or hub causal LM / seq2seq model that writes one answer per prompt.
 
     Cheap to build; :meth:`fingerprint` and :meth:`facts` read files without torch; the

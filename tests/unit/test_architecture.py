@@ -11,7 +11,8 @@ import harness
 
 PACKAGE = Path(harness.__file__).resolve().parent
 GLUE = {"harness/plugin.py", "harness/items.py", "harness/testing.py"}
-TORCH_ADAPTER = {"harness/models/transformers.py", "harness/models/transformers_generation.py"}
+TORCH_ADAPTER = {"harness/models/_hf.py", "harness/models/transformers.py",
+                 "harness/models/transformers_generation.py"}
 OPENAI_ADAPTER = {"harness/models/openai_compat.py"}
 #: Where branching on a suite's task or a model's type belongs.
 TASK_AND_MODEL_HOMES = ("harness/tasks.py", "harness/models/", "harness/spec.py",

@@ -194,7 +194,7 @@ def test_progress_after_each_batch(causal):
 def test_usage_counts_prompt_tokens_unpadded_and_truncated_from_the_left(causal):
     pred = GenerationModel(_spec(causal), "teacher").predict(_data(), [])
     assert [int(n) for n in pred.input_tokens] == [len(p) for p in PROMPTS]  # one per character
-    assert pred.usage() == {"requests": 6, "input_tokens": sum(map(len, PROMPTS)),
+    assert pred.usage() == {"requests": 6, "cached": 0, "input_tokens": sum(map(len, PROMPTS)),
                             "output_tokens": int(pred.output_tokens.sum())}
     short = GenerationModel(_spec(causal, max_length=5), "teacher")
     cut = short.predict(_data(), [])
