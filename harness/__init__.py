@@ -1,6 +1,6 @@
 """distill-harness: gate a distilled student model against its teacher.
 
-The core (everything but ``plugin.py``, ``items.py`` and ``testing.py``) is plain Python:
+The core (everything but the pytest glue, ``plugin.py`` and ``items.py``) is plain Python:
 it takes dataclasses and returns dataclasses and can be used from a script or a notebook.
 """
 

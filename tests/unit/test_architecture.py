@@ -1,4 +1,5 @@
-"""Guards of the architecture: the plugin imports nothing heavy; only the glue imports pytest."""
+"""Guards of the architecture: no import cycle in the package; the plugin imports nothing heavy;
+only the glue imports pytest."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from pathlib import Path
 import harness
 
 PACKAGE = Path(harness.__file__).resolve().parent
-GLUE = {"harness/plugin.py", "harness/items.py", "harness/testing.py"}
+#: The pytest glue (DESIGN "Architecture"): the only modules that may import pytest.
+GLUE = {"harness/plugin.py", "harness/items.py"}
 TORCH_ADAPTER = {"harness/models/_hf.py", "harness/models/transformers.py",
                  "harness/models/transformers_generation.py"}
 OPENAI_ADAPTER = {"harness/models/openai_compat.py"}
@@ -54,7 +56,105 @@ def test_only_the_transformers_adapter_imports_torch_or_transformers():
 
 
 def test_the_glue_is_where_the_architecture_says():
-    assert {"harness/plugin.py", "harness/items.py"} <= set(modules())
+    assert GLUE <= set(modules())
+
+
+# --------------------------------------------------------------------------- import cycles
+
+def import_graph(package: Path, name: str = "harness") -> dict[str, set[str]]:
+    """Module -> the package's modules it imports, from the AST.
+
+    Every import counts wherever it stands: at module level, inside a function (a lazy
+    import) or under ``if TYPE_CHECKING:``. ``from pkg import mod`` is an edge to ``pkg.mod``
+    when that is a module, else to ``pkg``; relative imports are resolved. A module importing
+    its own package is no edge (Python has run the package's ``__init__`` already).
+    """
+    mods: dict[str, Path] = {}
+    for p in sorted(package.rglob("*.py")):
+        parts = (name, *p.relative_to(package).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        mods[".".join(parts)] = p
+    graph: dict[str, set[str]] = {m: set() for m in mods}
+    for mod, path in mods.items():
+        is_pkg = path.name == "__init__.py"
+        for node in ast.walk(ast.parse(path.read_text("utf-8"), filename=str(path))):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    pkg = mod.split(".") if is_pkg else mod.split(".")[:-1]
+                    pkg = pkg[: len(pkg) - (node.level - 1)]
+                    base = ".".join([*pkg, base] if base else pkg)
+                subs = [f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in mods]
+                targets = subs if len(subs) == len(node.names) else [base, *subs]
+            for t in targets:
+                if t in mods and t != mod and not mod.startswith(t + "."):
+                    graph[mod].add(t)
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import cycles: strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_the_package_has_no_import_cycle():
+    assert cycles(import_graph(PACKAGE)) == []
+
+
+def _package(tmp_path: Path, files: dict[str, str]) -> Path:
+    root = tmp_path / "pkg"
+    for rel, text in {"__init__.py": "", **files}.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text, "utf-8")
+    return root
+
+
+def test_the_cycle_check_sees_a_planted_cycle_through_lazy_and_type_checking_imports(tmp_path):
+    root = _package(tmp_path, {
+        "low.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg.top import T\n",
+        "mid.py": "def f():\n    from . import low\n",
+        "top.py": "from pkg.mid import f\n",
+        "leaf.py": "import os\n",
+        "sub/__init__.py": "from pkg.sub.a import x\n",
+        "sub/a.py": "from pkg import sub\nfrom .. import leaf\nx = 1\n",
+    })
+    graph = import_graph(root, "pkg")
+    assert graph["pkg.low"] == {"pkg.top"} and graph["pkg.mid"] == {"pkg.low"}
+    assert graph["pkg.sub.a"] == {"pkg.leaf"}  # its own package is no edge
+    assert cycles(graph) == [["pkg.low", "pkg.mid", "pkg.top"]]
+    (root / "low.py").write_text("import os\n", "utf-8")
+    assert cycles(import_graph(root, "pkg")) == []
 
 
 def _imported_after(code: str) -> set[str]:
