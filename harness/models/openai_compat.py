@@ -63,6 +63,8 @@ log = logging.getLogger(__name__)
 PLACEHOLDER_KEY = "EMPTY"
 #: The store's header names what its answers depend on; bump on a change of what is stored.
 STORE_VERSION = 2
+#: The journal of earlier versions (``<cache>/endpoints/``), read once and moved into the store.
+LEGACY_JOURNAL = "distill-harness-endpoint-journal"
 APIS = ("chat", "completions")
 DEFAULTS: dict[str, Any] = {"api": "chat", "max_connections": 16, "timeout_s": 60.0, "retries": 5}
 #: The rough size of a token for the dry-run cost estimate (English text, BPE vocabularies).
@@ -312,6 +314,54 @@ class OpenAICompatModel(Model):
                            {"kind": "endpoint", "store_version": STORE_VERSION,
                             "fingerprint": fp, "data_sha256": data.sha256})
 
+    def _stored(self, data: Dataset, ids: list[str], *,
+                move: bool = True) -> tuple[AnswerStore | None, dict[str, Answer]]:
+        """The store and the answers it holds for ``ids``; answers only an earlier version's
+        journal holds are read too (and, with ``move``, put in the store)."""
+        store = self.store(data)
+        if store is None:
+            return None, {}
+        answers = store.read(ids)
+        if len(answers) < len(ids):
+            old = self._journal_answers(data, {i for i in ids if i not in answers})
+            if old and move:
+                with store:
+                    for key, answer in old.items():
+                        store.put(key, answer)
+            answers.update(old)
+        return store, answers
+
+    def _journal_answers(self, data: Dataset, wanted: set[str]) -> dict[str, Answer]:
+        """Answers kept by the journal of earlier versions: ``<cache>/endpoints/``, named by a
+        fingerprint that included ``labels_map``; its texts were already cut at the stop
+        strings (cutting again changes nothing). A journal that does not parse gives nothing."""
+        from harness.cache import key_digest
+
+        assert self.cache_dir is not None
+        fp = key_digest({"type": "openai", "model": self.settings.model,
+                         "revision": self.spec.revision, "api": self.settings.api,
+                         "generation": self.generation.to_dict(), "prompt": self.spec.prompt,
+                         "system": self.generation.system, "labels_map": self.settings.labels_map})
+        path = self.cache_dir / "endpoints" / f"{fp[:32]}-{data.sha256[:32]}.jsonl"
+        try:
+            lines = path.read_bytes().split(b"\n")
+            header = json.loads(lines[0])
+        except (OSError, ValueError):
+            return {}
+        if header != {"format": LEGACY_JOURNAL, "version": 1, "fingerprint": fp,
+                      "data_sha256": data.sha256}:
+            return {}
+        out: dict[str, Answer] = {}
+        for line in lines[1:]:
+            try:
+                rec = json.loads(line)
+                key = str(rec["id"])
+                if key in wanted:
+                    out.setdefault(key, Answer.from_record(rec))
+            except (ValueError, KeyError, TypeError):
+                continue
+        return out
+
     def plan_requests(self, data: Dataset, labels: Sequence[str] = ()) -> dict[str, Any]:
         """What a run over ``data`` would ask: requests (cached answers excluded), the token
         estimate and its price. Asks nothing, reads only the cache.
@@ -321,8 +371,8 @@ class OpenAICompatModel(Model):
         ``metadata.usd_per_million_tokens``.
         """
         n = len(data)
-        store = self.store(data)
-        cached_ids = set(store.read(data.ids)) if store is not None else set()
+        _, stored = self._stored(data, [str(i) for i in data.ids], move=False)
+        cached_ids = set(stored)
         system_chars = len(self.generation.system or "")
         chars = sum(len(t) + system_chars
                     for ex_id, t in zip(data.ids, data.texts(), strict=True)
@@ -343,8 +393,7 @@ class OpenAICompatModel(Model):
         ids = [str(i) for i in data.ids]
         if labels:
             self._matcher(labels)  # a bad labels map fails before any request
-        store = self.store(data)
-        answers: dict[str, Answer] = store.read(ids) if store is not None else {}
+        store, answers = self._stored(data, ids)
         from_store = set(answers)
         missing = [i for i, ex_id in enumerate(ids) if ex_id not in answers]
         if missing:

@@ -399,3 +399,33 @@ def test_progress_counts_this_runs_requests_with_an_eta(fake_openai, tmp_path):
     now[0] = 8.0
     line(400, 400)
     assert out.getvalue().split("\r")[-1].rstrip() == "teacher: 400/400 requests, 50.0 requests/s"
+
+
+def test_a_journal_of_the_earlier_layout_is_read_and_moved_into_the_store(fake_openai, tmp_path):
+    """Answers kept under ``endpoints/`` by earlier versions (named by a fingerprint that
+    included labels_map) are not asked again after an upgrade."""
+    from harness.cache import key_digest
+
+    server = fake_openai(labels={"a": "Fresh", "b": "rotten", "c": "maybe"})
+    spec = endpoint_spec(server.base_url, task="classification", labels_map={"yes": "fresh"})
+    data = dataset(["a", "b", "c"])
+    m = model(spec, tmp_path)
+    old_fp = key_digest({"type": "openai", "model": "fake-teacher", "revision": None,
+                         "api": "chat", "generation": m.generation.to_dict(), "prompt": None,
+                         "system": None, "labels_map": {"yes": "fresh"}})
+    journal = tmp_path / "cache" / "endpoints" / f"{old_fp[:32]}-{data.sha256[:32]}.jsonl"
+    journal.parent.mkdir(parents=True)
+    header = {"format": "distill-harness-endpoint-journal", "version": 1,
+              "fingerprint": old_fp, "data_sha256": data.sha256}
+    records = [{"id": "q0", "text": "Fresh", "finish_reason": "stop", "input_tokens": 4,
+                "output_tokens": 1, "latency_s": 0.1, "model": "m", "system_fingerprint": None},
+               {"id": "q1", "text": "yes", "finish_reason": "stop", "input_tokens": 4,
+                "output_tokens": 1, "latency_s": 0.1, "model": "m", "system_fingerprint": None}]
+    journal.write_text("".join(json.dumps(r) + "\n" for r in [header, *records]) + '{"id": "q2",',
+                       "utf-8")
+    assert m.plan_requests(data)["cached"] == 2
+    pred = m.predict(data, ["fresh", "rotten"])
+    assert pred.labels == ("fresh", "fresh", INVALID_LABEL)
+    assert sum(server.requests.values()) == 1 and server.requests["c"] == 1
+    assert pred.usage()["requests"] == 1 and pred.usage()["cached"] == 2
+    assert set(m.store(data).read()) == {"q0", "q1", "q2"}  # moved: the store alone suffices
