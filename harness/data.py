@@ -153,6 +153,33 @@ def _rows_of(table: Any) -> list[dict[str, Any]]:
     return [{k: v for k, v in row.items() if v is not None} for row in table.to_pylist()]
 
 
+def numbers(values: Any, dtype: Any, fill: Any) -> np.ndarray:
+    """A numeric pyarrow array or column as a numpy array (nulls become ``fill``).
+
+    Read from the values buffer: pyarrow's own ``to_numpy`` imports pandas (a second or more
+    on a loaded machine), which a warm run cannot afford.
+    """
+    import pyarrow as pa
+
+    arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    arr = arr.cast(pa.from_numpy_dtype(np.dtype(dtype)))
+    n = len(arr)
+    if n == 0:
+        return np.empty(0, dtype=dtype)
+    item = np.dtype(dtype).itemsize
+    out = np.frombuffer(arr.buffers()[1], dtype=dtype, count=n, offset=arr.offset * item).copy()
+    if arr.null_count:
+        bits = np.frombuffer(arr.buffers()[0], dtype=np.uint8)
+        valid = np.unpackbits(bits, bitorder="little")[arr.offset:arr.offset + n].astype(bool)
+        out[~valid] = fill
+    return out
+
+
+def distinct(chunked: Any) -> list[Any]:
+    """The distinct values of a pyarrow column (no ``pa.array`` call: that imports pandas)."""
+    return list(chunked.unique().to_pylist())
+
+
 def object_column(chunked: Any) -> np.ndarray:
     """A pyarrow column as a numpy object array of Python values (None for null).
 
@@ -169,7 +196,7 @@ def object_column(chunked: Any) -> np.ndarray:
             values = np.empty(len(enc.dictionary) + 1, dtype=object)
             values[:-1] = enc.dictionary.to_pylist()
             values[-1] = None
-            codes = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+            codes = numbers(enc.indices, np.int64, -1)
             col[:] = values[codes]
             return col
     col[:] = chunked.to_pylist()
@@ -556,7 +583,7 @@ def _from_table(table: Any, spec: Any, labels: Sequence[str] | None, references:
         gold = strings(spec.label)
         if gold is None:
             return None
-        if labels and not pc.all(pc.is_in(pa.array(gold), value_set=pa.array(list(labels)))).as_py():
+        if labels and not set(distinct(table.column(spec.label))) <= set(labels):
             return None
     features: dict[str, np.ndarray] = {}
     for f in spec.features:
@@ -576,8 +603,7 @@ def _feature_column(chunked: Any) -> np.ndarray:
 
     t = chunked.type
     if (pa.types.is_integer(t) or pa.types.is_floating(t)) and not pa.types.is_boolean(t):
-        return np.asarray(chunked.cast(pa.float64()).to_numpy(zero_copy_only=False),
-                          dtype=float)
+        return numbers(chunked, np.float64, np.nan)
     return object_column(chunked)
 
 
@@ -662,7 +688,7 @@ def _factorize(values: Any, n: int) -> tuple[np.ndarray, list[Any]]:
         if not (pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_null(t)):
             enc = values.combine_chunks().dictionary_encode() if values.num_chunks != 1 else (
                 values.chunk(0).dictionary_encode())
-            codes = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+            codes = numbers(enc.indices, np.int64, -1).astype(np.int64)
             return codes, enc.dictionary.to_pylist()
         values = object_column(values)
     index: dict[Any, int] = {}

@@ -17,7 +17,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from harness.data import Dataset, file_sha256, jsonl_values, object_column, read_rows, row_word
+from harness.data import (
+    Dataset,
+    distinct,
+    file_sha256,
+    jsonl_values,
+    numbers,
+    object_column,
+    read_rows,
+    row_word,
+)
 from harness.errors import DataError
 from harness.models.base import Model, ModelFacts, Predictions, Progress
 from harness.paths import display_path
@@ -232,7 +241,7 @@ def _read_columns(path: Path, data: Dataset, labels: Sequence[str]) -> Predictio
     position = pc.index_in(ids_col, value_set=pa.array(data.ids, type=pa.string()))
     if position.null_count:
         return None
-    rows = position.to_numpy(zero_copy_only=False).astype(np.int64)
+    rows = numbers(position, np.int64, -1)
     if np.bincount(rows, minlength=len(data)).max(initial=0) != 1:
         return None  # an id given twice (so another missing): the line reader names it
     order = np.empty(len(data), dtype=np.int64)
@@ -244,13 +253,12 @@ def _read_columns(path: Path, data: Dataset, labels: Sequence[str]) -> Predictio
         col = table.column(name)
         if col.null_count or not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
             return None
-        return object_column(col.take(pa.array(order)))
+        return object_column(col)[order]
 
     label_set = list(labels)
     if label_set:
         got = strings("label")
-        if got is None or not pc.all(pc.is_in(pa.array(got, type=pa.string()),
-                                              value_set=pa.array(label_set))).as_py():
+        if got is None or not set(distinct(table.column("label"))) <= set(label_set):
             return None
         scores = None
         if "scores" in names:
@@ -274,17 +282,15 @@ def _read_columns(path: Path, data: Dataset, labels: Sequence[str]) -> Predictio
                 continue
             if col.null_count or not pa.types.is_integer(col.type) or pc.min(col).as_py() < 0:
                 return None  # given for some lines only, or not a count: the line reader says so
-            extra[name] = np.asarray(col.take(pa.array(order)).to_numpy(zero_copy_only=False),
-                                     dtype=np.int64)
+            extra[name] = numbers(col, np.int64, -1)[order]
     if "finish_reason" in names:
         finish = table.column("finish_reason")
         if finish.null_count == len(finish):
             pass
-        elif finish.null_count or not pc.all(pc.is_in(finish, value_set=pa.array(
-                list(FINISH_REASONS)))).as_py():
+        elif finish.null_count or not set(distinct(finish)) <= set(FINISH_REASONS):
             return None
         else:
-            extra["finish_reasons"] = tuple(finish.take(pa.array(order)).to_pylist())
+            extra["finish_reasons"] = tuple(object_column(finish)[order].tolist())
     return Predictions(ids=data.ids, outputs=tuple(out.tolist()), **extra)
 
 
@@ -305,7 +311,7 @@ def _score_columns(col: Any, labels: list[str], order: np.ndarray) -> np.ndarray
         values = pc.struct_field(col, f.name)
         if values.null_count:
             return None  # a label left out scores 0, a null is an error: the line reader decides
-        matrix[:, labels.index(f.name)] = values.cast(pa.float64()).to_numpy(zero_copy_only=False)
+        matrix[:, labels.index(f.name)] = numbers(values, np.float64, np.nan)
     if (not np.isfinite(matrix).all() or (matrix < 0).any() or (matrix > 1).any()
             or (np.abs(matrix.sum(axis=1) - 1.0) > SUM_TOLERANCE).any()):
         return None
