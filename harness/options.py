@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,9 @@ class Options:
     #: How the front end in use spells its flags: ``--distill-`` under pytest, ``--`` for
     #: ``distill run``; messages that tell the user what to pass say it through :meth:`flag`.
     flag_prefix: str = "--distill-"
+    #: Where progress is written (``write``/``flush``/``isatty``); None: stderr. The pytest glue
+    #: passes its terminal writer, so progress is not swallowed by output capture.
+    progress_stream: Any = field(default=None, compare=False)
 
     def flag(self, name: str) -> str:
         """The command-line flag ``name`` (e.g. ``update-baselines``) as the user types it."""

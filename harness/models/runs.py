@@ -105,7 +105,8 @@ def _predict(model: Model, data: Dataset, labels: tuple[str, ...], options: Opti
     from harness.cache import predict_cached
     from harness.progress import make_progress
 
-    progress = make_progress(model.role, enabled=None if options.progress else False)
+    progress = make_progress(model.role, enabled=None if options.progress else False,
+                             stream=options.progress_stream)
     # Parallel runs (pytest-xdist workers) evaluate the same suite at once: the lock makes the
     # second one wait and then read the first one's cached outputs instead of running the model.
     with _model_lock(options.cache_dir, model.fingerprint(), data.sha256):

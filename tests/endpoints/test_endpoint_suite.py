@@ -144,6 +144,22 @@ def test_pytest_dry_run_flag(fake_openai, repo, pytester):
     result.stderr.fnmatch_lines(["*--distill-dry-run needs --distill-suite*"])
 
 
+def test_under_pytest_a_ci_log_gets_one_progress_line_per_stage(fake_openai, repo, pytester):
+    """Not a terminal (a CI log): the endpoint's stage line comes through pytest's terminal
+    writer although the run happens inside a captured test item; quiet with -q -q."""
+    server = fake_openai(api_key=KEY)
+    _suite(repo, server.base_url)
+    args = (f"--distill-suite={repo / 'suites'}", f"--distill-cache={repo / '.distill-cache'}",
+            "-p", "no:cacheprovider")
+    result = pytester.runpytest_inprocess(*args)
+    assert result.ret == 0
+    result.stdout.re_match_lines([r"^teacher: 8/8 requests in \d+\.\ds, [\d.]+ requests/s$"])
+    assert "\r" not in result.stdout.str()
+    quiet = pytester.runpytest_inprocess(*args, "-q", "-q", f"--distill-cache={repo / 'other'}")
+    assert quiet.ret == 0 and sum(server.requests.values()) == 16  # asked again, quietly
+    assert "requests/s" not in quiet.stdout.str()
+
+
 def test_only_the_endpoint_adapter_imports_openai():
     import ast
 
