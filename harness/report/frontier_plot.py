@@ -50,6 +50,24 @@ def frontier_png(
     threshold: float | None = None,
 ) -> bytes | None:
     """The bytes of :func:`frontier_plot`'s PNG (None without matplotlib)."""
+    fig = frontier_figure(candidates, frontier, recommended, teacher_latency=teacher_latency,
+                          threshold=threshold)
+    if fig is None:
+        return None
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def frontier_figure(
+    candidates: Sequence[Candidate],
+    frontier: Sequence[str],
+    recommended: str | None,
+    *,
+    teacher_latency: float | None = None,
+    threshold: float | None = None,
+) -> Any:
+    """The matplotlib ``Figure`` of :func:`frontier_plot` (None without matplotlib)."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -96,10 +114,7 @@ def frontier_png(
         title += f" — recommended: {recommended}"
     ax.set_title(title, fontsize=10)
     ax.grid(True, alpha=0.3)
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", metadata={"Software": None})
-    return buffer.getvalue()
+    return fig
 
 
 def quality_threshold(checks: Sequence[Mapping[str, Any]]) -> float | None:
@@ -112,26 +127,34 @@ def quality_threshold(checks: Sequence[Mapping[str, Any]]) -> float | None:
     return None
 
 
+def _p50(row: Mapping[str, Any], who: str) -> float | None:
+    """``who``'s p50 seconds at the largest batch size of a candidate row's timing (None if none)."""
+    timing = row.get("timing")
+    per_batch = (timing.get("per_batch") or []) if isinstance(timing, Mapping) else []
+    value = per_batch[-1].get(f"{who}_p50") if per_batch else None
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+def teacher_latency(rows: Sequence[Mapping[str, Any]]) -> float | None:
+    """The teacher's p50 seconds, as timed against the candidates (the report's rows)."""
+    return next((t for t in (_p50(r, "teacher") for r in rows) if t is not None), None)
+
+
 def report_frontier(suite: Mapping[str, Any]) -> dict[str, Any] | None:
     """:func:`frontier_png`'s arguments from a report's suite (None without candidates)."""
     econ = suite.get("economics") or {}
     rows = econ.get("candidates") or []
     candidates: list[Candidate] = []
-    teacher: float | None = None
     for row in rows:
         quality = row.get("quality_ratio")
         if not isinstance(quality, (int, float)) or not math.isfinite(quality):
             continue
-        per_batch = ((row.get("timing") or {}).get("per_batch") or [{}]) if isinstance(
-            row.get("timing"), Mapping) else [{}]
-        p50 = per_batch[-1].get("student_p50")
-        teacher = teacher if teacher is not None else per_batch[-1].get("teacher_p50")
         candidates.append(Candidate(
             name=str(row.get("name")), quality_ratio=float(quality),
-            latency=float(p50) if isinstance(p50, (int, float)) else 0.0,
+            latency=_p50(row, "student") or 0.0,
             size=float(row.get("params") or row.get("bytes") or 0), passes=bool(row.get("passes"))))
     if not candidates:
         return None
     return {"candidates": candidates, "frontier": list(econ.get("frontier") or []),
-            "recommended": econ.get("recommended"), "teacher_latency": teacher,
+            "recommended": econ.get("recommended"), "teacher_latency": teacher_latency(rows),
             "threshold": quality_threshold(suite.get("checks") or [])}

@@ -263,3 +263,18 @@ def test_traffic_checks_cite_traffic_rows_without_a_reference():
     assert list(out) == ["t0", "t2"]
     assert out["t0"]["reference"] is None and out["t0"]["source"] == "traffic"
     assert out["t0"]["outcomes"] == {"agreement": {"teacher": 1.0, "student": 0.0}}
+
+
+def test_frontier_figure_has_units_the_teacher_and_the_threshold():
+    pytest.importorskip("matplotlib")
+    from harness.economics.frontier import Candidate
+    from harness.report.frontier_plot import frontier_figure
+
+    cands = [Candidate("l2", 0.93, 0.020, 5.0, True), Candidate("l1", 0.85, 0.010, 3.0, False)]
+    fig = frontier_figure(cands, ["l1", "l2"], "l2", teacher_latency=0.05, threshold=0.9)
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "latency p50 per batch (ms)"
+    assert [list(line.get_ydata()) for line in ax.lines if list(line.get_ydata()) == [0.9, 0.9]]
+    points = [tuple(p) for col in ax.collections for p in col.get_offsets()]
+    assert (50.0, 1.0) in points and (20.0, 0.93) in points
+    assert "teacher" in [t.get_text() for t in ax.texts]
