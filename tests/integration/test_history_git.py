@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -67,30 +67,6 @@ def predictions(wrong: set[int]) -> str:
                                else gold(i)}) + "\n" for i in range(N))
 
 
-def git(root: Path, *args: str) -> str:
-    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@example.com", "HOME": str(root),
-           "PATH": "/usr/bin:/bin:/usr/local/bin"}
-    return subprocess.run(["git", *args], cwd=root, env=env, check=True, capture_output=True,
-                          text=True).stdout
-
-
-def make_repo(root: Path) -> None:
-    (root / "pyproject.toml").write_text("[project]\nname = 'drift'\n", encoding="utf-8")
-    for folder in ("suites", "rubrics", "data", "preds"):
-        (root / folder).mkdir(exist_ok=True)
-    (root / "suites" / "s.yaml").write_text(SUITE, encoding="utf-8")
-    (root / "rubrics" / "r.yaml").write_text(RUBRIC, encoding="utf-8")
-    rows = [{"id": f"e{i}", "text": f"ticket {i}", "label": gold(i), "lang": LANG.get(i, "en")}
-            for i in range(N)]
-    (root / "data" / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows),
-                                              encoding="utf-8")
-    (root / "preds" / "teacher.jsonl").write_text(predictions(TEACHER_WRONG), encoding="utf-8")
-    git(root, "init", "-q", "-b", "main")
-    git(root, "add", "-A")
-    git(root, "commit", "-q", "-m", "suite")
-
-
 def pull_request(root: Path, k: int) -> dict:  # type: ignore[type-arg]
     """Release k's student: what its pull request's gate says (the JSON report)."""
     (root / "preds" / "student.jsonl").write_text(
@@ -101,7 +77,7 @@ def pull_request(root: Path, k: int) -> dict:  # type: ignore[type-arg]
     return doc
 
 
-def accept(root: Path, k: int) -> None:
+def accept(git: Any, root: Path, k: int) -> None:
     """Merge release k: refresh the current baseline and commit it. Before the launch is
     pinned, the rubric's ``against: launch`` names a pin nobody wrote: exit 2, baseline written.
     From release 3 on the launch criterion fails (and the team merges anyway, for the story)."""
@@ -116,14 +92,20 @@ def verdicts(doc: dict) -> dict[str, str]:  # type: ignore[type-arg]
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def built(tmp_path_factory: pytest.TempPathFactory, make_repo: Any, git: Any) -> Path:
     """Five accepted releases; the launch pinned at the first (built once for the module)."""
     root = tmp_path_factory.mktemp("drift")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
-        make_repo(root)
+        rows = [{"id": f"e{i}", "text": f"ticket {i}", "label": gold(i), "lang": LANG.get(i, "en")}
+                for i in range(N)]
+        make_repo(root, suite=SUITE, rubric=RUBRIC, rows=rows, project="drift",
+                  predictions={"teacher": predictions(TEACHER_WRONG)})
+        git(root, "init", "-q", "-b", "main")
+        git(root, "add", "-A")
+        git(root, "commit", "-q", "-m", "suite")
         (root / "preds" / "student.jsonl").write_text(predictions(STUDENT_WRONG), "utf-8")
-        accept(root, 0)
+        accept(git, root, 0)
         assert (root / "baselines" / "s.json").is_file()
         assert main(["baseline", "pin", "s", "--as", "launch"]) == 0
         git(root, "add", "-A")
@@ -131,7 +113,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
         gates = []
         for k in range(1, 5):
             gates.append(verdicts(pull_request(root, k)))
-            accept(root, k)
+            accept(git, root, k)
     root.joinpath("gates.json").write_text(json.dumps(gates), encoding="utf-8")
     return root
 
@@ -145,7 +127,7 @@ def releases(built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pa
     return repo
 
 
-def test_small_losses_pass_alone_and_add_up_against_the_launch(releases: Path) -> None:
+def test_small_losses_pass_alone_and_add_up_against_the_launch(releases: Path, git: Any) -> None:
     gates = json.loads((releases / "gates.json").read_text("utf-8"))
     # Every pull request loses 0.008 against the current baseline: within -0.01.
     assert [g["vs_current"] for g in gates] == ["pass"] * 4
@@ -160,7 +142,7 @@ def test_small_losses_pass_alone_and_add_up_against_the_launch(releases: Path) -
 
 
 def test_history_shows_five_releases_and_a_negative_slope(
-        releases: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        releases: Path, capsys: pytest.CaptureFixture[str], git: Any) -> None:
     assert main(["history", "s", "--format", "json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     overall = [r["slices"]["overall"]["value"] for r in doc["releases"]]
@@ -182,7 +164,7 @@ def test_history_shows_five_releases_and_a_negative_slope(
 
 
 def test_compare_last_against_first_names_the_slices_that_lost_most(
-        releases: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        releases: Path, capsys: pytest.CaptureFixture[str], git: Any) -> None:
     first = git(releases, "log", "--reverse", "--format=%H", "--", "baselines/s.json").split()[0]
     assert main(["compare", f"{first}:baselines/s.json", "HEAD:baselines/s.json"]) == 1
     out = capsys.readouterr().out
@@ -221,7 +203,7 @@ def test_pytest_item_of_the_launch_criterion(releases: Path, pytester: pytest.Py
     ])
 
 
-def test_bad_inputs_are_one_line_exit_2(releases: Path,
+def test_bad_inputs_are_one_line_exit_2(releases: Path, git: Any,
                                         capsys: pytest.CaptureFixture[str]) -> None:
     rubric = releases / "rubrics" / "r.yaml"
     rubric.write_text(rubric.read_text("utf-8").replace("against: launch", "against: nightly"),

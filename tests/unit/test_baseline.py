@@ -7,6 +7,7 @@ import dataclasses
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -79,26 +80,18 @@ def write_predictions(path: Path, wrong: set[str] | list[str]) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def make_repo(root: Path) -> Path:
-    """A tiny repository: pyproject.toml, a suite, a rubric, 60 rows, teacher and student."""
-    (root / "pyproject.toml").write_text("[project]\nname = 'demo'\n", encoding="utf-8")
-    for folder in ("suites", "rubrics", "data", "preds"):
-        (root / folder).mkdir(exist_ok=True)
-    (root / "suites" / "s.yaml").write_text(SUITE, encoding="utf-8")
-    (root / "rubrics" / "r.yaml").write_text(RUBRIC, encoding="utf-8")
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_repo: Any) -> Path:
+    """A tiny repository (a suite, a rubric, 60 rows, teacher and student), the working
+    directory; returns the suite file."""
+    monkeypatch.chdir(tmp_path)
     rows = [{"id": f"rt-{i}", "text": f"review number {i}", "label": gold(i),
              "source": "plot" if i % 3 == 0 else "acting"} for i in range(1, N + 1)]
-    (root / "data" / "reviews.jsonl").write_text(
-        "".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    write_predictions(root / "preds" / "teacher.jsonl", TEACHER_WRONG)
-    write_predictions(root / "preds" / "student.jsonl", STUDENT_WRONG)
-    return root / "suites" / "s.yaml"
-
-
-@pytest.fixture
-def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    return make_repo(tmp_path)
+    suite: Path = make_repo(tmp_path, suite=SUITE, rubric=RUBRIC, rows=rows,
+                            data="data/reviews.jsonl")
+    write_predictions(tmp_path / "preds" / "teacher.jsonl", TEACHER_WRONG)
+    write_predictions(tmp_path / "preds" / "student.jsonl", STUDENT_WRONG)
+    return suite
 
 
 def run(suite: Path, update: bool = False) -> SuiteResult:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -56,21 +57,19 @@ def write_student(root: Path, wrong: set[int]) -> None:
     (root / "preds" / "student.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def make_repo(root: Path, name: str = "s") -> Path:
-    (root / "pyproject.toml").write_text("[project]\nname = 'c'\n", encoding="utf-8")
-    for folder in ("suites", "rubrics", "data", "preds"):
-        (root / folder).mkdir(exist_ok=True)
-    (root / "suites" / f"{name}.yaml").write_text(SUITE.replace("name: s", f"name: {name}"),
-                                                  encoding="utf-8")
-    (root / "rubrics" / "r.yaml").write_text(RUBRIC, encoding="utf-8")
-    rows = [{"id": f"e{i}", "text": f"text {i}", "label": gold(i), "lang": "de" if i < DE else "en"}
-            for i in range(N)]
-    (root / "data" / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows),
-                                              encoding="utf-8")
-    (root / "preds" / "teacher.jsonl").write_text(
-        "".join(json.dumps({"id": f"e{i}", "label": gold(i)}) + "\n" for i in range(N)),
-        encoding="utf-8")
-    return root / "suites" / f"{name}.yaml"
+@pytest.fixture
+def new_repo(make_repo: Any) -> Callable[..., Path]:
+    """``new_repo(root, name="s")``: these tests' repository (teacher right everywhere, no
+    student yet); returns the suite file."""
+    def make(root: Path, name: str = "s") -> Path:
+        rows = [{"id": f"e{i}", "text": f"text {i}", "label": gold(i),
+                 "lang": "de" if i < DE else "en"} for i in range(N)]
+        teacher = make_repo.jsonl({"id": f"e{i}", "label": gold(i)} for i in range(N))
+        suite: Path = make_repo(root, suite=SUITE.replace("name: s", f"name: {name}"),
+                                rubric=RUBRIC, rows=rows, predictions={"teacher": teacher},
+                                name=name, project="c")
+        return suite
+    return make
 
 
 def update(suite: Path, wrong: set[int]) -> None:
@@ -85,9 +84,9 @@ B_WRONG = {101, *range(8)}
 
 
 @pytest.fixture
-def two_baselines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def two_baselines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, new_repo: Any) -> Path:
     monkeypatch.chdir(tmp_path)
-    suite = make_repo(tmp_path)
+    suite = new_repo(tmp_path)
     update(suite, A_WRONG)
     shutil.copy(tmp_path / "baselines" / "s.json", tmp_path / "a.json")
     update(suite, B_WRONG)
@@ -161,14 +160,7 @@ def test_without_a_baseline_criterion_margin_zero_significant(two_baselines: Pat
     assert any("no baseline_* criterion" in n for n in cmp.notes)
 
 
-def git(root: Path, *args: str) -> None:
-    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@example.com", "HOME": str(root),
-           "PATH": "/usr/bin:/bin:/usr/local/bin"}
-    subprocess.run(["git", *args], cwd=root, env=env, check=True, capture_output=True)
-
-
-def test_rev_path_reads_a_file_at_a_revision(two_baselines: Path,
+def test_rev_path_reads_a_file_at_a_revision(two_baselines: Path, git: Any,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     root = two_baselines.parents[1]
     git(root, "init", "-q", "-b", "main")
@@ -189,9 +181,9 @@ def test_rev_path_reads_a_file_at_a_revision(two_baselines: Path,
         "distill: v9:baselines/s.json: unknown revision 'v9' in this repository\n")
 
 
-def test_different_suites_are_one_line_exit_2(two_baselines: Path,
+def test_different_suites_are_one_line_exit_2(two_baselines: Path, new_repo: Any,
                                               capsys: pytest.CaptureFixture[str]) -> None:
-    other = make_repo(two_baselines.parents[1], name="t")
+    other = new_repo(two_baselines.parents[1], name="t")
     update(other, A_WRONG)
     assert main(["compare", "a.json", "baselines/t.json"]) == 2
     assert capsys.readouterr().err == ("distill: a.json is suite 's' and baselines/t.json is "
@@ -312,11 +304,11 @@ criteria:
 @pytest.mark.parametrize("strict", [False, True])
 def test_run_and_compare_give_the_same_verdicts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                 capsys: pytest.CaptureFixture[str],
-                                                strict: bool) -> None:
+                                                new_repo: Any, strict: bool) -> None:
     """One verdict logic: B's baseline checks against A decided by ``distill run`` (A as the
     stored baseline) and by ``distill compare A B`` are the same, with and without strict."""
     monkeypatch.chdir(tmp_path)
-    suite = make_repo(tmp_path)
+    suite = new_repo(tmp_path)
     (tmp_path / "rubrics" / "r.yaml").write_text(SIGNIFICANT, encoding="utf-8")
     update(suite, A_WRONG)
     shutil.copy(tmp_path / "baselines" / "s.json", tmp_path / "a.json")

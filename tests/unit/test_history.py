@@ -4,8 +4,9 @@ in, the trend of each figure, the renderers and the plot."""
 from __future__ import annotations
 
 import json
-import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -54,34 +55,21 @@ def write_student(root: Path, wrong: int, name: str = "student") -> None:
     (root / "preds" / f"{name}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def git(root: Path, *args: str, date: str | None = None) -> str:
-    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com",
-           "HOME": str(root), "PATH": "/usr/bin:/bin:/usr/local/bin"}
-    if date:
-        env |= {"GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date}
-    return subprocess.run(["git", *args], cwd=root, env=env, check=True, capture_output=True,
-                          text=True).stdout
+@pytest.fixture
+def new_repo(make_repo: Any, git: Any) -> Callable[[Path], Path]:
+    """``new_repo(root)``: these tests' repository under git, no release yet (the suite file)."""
+    def make(root: Path) -> Path:
+        rows = [{"id": f"e{i}", "text": f"text {i}", "label": gold(i),
+                 "lang": "de" if i < 30 else "en"} for i in range(N)]
+        teacher = make_repo.jsonl({"id": f"e{i}", "label": gold(i)} for i in range(N))
+        suite: Path = make_repo(root, suite=SUITE, rubric=RUBRIC, rows=rows,
+                                predictions={"teacher": teacher}, project="h")
+        git(root, "init", "-q", "-b", "main")
+        return suite
+    return make
 
 
-def make_repo(root: Path) -> Path:
-    (root / "pyproject.toml").write_text("[project]\nname = 'h'\n", encoding="utf-8")
-    for folder in ("suites", "rubrics", "data", "preds"):
-        (root / folder).mkdir(exist_ok=True)
-    (root / "suites" / "s.yaml").write_text(SUITE, encoding="utf-8")
-    (root / "rubrics" / "r.yaml").write_text(RUBRIC, encoding="utf-8")
-    rows = [{"id": f"e{i}", "text": f"text {i}", "label": gold(i), "lang": "de" if i < 30 else "en"}
-            for i in range(N)]
-    (root / "data" / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows),
-                                              encoding="utf-8")
-    (root / "preds" / "teacher.jsonl").write_text(
-        "".join(json.dumps({"id": f"e{i}", "label": gold(i)}) + "\n" for i in range(N)),
-        encoding="utf-8")
-    git(root, "init", "-q", "-b", "main")
-    return root / "suites" / "s.yaml"
-
-
-def release(root: Path, suite: Path, wrong: int, day: int) -> None:
+def release(git: Any, root: Path, suite: Path, wrong: int, day: int) -> None:
     write_student(root, wrong)
     run_suite(suite, Options(cache_dir=None, update_baselines=True))
     git(root, "add", "-A")
@@ -89,12 +77,12 @@ def release(root: Path, suite: Path, wrong: int, day: int) -> None:
 
 
 @pytest.fixture
-def series(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def series(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, new_repo: Any, git: Any) -> Path:
     """Three releases: 2, 4 and 8 wrong of 100 (accuracy 0.98, 0.96, 0.92)."""
     monkeypatch.chdir(tmp_path)
-    suite = make_repo(tmp_path)
+    suite = new_repo(tmp_path)
     for day, wrong in enumerate((2, 4, 8), start=1):
-        release(tmp_path, suite, wrong, day)
+        release(git, tmp_path, suite, wrong, day)
     return suite
 
 
@@ -109,7 +97,7 @@ def test_one_release_per_baseline_commit_oldest_first(series: Path) -> None:
     assert len({r.student_fingerprint for r in hist.releases}) == 3
 
 
-def test_a_commit_that_does_not_touch_the_baseline_is_no_release(series: Path) -> None:
+def test_a_commit_that_does_not_touch_the_baseline_is_no_release(series: Path, git: Any) -> None:
     root = series.parents[1]
     (root / "README.md").write_text("notes\n", encoding="utf-8")
     git(root, "add", "README.md")
@@ -127,7 +115,7 @@ def test_trend_slope_and_change_since_first() -> None:
     assert trend("q", [0.5]).slope is None and trend("q", [0.5]).change == 0.0
 
 
-def test_history_follows_a_renamed_baseline(series: Path) -> None:
+def test_history_follows_a_renamed_baseline(series: Path, git: Any) -> None:
     root = series.parents[1]
     git(root, "mv", "baselines/s.json", "baselines/s-renamed.json")
     suite_text = (root / "suites" / "s.yaml").read_text("utf-8")
@@ -135,7 +123,7 @@ def test_history_follows_a_renamed_baseline(series: Path) -> None:
                                             encoding="utf-8")
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "rename the baseline")
-    release(root, series, 10, 9)
+    release(git, root, series, 10, 9)
     hist = suite_history(load_suite(series))
     assert hist.baseline == "baselines/s-renamed.json"
     assert [r.overall for r in hist.releases] == pytest.approx([0.98, 0.96, 0.92, 0.92, 0.90])
@@ -203,7 +191,7 @@ def test_trend_summary_for_the_markdown_report(series: Path) -> None:
 
 # --------------------------------------------------------------------------- what cannot give a history
 
-def test_shallow_clone_is_one_line_exit_2(series: Path, tmp_path: Path,
+def test_shallow_clone_is_one_line_exit_2(series: Path, tmp_path: Path, git: Any,
                                           capsys: pytest.CaptureFixture[str],
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     clone = tmp_path / "clone"
@@ -216,9 +204,10 @@ def test_shallow_clone_is_one_line_exit_2(series: Path, tmp_path: Path,
 
 
 def test_uncommitted_baseline_is_one_line_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 new_repo: Any,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)
-    suite = make_repo(tmp_path)
+    suite = new_repo(tmp_path)
     write_student(tmp_path, 2)
     run_suite(suite, Options(cache_dir=None, update_baselines=True))
     assert main(["history", "s"]) == 2
@@ -228,10 +217,10 @@ def test_uncommitted_baseline_is_one_line_exit_2(tmp_path: Path, monkeypatch: py
                    "(actions/checkout with `fetch-depth: 0`, or `git fetch --unshallow`)")
 
 
-def test_no_repository_and_no_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+def test_no_repository_and_no_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, new_repo: Any,
                                   capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)
-    make_repo(tmp_path)
+    new_repo(tmp_path)
     write_student(tmp_path, 2)
     (tmp_path / ".git").rename(tmp_path / "not-git")
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
@@ -243,10 +232,10 @@ def test_no_repository_and_no_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         "distill: git is not installed or not on PATH: the baseline's history is read with git")
 
 
-def test_unknown_suite_is_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+def test_unknown_suite_is_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, new_repo: Any,
                                  capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)
-    make_repo(tmp_path)
+    new_repo(tmp_path)
     assert main(["history", "nope"]) == 2
     assert "no suite file or suite named 'nope'" in capsys.readouterr().err
 
@@ -310,11 +299,12 @@ def test_a_session_records_the_trend_when_the_baseline_has_history(series: Path)
     assert "trend" not in run_suite(series, options).baseline
 
 
-def test_a_revision_whose_baseline_cannot_be_read_is_skipped_with_a_note(series: Path) -> None:
+def test_a_revision_whose_baseline_cannot_be_read_is_skipped_with_a_note(series: Path,
+                                                                        git: Any) -> None:
     root = series.parents[1]
     (root / "baselines" / "s.json").write_text("<<<<<<< HEAD\n", encoding="utf-8")
     git(root, "commit", "-q", "-am", "a bad merge")
-    release(root, series, 10, 9)
+    release(git, root, series, 10, 9)
     hist = suite_history(load_suite(series))
     assert [r.overall for r in hist.releases] == pytest.approx([0.98, 0.96, 0.92, 0.90])
     assert len(hist.notes) == 1 and hist.notes[0].startswith("skipped ")

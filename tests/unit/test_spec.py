@@ -18,17 +18,22 @@ from harness.spec import (
     suite_files,
     validate_file,
 )
+from harness.spec_types import (
+    CoverageSettings,
+    DiscoverySpec,
+    EconomicsSettings,
+    SliceSpec,
+    TokenPrices,
+    TrainingFacts,
+)
 
 TINY = Path(__file__).resolve().parents[1] / "data" / "tinyrepo"
 
 
 @pytest.fixture
-def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def repo(tiny_copy: Path) -> Path:
     """A copy of the tiny repository; the working directory, so messages show relative paths."""
-    root = tmp_path / "repo"
-    shutil.copytree(TINY, root)
-    monkeypatch.chdir(root)
-    return root
+    return tiny_copy
 
 
 def edit(path: Path, old: str, new: str) -> None:
@@ -71,6 +76,34 @@ def test_load_suite_resolves_everything(repo):
     assert flips.confidence == pytest.approx(0.90)
     assert suite.rubric.notes == ()
     assert [c.line for c in suite.rubric.criteria] == [6, 7, 8]
+
+
+def test_every_setting_is_typed_when_the_suite_loads(repo):
+    path = repo / "suites" / "tiny.yaml"
+    edit(path, "  - by: lang\n", "  - by: lang\n    owner: '@org/de'\n    playbook: docs/de.md\n")
+    edit(path, "  path: ../data/student.jsonl", "  path: ../data/student.jsonl\n  metadata: "
+         "{training: {gpu_hours: 3.5, usd: 14}, usd_per_million_tokens: {output: 2}}")
+    path.write_text(path.read_text("utf-8") + "coverage: {embeddings: teacher, quantile: 0.9}\n"
+                    "discovery: {n_bins: 6, enabled: false}\neconomics: {usd_per_hour: 2}\n",
+                    "utf-8")
+    suite = load_suite(path)
+    by_lang, by_neg, short = suite.slices
+    assert by_lang == SliceSpec(name=None, where={}, field="slices[0]", owner="@org/de",
+                                playbook="docs/de.md", by=("lang",))
+    assert by_lang.is_by and by_neg.is_by and by_neg.owner is None
+    assert not short.is_by and short.name == "short" and short.where == {"n_words": {"lt": 5}}
+    assert suite.coverage == CoverageSettings(embeddings="teacher", quantile=0.9)
+    assert suite.discovery.n_bins == 6 and not suite.discovery.enabled
+    assert suite.economics == EconomicsSettings(teacher_usd_per_hour=2.0, student_usd_per_hour=2.0)
+    assert suite.student.training == TrainingFacts(gpu_hours=3.5, usd=14.0)
+    assert suite.student.prices == TokenPrices(input=0.0, output=2.0)
+    assert suite.teacher.prices is None and suite.teacher.training == TrainingFacts()
+
+
+def test_a_suite_without_settings_gets_the_defaults(repo):
+    suite = load_suite(repo / "suites" / "tiny.yaml")
+    assert suite.economics is None  # no section: nothing asks for timing
+    assert suite.coverage == CoverageSettings() and suite.discovery == DiscoverySpec()
 
 
 def test_suite_in_json_is_loaded_like_yaml(repo):
@@ -156,88 +189,94 @@ def test_missing_suite_file(repo):
     assert spec_error(load_suite, repo / "suites" / "nope.yaml") == "suites/nope.yaml: file not found"
 
 
-# --------------------------------------------------------------------------- schema violations
+# --------------------------------------------------------------------------- one bad edit, one line
 
-def test_unknown_compare_mode_names_file_field_and_choices(repo):
-    edit(repo / "rubrics" / "tiny.yaml", "compare: value", "compare: teacher_ration")
-    msg = spec_error(load_rubric, repo / "rubrics" / "tiny.yaml")
-    assert msg == ("rubrics/tiny.yaml: criteria[2].compare: 'teacher_ration' is not one of value, "
-                   "teacher_ratio, teacher_delta, baseline_delta, baseline_ratio")
+SUITE, RUBRIC = "suites/tiny.yaml", "rubrics/tiny.yaml"
 
-
-def test_unknown_scope(repo):
-    edit(repo / "rubrics" / "tiny.yaml", "scope: slices", "scope: slice")
-    msg = spec_error(load_rubric, repo / "rubrics" / "tiny.yaml")
-    assert msg == ("rubrics/tiny.yaml: criteria[1].scope: 'slice' is not one of overall, slices, "
-                   "all, discovered, traffic")
-
-
-def test_required_field_missing(repo):
-    edit(repo / "rubrics" / "tiny.yaml", "metric: accuracy, compare: teacher_ratio, ",
-         "compare: teacher_ratio, ")
-    msg = spec_error(load_rubric, repo / "rubrics" / "tiny.yaml")
-    assert msg == "rubrics/tiny.yaml: criteria[0].metric: required field is missing"
-
-
-def test_criterion_without_min_or_max(repo):
-    edit(repo / "rubrics" / "tiny.yaml", "max: 0.5, ", "")
-    msg = spec_error(load_rubric, repo / "rubrics" / "tiny.yaml")
-    assert msg == "rubrics/tiny.yaml: criteria[2]: needs min or max"  # not "min: required"
-
-
-def test_unknown_field_with_did_you_mean(repo):
-    edit(repo / "suites" / "tiny.yaml", "  label: label\n", "  lable: label\n")
-    msg = spec_error(load_suite, repo / "suites" / "tiny.yaml")
-    assert msg.startswith("suites/tiny.yaml: data.lable: unknown field (did you mean 'label'?); "
-                          "expected one of ")
-
-
-def test_wrong_type(repo):
-    edit(repo / "rubrics" / "tiny.yaml", "max: 0.5", "max: half")
-    msg = spec_error(load_rubric, repo / "rubrics" / "tiny.yaml")
-    assert msg == "rubrics/tiny.yaml: criteria[2].max: expected number, got 'half'"
-
-
-def test_bad_suite_name_pattern(repo):
-    edit(repo / "suites" / "tiny.yaml", "name: tiny", "name: Tiny Suite")
-    msg = spec_error(load_suite, repo / "suites" / "tiny.yaml")
-    assert msg == "suites/tiny.yaml: name: 'Tiny Suite' does not match ^[a-z0-9_-]+$"
-
-
-def test_bad_where_operator(repo):
-    edit(repo / "suites" / "tiny.yaml", "{n_words: {lt: 5}}", "{n_words: {less: 5}}")
-    msg = spec_error(load_suite, repo / "suites" / "tiny.yaml")
-    assert msg == ("suites/tiny.yaml: slices[2].where.n_words.less: unknown field; expected one "
-                   "of eq, gt, gte, in, lt, lte, ne, not_in, regex")
-
-
-def test_named_slice_without_where(repo):
-    edit(repo / "suites" / "tiny.yaml", "    where: {n_words: {lt: 5}}\n", "")
-    msg = spec_error(load_suite, repo / "suites" / "tiny.yaml")
-    assert msg == "suites/tiny.yaml: slices[2].where: required field is missing"
-
-
-def test_suite_without_a_student(repo):
-    edit(repo / "suites" / "tiny.yaml", "student:\n  type: predictions\n  path: ../data/student.jsonl\n",
-         "")
-    msg = spec_error(load_suite, repo / "suites" / "tiny.yaml")
-    assert msg == "suites/tiny.yaml: (top level): needs student or students"
-
-
-def test_schema_version_must_be_1(repo):
-    edit(repo / "rubrics" / "tiny.yaml", "schema_version: 1", "schema_version: 2")
-    msg = spec_error(load_rubric, repo / "rubrics" / "tiny.yaml")
-    assert msg == "rubrics/tiny.yaml: schema_version: 2 is not supported (expected 1)"
-
-
-def test_callable_model_needs_a_target(repo):
-    edit(repo / "suites" / "tiny.yaml", "  type: predictions\n  path: ../data/student.jsonl",
-         "  type: callable")
-    msg = spec_error(load_suite, repo / "suites" / "tiny.yaml")
-    assert msg == "suites/tiny.yaml: student.target: required field is missing"
+#: (file edited, text replaced, replacement, expected message; one ending in "..." is a prefix).
+#: The file loaded is the edited one: a rubric alone, or the suite (and its rubric).
+BAD_EDITS = [
+    # schema violations
+    pytest.param(RUBRIC, "compare: value", "compare: teacher_ration",
+                 "rubrics/tiny.yaml: criteria[2].compare: 'teacher_ration' is not one of value, "
+                 "teacher_ratio, teacher_delta, baseline_delta, baseline_ratio",
+                 id="unknown compare mode: the choices"),
+    pytest.param(RUBRIC, "scope: slices", "scope: slice",
+                 "rubrics/tiny.yaml: criteria[1].scope: 'slice' is not one of overall, slices, "
+                 "all, discovered, traffic", id="unknown scope"),
+    pytest.param(RUBRIC, "metric: accuracy, compare: teacher_ratio, ", "compare: teacher_ratio, ",
+                 "rubrics/tiny.yaml: criteria[0].metric: required field is missing",
+                 id="required field missing"),
+    pytest.param(RUBRIC, "max: 0.5, ", "",
+                 "rubrics/tiny.yaml: criteria[2]: needs min or max",
+                 id="criterion without min or max (not 'min: required')"),
+    pytest.param(SUITE, "  label: label\n", "  lable: label\n",
+                 "suites/tiny.yaml: data.lable: unknown field (did you mean 'label'?); "
+                 "expected one of ...", id="unknown field: did you mean"),
+    pytest.param(RUBRIC, "max: 0.5", "max: half",
+                 "rubrics/tiny.yaml: criteria[2].max: expected number, got 'half'", id="wrong type"),
+    pytest.param(SUITE, "name: tiny", "name: Tiny Suite",
+                 "suites/tiny.yaml: name: 'Tiny Suite' does not match ^[a-z0-9_-]+$",
+                 id="suite name pattern"),
+    pytest.param(SUITE, "{n_words: {lt: 5}}", "{n_words: {less: 5}}",
+                 "suites/tiny.yaml: slices[2].where.n_words.less: unknown field; expected one "
+                 "of eq, gt, gte, in, lt, lte, ne, not_in, regex", id="where operator"),
+    pytest.param(SUITE, "    where: {n_words: {lt: 5}}\n", "",
+                 "suites/tiny.yaml: slices[2].where: required field is missing",
+                 id="named slice without where"),
+    pytest.param(SUITE, "student:\n  type: predictions\n  path: ../data/student.jsonl\n", "",
+                 "suites/tiny.yaml: (top level): needs student or students",
+                 id="suite without a student"),
+    pytest.param(RUBRIC, "schema_version: 1", "schema_version: 2",
+                 "rubrics/tiny.yaml: schema_version: 2 is not supported (expected 1)",
+                 id="schema_version must be 1"),
+    pytest.param(SUITE, "  type: predictions\n  path: ../data/student.jsonl", "  type: callable",
+                 "suites/tiny.yaml: student.target: required field is missing",
+                 id="callable model needs a target"),
+    # semantic checks
+    pytest.param(RUBRIC, "name: flips", "name: slice_gap",
+                 "rubrics/tiny.yaml: criteria[2].name: duplicate criterion name 'slice_gap'",
+                 id="duplicate criterion name"),
+    pytest.param(RUBRIC, "max: 0.5", "max: 0.5, min: 0.9",
+                 "rubrics/tiny.yaml: criteria[2]: min 0.9 is above max 0.5", id="min above max"),
+    pytest.param(RUBRIC, "metric: negative_flip_rate, compare: value",
+                 "metric: size_reduction, compare: teacher_ratio",
+                 "rubrics/tiny.yaml: criteria[2]: metric 'size_reduction' is a run-level...",
+                 id="run-level metric takes value, overall"),
+    pytest.param(RUBRIC,
+                 "{name: flips, metric: negative_flip_rate, compare: value, max: 0.5, "
+                 "scope: overall}",
+                 "{name: f1, metric: macro_f1, compare: teacher_delta, min: -0.1, "
+                 "scope: discovered}",
+                 "rubrics/tiny.yaml: criteria[2].scope: scope: discovered needs a metric...",
+                 id="discovered scope needs per-example values"),
+    pytest.param(SUITE, "labels: [pos, neg]\n", "",
+                 "suites/tiny.yaml: labels: a classification suite needs its label set",
+                 id="classification suite needs labels"),
+    pytest.param(SUITE, "name: short", "name: overall",
+                 "suites/tiny.yaml: slices[2].name: slice name 'overall' is reserved or used twice",
+                 id="reserved slice name"),
+    pytest.param(SUITE, "{n_words: {lt: 5}}", "{lang: {regex: '(de'}}",
+                 "suites/tiny.yaml: slices[2].where.lang.regex: invalid regex '(de'...",
+                 id="invalid regex in where"),
+    pytest.param(SUITE, "  - by: lang\n", "  - by: lang\n    where: {lang: {regex: '(de'}}\n",
+                 "suites/tiny.yaml: slices[0].where.lang.regex: invalid regex '(de'...",
+                 id="invalid regex in a by: slice's where"),
+]
 
 
-# --------------------------------------------------------------------------- semantic checks
+@pytest.mark.parametrize(("file", "old", "new", "expected"), BAD_EDITS)
+def test_a_bad_edit_is_one_line_naming_the_file_the_field_and_what_was_expected(
+        repo, file, old, new, expected):
+    edit(repo / file, old, new)
+    msg = spec_error(load_suite if file == SUITE else load_rubric, repo / file)
+    if expected.endswith("..."):
+        assert msg.startswith(expected[:-3])
+    else:
+        assert msg == expected
+
+
+# --------------------------------------------------------------------------- metrics
 
 def test_unknown_metric_lists_known_ones_with_did_you_mean(repo):
     edit(repo / "rubrics" / "tiny.yaml", "metric: negative_flip_rate", "metric: negativ_flip_rate")
@@ -246,7 +285,7 @@ def test_unknown_metric_lists_known_ones_with_did_you_mean(repo):
                           "'negativ_flip_rate' (did you mean 'negative_flip_rate'?); known metrics: ")
     for known in ("accuracy", "macro_f1", "agreement", "positive_flip_rate", "kl_divergence", "ece"):
         assert known in msg
-    assert msg.endswith("or evaluate:<module>")
+    assert "evaluate:<module>" in msg
 
 
 def test_unknown_metric_without_a_close_match(repo):
@@ -264,49 +303,14 @@ def test_a_metric_of_the_other_task_is_refused_when_the_suite_loads(repo):
     assert "exact_match" not in msg and "macro_f1" in msg
 
 
-def test_duplicate_criterion_name(repo):
-    edit(repo / "rubrics" / "tiny.yaml", "name: flips", "name: slice_gap")
-    msg = spec_error(load_rubric, repo / "rubrics" / "tiny.yaml")
-    assert msg == "rubrics/tiny.yaml: criteria[2].name: duplicate criterion name 'slice_gap'"
-
-
-def test_min_above_max(repo):
-    edit(repo / "rubrics" / "tiny.yaml", "max: 0.5", "max: 0.5, min: 0.9")
-    msg = spec_error(load_rubric, repo / "rubrics" / "tiny.yaml")
-    assert msg == "rubrics/tiny.yaml: criteria[2]: min 0.9 is above max 0.5"
-
-
-def test_run_level_metric_takes_value_overall_only(repo):
-    edit(repo / "rubrics" / "tiny.yaml", "metric: negative_flip_rate, compare: value",
-         "metric: size_reduction, compare: teacher_ratio")
-    msg = spec_error(load_rubric, repo / "rubrics" / "tiny.yaml")
-    assert msg.startswith("rubrics/tiny.yaml: criteria[2]: metric 'size_reduction' is a run-level")
-
-
-def test_discovered_scope_needs_per_example_values(repo):
+def test_traffic_scope_in_a_suite_without_traffic_data_names_the_criterion(repo):
     edit(repo / "rubrics" / "tiny.yaml",
          "{name: flips, metric: negative_flip_rate, compare: value, max: 0.5, scope: overall}",
-         "{name: f1, metric: macro_f1, compare: teacher_delta, min: -0.1, scope: discovered}")
-    msg = spec_error(load_rubric, repo / "rubrics" / "tiny.yaml")
-    assert msg.startswith("rubrics/tiny.yaml: criteria[2].scope: scope: discovered needs a metric")
-
-
-def test_classification_suite_needs_labels(repo):
-    edit(repo / "suites" / "tiny.yaml", "labels: [pos, neg]\n", "")
+         "{name: live, metric: agreement, compare: value, min: 0.9, scope: traffic}")
+    load_rubric(repo / "rubrics" / "tiny.yaml")  # the rubric alone is fine
     msg = spec_error(load_suite, repo / "suites" / "tiny.yaml")
-    assert msg == "suites/tiny.yaml: labels: a classification suite needs its label set"
-
-
-def test_duplicate_or_reserved_slice_name(repo):
-    edit(repo / "suites" / "tiny.yaml", "name: short", "name: overall")
-    msg = spec_error(load_suite, repo / "suites" / "tiny.yaml")
-    assert msg == "suites/tiny.yaml: slices[2].name: slice name 'overall' is reserved or used twice"
-
-
-def test_invalid_regex_in_where(repo):
-    edit(repo / "suites" / "tiny.yaml", "{n_words: {lt: 5}}", "{lang: {regex: '(de'}}")
-    msg = spec_error(load_suite, repo / "suites" / "tiny.yaml")
-    assert msg.startswith("suites/tiny.yaml: slices[2].where.lang.regex: invalid regex '(de'")
+    assert msg.startswith("rubrics/tiny.yaml: criteria[2].scope: criterion 'live' has scope: "
+                          "traffic, but the suite suites/tiny.yaml declares no traffic_data")
 
 
 # --------------------------------------------------------------------------- paths
