@@ -202,7 +202,7 @@ def _interval_values(item: Mapping[str, Any]) -> list[Any]:
 def _suite_view(s: Mapping[str, Any]) -> dict[str, Any]:
     """What the template needs of one suite beyond the report: axes, examples per check, owners."""
     checks = list(s.get("checks") or [])
-    examples: Mapping[str, Mapping[str, Any]] = s.get("examples") or {}
+    examples = _with_judge_verdicts(s.get("examples") or {}, s.get("judges") or {})
     by_check: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
     by_pocket: dict[tuple[str, str], list[tuple[str, Mapping[str, Any]]]] = {}
     for ex_id, ex in examples.items():
@@ -250,6 +250,18 @@ def _suite_view(s: Mapping[str, Any]) -> dict[str, Any]:
         "audit_lists": {k: v for k, v in (s.get("teacher_audit") or {}).items()
                         if isinstance(v, list) and v},
     }
+
+
+def _with_judge_verdicts(examples: Mapping[str, Mapping[str, Any]], judges: Mapping[str, Any]
+                         ) -> dict[str, Mapping[str, Any]]:
+    """The examples with each judge's verdicts on them (the ``judges`` block keeps them by id)."""
+    out: dict[str, Mapping[str, Any]] = {}
+    for ex_id, ex in examples.items():
+        said = {name: (j.get("verdicts") or {}).get(ex_id) for name, j in judges.items()
+                if isinstance(j, Mapping)}
+        said = {name: v for name, v in said.items() if v}
+        out[ex_id] = {**ex, "judges": {**(ex.get("judges") or {}), **said}} if said else ex
+    return out
 
 
 def _slice_thresholds(slices: Sequence[Mapping[str, Any]], checks: Sequence[Mapping[str, Any]]

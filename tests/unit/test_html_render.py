@@ -150,13 +150,16 @@ def test_judges_health_and_trend_appear_when_the_report_has_them():
                                    "lc_ci": [0.38, 0.5], "consistency": 0.8, "first_preferred": 0.6,
                                    "longer_preferred": 0.7, "invalid_rate": 0.0,
                                    "self_preference": True, "requests": 80, "cached": 0,
-                                   "usd": 0.12, "usd_this_run": 0.12}}
+                                   "usd": 0.12, "usd_this_run": 0.12,
+                                   "verdicts": {"x-1": ["student_first: B", f"teacher_first: {SCRIPT}"]}}}
     suite["baseline"] = {"trend": {"releases": [{"commit": "abcdef123", "date": "2026-01-02",
                                                  "quality_ratio": 0.97}],
                                    "quality_ratio_change": -0.01}}
     page = render_html(report)
     assert "Judges' health" in page and "yes: the judge is the teacher" in page
     assert "Trend" in page and "abcdef1" in page and "-0.010 since launch" in page
+    row = page.split('<tr data-worse="1">')[1].split("</tr>")[0]
+    assert "judge helpful: student_first: B; teacher_first: &lt;script&gt;" in row
 
 
 def test_frontier_is_an_inline_png_with_teacher_and_threshold():
