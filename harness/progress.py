@@ -93,9 +93,8 @@ class StageProgress:
         if done < total:
             return
         elapsed = now - self.start
-        rate = done / elapsed if elapsed > 0 else 0.0
-        self.stream.write(f"{self.label}: {done}/{total} {self.unit} in {elapsed:.1f}s, "
-                          f"{rate:.1f} {_RATE.get(self.unit, '/s')}\n")
+        rate = f", {done / elapsed:.1f} {_RATE.get(self.unit, '/s')}" if elapsed > 0 else ""
+        self.stream.write(f"{self.label}: {done}/{total} {self.unit} in {elapsed:.1f}s{rate}\n")
         self.stream.flush()
         self.start, self.last_done = None, 0
 

@@ -46,8 +46,9 @@ CRITERIA: list[dict[str, Any]] = [
 
 
 def labelling_suite(root: Path, url: str, *, labels_map: dict[str, str] | None = None,
-                    max_connections: int = 4, retries: int = 2) -> Path:
-    rows = [{"id": f"r{i}", "text": t, "reference": g}
+                    max_connections: int = 4, retries: int = 2,
+                    criteria: list[dict[str, Any]] | None = None) -> Path:
+    rows = [{"id": f"r{i}", "text": t, "reference": g, "half": "first" if i < N // 2 else "second"}
             for i, (t, g) in enumerate(zip(TEXTS, GOLD, strict=True))]
     (root / "data").mkdir(exist_ok=True)
     student = [{"id": f"r{i}", "label": ("rotten" if g == "fresh" else "fresh")
@@ -62,7 +63,10 @@ def labelling_suite(root: Path, url: str, *, labels_map: dict[str, str] | None =
     return write_suite(root, "labels", task="classification", labels=["fresh", "rotten"],
                        rows=rows, teacher=teacher,
                        student={"type": "predictions", "path": "../data/student.jsonl"},
-                       criteria=CRITERIA)
+                       criteria=criteria or CRITERIA,
+                       extra={"data": {"path": "../data/labels.jsonl", "id": "id", "input": "text",
+                                       "label": "reference", "features": ["half"]},
+                              "slices": [{"by": "half"}], "discovery": {"min_support": 5}})
 
 
 def run(suite: Path, report: str, *more: str) -> tuple[int, dict[str, Any]]:
@@ -213,3 +217,22 @@ def test_teacher_keys_are_checked_when_the_rubric_loads(fake_openai, repo, capsy
     err = capsys.readouterr().err.strip()
     assert err.startswith("distill: rubrics/labels.yaml: ") and message in err, err
     assert sum(server.requests.values()) == 0  # before any request
+
+
+def test_a_pocket_search_against_the_teacher_leaves_its_invalid_answers_out(fake_openai, repo):
+    server = fake_openai(labels={t: said(i) for i, t in enumerate(TEXTS)})
+    suite = labelling_suite(repo, server.base_url, criteria=[
+        {"name": "pockets", "metric": "accuracy", "compare": "teacher_delta", "min": -0.05,
+         "scope": "discovered", "teacher_invalid": "exclude"},
+        {"name": "slices", "metric": "accuracy", "compare": "teacher_delta", "min": -0.5,
+         "scope": "all", "teacher_invalid": "exclude", "decision": "point"}])
+    _, doc = run(suite, "pockets.json")
+    by = {c["id"].split("::", 1)[1]: c for c in doc["checks"]}
+    invalid = {f"r{i}" for i in [*UNDECIDED, *POSITIVE]}
+    pockets = by["pockets[discovered]"]
+    assert pockets["excluded"] == 7 and pockets["n"] == 33
+    assert not invalid & set(pockets["examples"])
+    # Per slice: r7, r8, r18 in the first half; r21, r28, r30, r38 in the second.
+    assert by["slices[overall]"]["excluded"] == 7 and by["slices[overall]"]["n"] == 33
+    assert by["slices[half=first]"]["excluded"] == 3 and by["slices[half=first]"]["n"] == 17
+    assert by["slices[half=second]"]["excluded"] == 4 and by["slices[half=second]"]["n"] == 16
