@@ -1,8 +1,25 @@
 """Hidden regression pockets: conjunctions of feature predicates where the student falls behind.
 
 The search looks at the *paired* per-example gap between student and teacher, never at one
-model's errors alone, and it is honest about selection: candidates are found on one half of
-the data (a seeded split) and tested on the other half, which the search never saw.
+model's errors alone, and it is honest about selection: no candidate is tested on the rows
+that chose it. The data is split in two seeded halves A and B and the search is cross-fitted:
+it searches A and confirms its candidates on B, then searches B and confirms on A.
+
+Why the two directions combine as they do: each direction is a valid search-then-test split
+on its own (its p-values come from rows its search never saw), and each runs
+Benjamini-Hochberg over its own family at ``alpha / 2``. The union of two procedures that
+control the false discovery rate at ``alpha / 2`` each controls it at ``alpha``:
+``V / R <= V_A / R_A + V_B / R_B`` whenever ``R >= max(R_A, R_B)`` and ``V <= V_A + V_B``, and
+both hold for the union, counted once per distinct pocket. A combined p-value per pocket
+(Fisher, or the mean of the two) would be more powerful but is not valid: the half that
+confirms direction B's finding is the half direction A searched, so given that a pocket was
+found in both directions neither half's p-value is uniform under the null. The reported
+``q_value`` is twice the direction's BH q-value (capped at 1), so ``confirmed`` stays
+``q < alpha``. The two directions' findings of one pocket (the same predicates, or nested
+ones: see ``_merge``) are reported once, with the smaller q-value's description and
+values. A merge never adds a false discovery, though it takes one from the count of
+discoveries, so the bound above is for the findings before merging; the benchmark
+(``benchmarks/pocket_discovery.py``) measures the false discovery proportion after it.
 
 How the search works (``find_pockets``):
 
@@ -10,7 +27,7 @@ How the search works (``find_pockets``):
    code per value with support >= ``min_support`` (rarer values and missing ones match
    nothing); a numeric column is cut at its ``n_bins`` quantiles, and every contiguous run of
    bins is a candidate predicate (``x<e``, ``x>=e``, ``e1<=x<e2``). NaN / None match nothing.
-2. On the discovery half, per-code sums of the paired gap come from one ``np.bincount`` per
+2. On the search half, per-code sums of the paired gap come from one ``np.bincount`` per
    feature (level 1) and per feature pair (level 2, exhaustive); a predicate's statistics are
    sums over its codes. Level 3 expands only the most promising level-2 conjunctions (a beam
    ranked by how far the conjunction falls below the data's own mean gap), after an
@@ -18,9 +35,9 @@ How the search works (``find_pockets``):
    already held: by Cauchy-Schwarz a child's score is at most ``sqrt(k)``, ``k`` being the
    parent's examples whose gap is below the margin. A child's support never exceeds its
    parent's, so parents too small to hold a child of ``min_support`` are not expanded.
-3. Candidates that breach on the discovery half are ranked by a one-sided score
+3. Candidates that breach on the search half are ranked by a one-sided score
    ``(margin*n - sum g) / sqrt(sum (g - margin)^2 + 1)``; those scoring at least
-   ``_MIN_SCORE`` enter a greedy pass that keeps at most ``max_report`` of them, best first
+   ``_MIN_SCORE`` enter a greedy pass that keeps at most ``_FAMILY`` of them, best first
    (a smaller family costs less in the BH step):
 
    - a child is dropped unless it is worse than the rest of each breaching parent (the
@@ -35,12 +52,15 @@ How the search works (``find_pockets``):
    - otherwise a candidate that differs from a kept one only by an overlapping numeric range
      (``x<20`` next to ``x<10``) is dropped.
 
-4. The kept candidates are tested on the confirmation half with a one-sided test of "the true
+4. The kept candidates are tested on the other half with a one-sided test of "the true
    value meets the threshold" (see ``paired_p_value``), and Benjamini-Hochberg over that
-   family gives ``q_value``; ``confirmed`` is ``q < alpha`` and a breach on the full data.
+   family at ``alpha / 2`` gives ``q_value`` (doubled, see above); ``confirmed`` is
+   ``q < alpha`` and a breach on the full data.
+
+Steps 2 and 3 say "the search half" for whichever half a direction searches.
 
 Reported values: ``n``, ``teacher``, ``student`` and ``delta`` are point values on the FULL
-data; ``p_value`` and ``q_value`` come from the confirmation half only.
+data; ``p_value`` and ``q_value`` come from the half that confirmed the finding kept.
 """
 
 from __future__ import annotations
@@ -65,6 +85,8 @@ _BEAM = 256  # level-2 conjunctions expanded into level 3
 _EXAMINE_FACTOR = 10  # candidates examined (past the parent rule) per slot of the family
 _N_EXAMPLES = 5
 _MIN_SCORE = 2.0  # discovery-half score a candidate needs to be tested at all
+_FAMILY = 20  # candidates tested per direction (at most max_report)
+_SEARCH_SUPPORT = 1.5  # a candidate needs min_support / 2 / this rows of the search half
 # How much worse than the rest of a breaching parent a child must be. A parent has a hundred
 # or so children (one per predicate of every other feature), so at z 3 one of a real
 # pocket's children beat it by chance about once in eight parents (100 x 0.00135) and the
@@ -73,6 +95,20 @@ _CHILD_Z = 4.0
 _MAX_LEVELS = 8  # a gap with at most this many distinct values is histogrammed by level
 
 _Key = tuple[tuple[int, int], ...]  # ((feature index, predicate index), ...) by feature
+
+
+_DIRECTIONS = 2  # search on one half and confirm on the other, then the other way round
+
+
+@dataclass(frozen=True)
+class _Finding:
+    """A candidate of one direction and its test on the half that direction did not search."""
+
+    key: _Key
+    mask: np.ndarray  # over all rows
+    p_value: float
+    q_value: float  # BH within its direction, times _DIRECTIONS
+    direction: int
 
 
 @dataclass
@@ -112,9 +148,10 @@ def find_pockets(
     mean(teacher). ``bound="min"`` flags values below the threshold, ``"max"`` values above.
 
     Returns at most ``max_report`` pockets: confirmed ones first (worst value first), then
-    tested-but-unconfirmed candidates whose full-data value breaches and whose
-    confirmation-half p-value alone is below ``alpha`` (``confirmed=False``), each with its
-    confirmation-half ``p_value`` and BH ``q_value``; children no worse than a breaching
+    tested-but-unconfirmed candidates whose full-data value breaches and whose p-value on the
+    half that did not find them is below ``alpha`` alone (``confirmed=False``), each with that
+    ``p_value`` and its ``q_value`` (twice the BH q of its direction; see the module
+    docstring); a pocket found in both directions is reported once. Children no worse than a breaching
     parent (one predicate fewer) on the full data are left out. Every pocket has ``n >= min_support``
     on the full data, predicates on distinct features (a range is two predicates on one
     feature) and the slice name ``predicate_name`` gives. ``ids`` (one per example) fills
@@ -155,27 +192,31 @@ def find_pockets(
 
     rng = np.random.default_rng(seed)
     order = rng.permutation(n_all)
-    disc = np.sort(order[: n_all // 2])
-    is_conf = np.ones(n_all, dtype=bool)
-    is_conf[disc] = False
-    m_disc = max(1, math.floor(min_support * len(disc) / n_all / 1.5))
-
-    search = _Search(feats, g[disc], disc, margin, m_disc)
-    search.run(max_predicates, examine=_EXAMINE_FACTOR * max_report)
-    family = search.select(max_report)
-    if not family:
-        return []
-
+    halves = (np.sort(order[: n_all // 2]), np.sort(order[n_all // 2 :]))
+    m_search = max(1, math.floor(min_support * len(halves[0]) / n_all / _SEARCH_SUPPORT))
     discrete = binary and compare == "teacher_delta"
-    tested: list[tuple[_Key, np.ndarray, float]] = []
-    for key in family:
-        mask = _mask(feats, key)
-        conf = g[mask & is_conf]
-        tested.append((key, mask, paired_p_value(conf, margin, discrete=discrete)))
-    q_values = stats.false_discovery_control([p for _, _, p in tested], method="bh")
+
+    findings: list[_Finding] = []
+    for direction, (search_rows, test_rows) in enumerate((halves, halves[::-1])):
+        search = _Search(feats, g[search_rows], search_rows, margin, m_search)
+        size = min(max_report, _FAMILY)
+        search.run(max_predicates, examine=_EXAMINE_FACTOR * size)
+        family = search.select(size)
+        if not family:
+            continue
+        masks = [_mask(feats, key) for key in family]
+        p_values = [paired_p_value(g[test_rows][mask[test_rows]], margin, discrete=discrete)
+                    for mask in masks]
+        # BH at alpha / 2 in each direction; q is scaled so that "q < alpha" is that test
+        q_bh = stats.false_discovery_control(p_values, method="bh")
+        findings.extend(
+            _Finding(key, mask, float(p), min(1.0, _DIRECTIONS * float(q)), direction)
+            for key, mask, p, q in zip(family, masks, p_values, q_bh, strict=True)
+        )
 
     pockets: list[tuple[bool, float, float, Pocket]] = []
-    for (key, mask, p), q in zip(tested, q_values, strict=True):
+    for found in _merge(feats, findings):
+        key, mask, p, q = found.key, found.mask, found.p_value, found.q_value
         n = int(mask.sum())
         if n < min_support:
             continue
@@ -196,15 +237,15 @@ def find_pockets(
             teacher=mean_t,
             student=mean_s,
             delta=mean_s - mean_t,
-            p_value=float(p),
-            q_value=float(q),
+            p_value=p,
+            q_value=q,
             confirmed=confirmed,
             ids=_examples(ids, mask, g),
             criterion=criterion,
             metric=metric,
         )
         worst_first = value if bound == "min" else -value
-        pockets.append((not confirmed, worst_first, float(q), pocket))
+        pockets.append((not confirmed, worst_first, q, pocket))
     pockets.sort(key=lambda item: (item[0], item[1], item[2], item[3].slice))
     return [item[3] for item in pockets[:max_report]]
 
@@ -408,6 +449,54 @@ def _no_worse_than_a_parent(
         if (bound == "min" and value >= p_value) or (bound == "max" and value <= p_value):
             return True
     return False
+
+
+def _merge(feats: Sequence[_Feature], findings: Sequence[_Finding]) -> list[_Finding]:
+    """One finding per pocket: the two directions' findings of one pocket become one.
+
+    Two findings of different directions are one pocket when their predicates are the same or
+    nested (one conjunction's rows contain the other's by construction: every predicate of the
+    wider one has a predicate of the narrower one on its feature selecting a subset of its
+    values). Pairs are matched once each, identical predicates first, then nested ones by how
+    much their rows overlap, so a parent and a clearly worse child kept apart by one direction
+    stay apart. Of a pair the finding with the smaller ``q_value`` stays (then the shorter
+    description); findings of one direction are never merged with each other.
+    """
+    pairs: list[tuple[int, float, int, int]] = []
+    for i, a in enumerate(findings):
+        for j, b in enumerate(findings):
+            if a.direction >= b.direction:
+                continue
+            if a.key == b.key:
+                pairs.append((0, 0.0, i, j))
+            elif _nested(feats, a.key, b.key) or _nested(feats, b.key, a.key):
+                union = int((a.mask | b.mask).sum())
+                overlap = int((a.mask & b.mask).sum()) / union if union else 0.0
+                pairs.append((1, -overlap, i, j))
+    pairs.sort()
+    dropped: set[int] = set()
+    matched: set[int] = set()
+    for _, _, i, j in pairs:
+        if i in matched or j in matched:
+            continue
+        matched.update((i, j))
+        a, b = findings[i], findings[j]
+        worse = max((a, i), (b, j), key=lambda f: (f[0].q_value, f[0].p_value, len(f[0].key), f[0].key))
+        dropped.add(worse[1])
+    return [f for k, f in enumerate(findings) if k not in dropped]
+
+
+def _nested(feats: Sequence[_Feature], inner: _Key, outer: _Key) -> bool:
+    """Whether every predicate of ``outer`` is implied by ``inner``'s predicate on its feature."""
+    by_feature = dict(inner)
+    for fi, po in outer:
+        pi = by_feature.get(fi)
+        if pi is None:
+            return False
+        inset = feats[fi].inset
+        if np.any(inset[pi] & ~inset[po]):
+            return False
+    return True
 
 
 def _examples(ids: Sequence[str] | None, mask: np.ndarray, g: np.ndarray) -> tuple[str, ...]:

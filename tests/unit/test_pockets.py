@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from harness.pockets import find_pockets, paired_p_value
+from harness.pockets import _encode, _Finding, _mask, _merge, find_pockets, paired_p_value
 from harness.results import Predicate
 
 SOURCES = ("plot", "review", "news", "blog")
@@ -210,3 +210,52 @@ def test_bad_arguments():
         find_pockets(features, s, t, threshold=0.0, bound="below")
     with pytest.raises(ValueError, match="max_predicates"):
         find_pockets(features, s, t, threshold=0.0, max_predicates=4)
+
+
+def test_each_direction_confirms_at_half_alpha_and_one_pocket_is_reported_once():
+    # both halves find the pocket; the report has it once, its q at least twice its p (BH at
+    # alpha / 2 in the direction whose finding is kept)
+    features, s, t, _ = grid(short_plots)
+    pockets = find_pockets(features, s, t, threshold=-0.05, max_predicates=3)
+    assert [p.slice for p in pockets] == ["source=plot & n_words<10"]
+    assert pockets[0].q_value >= 2 * pockets[0].p_value
+
+
+def test_a_pocket_visible_in_one_half_only_is_not_confirmed():
+    # the search's own half never confirms what it found: with every extra flip of the pocket
+    # in one half of the seeded split, the other half has nothing to confirm it with
+    features, s, t, _ = grid(short_plots)
+    clean_features, clean_s, clean_t, _ = grid()
+    half = np.random.default_rng(3).permutation(len(s))[: len(s) // 2]
+    one_half = clean_s.copy()
+    one_half[half] = s[half]
+    pockets = find_pockets(features, one_half, clean_t, threshold=-0.05, seed=3)
+    assert not [p for p in pockets if p.confirmed]
+    both = find_pockets(features, s, t, threshold=-0.05, seed=3)
+    assert [p.slice for p in both if p.confirmed] == ["source=plot & n_words<10"]
+
+
+def test_findings_of_one_pocket_from_both_directions_merge_nested_ones_too():
+    features, s, t, _ = grid(short_plots)
+    feats = [f for name, col in features.items() if (f := _encode(name, col, 30, 4)) is not None]
+    names = [f.name for f in feats]
+    src, nw, lang = names.index("source"), names.index("n_words"), names.index("lang")
+
+    def pred(fi, op, value):
+        return next(i for i, p in enumerate(feats[fi].preds) if (p[0].op, p[0].value) == (op, value))
+
+    plot, review = (src, pred(src, "eq", "plot")), (src, pred(src, "eq", "review"))
+    short, de = (nw, pred(nw, "lt", 10)), (lang, pred(lang, "eq", "de"))
+
+    def finding(key, q, direction):
+        return _Finding(tuple(sorted(key)), _mask(feats, tuple(sorted(key))), q / 2, q, direction)
+
+    same_a, same_b = finding([plot, short], 0.01, 0), finding([plot, short], 0.02, 1)
+    parent = finding([plot], 0.03, 0)
+    narrow = finding([plot, short, de], 0.001, 1)  # nested in both findings of direction 0
+    other = finding([review], 0.04, 1)  # nested in nothing
+    merged = _merge(feats, [same_a, parent, same_b, narrow, other])
+    # identical predicates pair first (the smaller q stays), so the narrow finding pairs with
+    # the parent that is left; a finding is merged once at most
+    assert merged == [same_a, narrow, other]
+    assert _merge(feats, [same_a, parent]) == [same_a, parent]  # one direction: never merged
