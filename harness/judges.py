@@ -605,6 +605,24 @@ class JudgesOutcome:
     def notes(self) -> list[str]:
         return [n for r in self.results.values() for n in r.notes]
 
+    def audit(self, audit: Mapping[str, Any], limit: int = 10) -> dict[str, Any]:
+        """The teacher audit with each pointwise judge's lowest-scored teacher answers among
+        its suspects (bad teacher outputs found without labels): ``judge_suspects`` lists
+        them with their scores; their ids join ``suspect_ids``."""
+        found = []
+        for r in self.results.values():
+            if r.mode != "pointwise":
+                continue
+            scored = [(float(v), i) for v, i in zip(r.teacher, r.ids, strict=True)
+                      if not np.isnan(v)]
+            for score, ex in sorted(scored)[:limit]:
+                found.append({"id": ex, "judge": r.name, "score": score})
+        if not found:
+            return dict(audit)
+        ids = list(audit.get("suspect_ids") or [])
+        ids += [f["id"] for f in found if f["id"] not in ids]
+        return {**audit, "suspect_ids": ids, "judge_suspects": found}
+
 
 def store_for(judge: Any, fingerprint: str, cache_dir: Path | None) -> Any:
     """The per-judgment store of ``judge`` (None when the cache is off)."""

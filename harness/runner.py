@@ -118,6 +118,7 @@ def _run_prepared(prep: PreparedSuite, options: Options | None = None) -> SuiteR
             ctx = dataclasses.replace(ctx, teacher=dataclasses.replace(
                 ctx.teacher, judged=judged.teacher_values()))
             s_out = dataclasses.replace(s_out, judged=judged.student_values())
+            audit = judged.audit(audit)
         inputs = gate.GateInputs(
             ctx=ctx, student=s_out, slices=prep.slices, ids=data.ids,
             suite_metrics={**econ.figures, **cover.figures, **judged.figures()},

@@ -345,7 +345,7 @@ def load_rubric(path: Path, root: Path | None = None, *, task: str | None = None
             teacher_invalid=str(setting("teacher_invalid", "wrong")),
         ))
     return RubricSpec(path=path, id=str(doc["id"]), version=doc["version"],
-                      criteria=tuple(criteria), teacher_floor=doc.get("teacher_floor"), raw=doc,
+                      criteria=tuple(criteria), teacher_floor=doc.get("teacher_floor"),
                       notes=_confidence_notes(criteria, shown))
 
 
@@ -474,13 +474,11 @@ def load_suite(path: Path, root: Path | None = None) -> SuiteSpec:
     economics = parse_economics(doc["economics"], shown) if doc.get("economics") else None
     judges = _judges(doc, source=path, root=root, data=data, task=task)
     _check_judge_metrics(rubric, judges, rubric_path)
-    raw_doc = dict(doc)
     return SuiteSpec(
         path=path, root=root, name=doc["name"], version=str(doc["version"]), task=task,
         data=data, labels=labels, teacher=teacher, students=students, rubric=rubric,
         baseline_path=baseline, slices=slices, discovery=discovery, coverage=coverage,
         distillation_data=distill, traffic_data=traffic, economics=economics, judges=judges,
-        raw=raw_doc,
     )
 
 
@@ -572,6 +570,11 @@ def _check_judge_metrics(rubric: RubricSpec, judges: Mapping[str, JudgeSpec],
             raise SpecError(f"criterion {c.name!r}: {c.metric} names judge {name!r}, which the "
                             f"suite does not declare (judges: {', '.join(judges) or 'none'})",
                             file=display_path(rubric_path), field=field)
+        if c.scope == "traffic":
+            raise SpecError(f"criterion {c.name!r}: {c.metric} with scope: traffic — judges "
+                            "grade the eval data's answers only; gate the judge at overall, "
+                            "slices, all or discovered", file=display_path(rubric_path),
+                            field=f"criteria[{c.index}].scope")
         pairwise_only = family in ("judge_consistency", "judge_first_preferred",
                                    "judge_longer_preferred", "judge_lc")
         if pairwise_only and judges[name].mode != "pairwise":

@@ -307,3 +307,44 @@ def test_collect_only_sends_no_judge_request_and_each_judge_check_is_an_item(
         assert server.answered == 240
     finally:
         server.__exit__()
+
+
+def scores_by_care(prompt: str) -> str:
+    from judge_server import shown_one
+
+    answer = shown_one(prompt)
+    score = 2 if "WRONG" in answer else (9 if "careful" in answer else 5)
+    return f"Considered. Score: [[{score}]]"
+
+
+def test_pointwise_scores_are_paired_and_the_teachers_lowest_join_the_audit(
+        repo, monkeypatch, capsys):
+    from judge_server import POINTWISE_PROMPT
+
+    write_repo(repo, criteria=[{"name": "scored", "metric": "judge:helpful",
+                                "compare": "teacher_delta", "min": -1.0, "scope": "slices"}])
+    (repo / "rubrics" / "judges" / "helpful.md").write_text(POINTWISE_PROMPT, "utf-8")
+    suite = yaml.safe_load((repo / "suites" / "chat.yaml").read_text("utf-8"))
+    suite["judges"]["helpful"].update(mode="pointwise", scale={"min": 1, "max": 10})
+    del suite["judges"]["helpful"]["swap"]
+    # the teacher's answer to q001 is poor: the judge scores it 5, below every other
+    (repo / "preds" / "teacher.jsonl").write_text("".join(
+        json.dumps({"id": r["id"], "output": "Something." if r["id"] == "q001"
+                    else teacher_answer(r)}) + "\n" for r in rows()))
+    (repo / "suites" / "chat.yaml").write_text(yaml.safe_dump(suite, sort_keys=False), "utf-8")
+    server = serve(monkeypatch, scores_by_care)
+    try:
+        code, doc = run(repo)
+    finally:
+        server.__exit__()
+    capsys.readouterr()
+    by_id = checks(doc)
+    math_check = by_id["scored[topic=math]"]
+    assert math_check["value"] == pytest.approx(2 - 9) and math_check["verdict"] == "fail"
+    assert by_id["scored[topic=code]"]["verdict"] == "pass"
+    judge = doc["suites"][0]["judges"]["helpful"]
+    assert judge["mode"] == "pointwise" and judge["requests"] == 240
+    audit = doc["suites"][0]["teacher_audit"]
+    assert audit["judge_suspects"][0] == {"id": "q001", "judge": "helpful", "score": 5.0}
+    assert "q001" in audit["suspect_ids"]
+    assert code == 1
