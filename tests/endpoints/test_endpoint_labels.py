@@ -113,6 +113,7 @@ def test_messy_answers_the_teacher_gate_and_a_labels_map_edit_that_asks_nothing(
     # The teacher's own invalid rate, gated: 0.175 is above its max of 0.1.
     assert by["teacher_valid"]["value"] == 7 / N and by["teacher_valid"]["verdict"] == "fail"
     assert by["teacher_valid"]["model"] == "teacher"
+    assert by["teacher_valid"]["message"].startswith("invalid_rate (the teacher's own) = 0.1750")
     # Counted as teacher errors, invalid answers loosen a teacher-delta check:
     # student 36/40 against teacher 33/40.
     assert by["vs_teacher"]["value"] == pytest.approx(36 / N - 33 / N)
