@@ -254,6 +254,21 @@ def test_label_matching_and_stop_cutting():
     match = label_matcher(["Fresh", "rotten"], {"thumbs up": "Fresh"})
     assert [match(t) for t in ("fresh", " FRESH ", "Thumbs   Up", "rotten.", "")] == \
         ["Fresh", "Fresh", "Fresh", "rotten", INVALID_LABEL]
+    # Tolerant in form: punctuation, quotes, brackets, emphasis, a leading Answer:/Label:.
+    match = label_matcher(["fresh", "rotten", "not_sure", "-1"], {"positive": "fresh"})
+    forms = {"**Fresh**": "fresh", "FRESH!": "fresh", "Answer: 'rotten'.": "rotten",
+             "label - Fresh": "fresh", "(rotten)": "rotten", "“Positive”": "fresh",
+             "*Answer:* __not_sure__": "not_sure", "-1": "-1", "`-1`": "-1",
+             # Strict about meaning: two labels, a sentence, an unmapped word.
+             "fresh or rotten": INVALID_LABEL, "I think it is fresh": INVALID_LABEL,
+             "negative": INVALID_LABEL, "1": INVALID_LABEL, "***": INVALID_LABEL}
+    assert {t: match(t) for t in forms} == forms
+    by_pattern = label_matcher(["fresh", "rotten"], None, r"Label:\s*(\w+)")
+    assert by_pattern("It is upbeat. Label: Fresh") == "fresh"
+    assert by_pattern("Label: fresh ... so, Label: FRESH.") == "fresh"  # one label, twice
+    assert by_pattern("Label: fresh, no, Label: rotten") == INVALID_LABEL  # two labels
+    assert by_pattern("fresh") == INVALID_LABEL  # the pattern is required
+    assert label_matcher(["fresh"], None, r"fresh|rotten")("rotten, I mean fresh") == INVALID_LABEL
     assert cut_at_stop("HH AH L OW\nnext", ["\n"]) == "HH AH L OW"
     assert cut_at_stop("a;b.c", [".", ";"]) == "a"
     assert cut_at_stop("no stop here", ["\n"]) == "no stop here"
