@@ -23,9 +23,9 @@ WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 ACTION = ROOT / ".github" / "actions" / "distill-gate" / "action.yml"
 
 # Folders the gate action and the paths filters name on behalf of the repositories that adopt
-# the gate (``models/`` is where a team keeps its students); this repository's demo models
-# live under examples/ instead, so these may be absent here.
-ADOPTER_FOLDERS = {"models"}
+# the gate (``models/`` is where a team keeps its students, ``data/`` its eval data); this
+# repository's demo models and data live under examples/ instead, so these may be absent here.
+ADOPTER_FOLDERS = {"models", "data"}
 
 # Repository folders (DESIGN.md) and files that a run script or an action input can name.
 _PATH_RE = re.compile(
@@ -212,6 +212,34 @@ def test_the_paths_filter_covers_what_the_gate_reads() -> None:
     assert "workflow_dispatch" in on
     paths = set(on["pull_request"]["paths"])
     assert {"models/**", "suites/**", "rubrics/**", "baselines/**", "harness/**"} <= paths
+
+
+def test_the_paths_filter_and_the_cache_key_cover_every_suites_data() -> None:
+    """A pull request that changes only a suite's data runs the gate, and saves a new cache."""
+    import os
+    from fnmatch import fnmatch
+
+    from harness.spec import suite_files
+
+    workflow = load(ROOT / ".github" / "workflows" / "distill-gate.yml")
+    paths = (workflow.get("on") or workflow[True])["pull_request"]["paths"]
+    key = next(s for s in load(ACTION)["runs"]["steps"] if s.get("id") == "cache")["with"]["key"]
+    patterns = re.findall(r"'([^']*)'", _HASHFILES_RE.findall(key)[0])
+    for suite in suite_files(ROOT / "suites"):  # as written: the demos' data may be unbuilt here
+        doc = load(suite)
+        for key in ("data", "traffic_data", "distillation_data"):
+            if key not in doc:
+                continue
+            rel = Path(os.path.normpath(suite.parent / doc[key]["path"])).relative_to(ROOT).as_posix()
+            assert any(fnmatch(rel, p) for p in paths), f"paths filter misses {rel}"
+            assert any(fnmatch(rel, p) for p in patterns), f"cache key misses {rel}"
+
+
+def test_the_gate_checks_out_the_whole_history() -> None:
+    """distill history and the Trend section read the git log: a shallow clone hides them."""
+    steps = list(steps_of(load(ROOT / ".github" / "workflows" / "distill-gate.yml")))
+    checkout = next(s for s in steps if str(s.get("uses", "")).startswith("actions/checkout@"))
+    assert checkout.get("with", {}).get("fetch-depth") == 0
 
 
 def test_path_pattern_finds_script_paths() -> None:
