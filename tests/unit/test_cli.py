@@ -91,6 +91,26 @@ def test_run_report_is_deterministic(repo, capsys):
     assert a["suites"][0]["checks"] == b["suites"][0]["checks"]
 
 
+def test_messages_name_the_flag_of_distill_run(repo, capsys):
+    """No baseline yet: ``distill run`` says ``--update-baselines`` (its own flag), never the
+    pytest spelling; the report carries the same words."""
+    with (repo / "rubrics" / "tiny.yaml").open("a", encoding="utf-8") as f:
+        f.write("  - {name: vs_baseline, metric: accuracy, compare: baseline_delta, min: -0.01, "
+                "scope: overall}\n")
+    code, out, _ = distill(capsys, "run", "suites/tiny.yaml", "--no-cache", "--report", "r.json")
+    assert code == 1
+    report = (repo / "r.json").read_text("utf-8")
+    assert "run with --update-baselines to write one" in out
+    assert "run with --update-baselines to write one" in report
+    assert "--distill-update-baselines" not in out + report
+    code, _, _ = distill(capsys, "run", "suites/tiny.yaml", "--no-cache", "--update-baselines")
+    assert code == 1  # the student still fails the other checks; the baseline is written
+    assert (repo / "baselines" / "tiny.json").is_file()
+    from harness.options import Options
+
+    assert Options().flag("update-baselines") == "--distill-update-baselines"  # pytest's spelling
+
+
 # --------------------------------------------------------------------------- bad input: exit 2
 
 def _lines(path: Path, *, drop: int | None = None, replace: tuple[int, str] | None = None) -> None:
