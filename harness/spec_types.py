@@ -226,7 +226,6 @@ class RubricSpec:
     version: int | str
     criteria: tuple[Criterion, ...]
     teacher_floor: float | None = None
-    raw: dict[str, Any] = dataclasses.field(default_factory=dict)
     #: What the rubric's reader should know though nothing is wrong (e.g. a ``confidence``
     #: whose interval is not the one the verdict uses); shown in the terminal and the report.
     notes: tuple[str, ...] = ()
@@ -280,7 +279,6 @@ class SuiteSpec:
     economics: EconomicsSettings | None = None
     #: ``judges:``, by name (empty when the suite has none).
     judges: dict[str, JudgeSpec] = dataclasses.field(default_factory=dict)
-    raw: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def student(self) -> ModelSpec:
