@@ -35,12 +35,14 @@ def test_every_distill_option_is_documented(command: str) -> None:
                 assert flag in PAGE, f"docs/cli.md: `distill {command}` lacks {flag}"
 
 
-def test_every_pytest_flag_is_documented() -> None:
+@pytest.mark.parametrize("page", ["docs/cli.md", "README.md"])
+def test_every_pytest_flag_is_documented(page: str) -> None:
     source = (ROOT / "harness" / "plugin.py").read_text(encoding="utf-8")
     flags = set(re.findall(r'addoption\(\s*"(--distill-[a-z-]+)"', source))
     assert flags, "no --distill- options found in harness/plugin.py"
-    missing = sorted(f for f in flags if f"`{f}" not in PAGE)
-    assert not missing, f"docs/cli.md lacks {missing}"
+    text = (ROOT / page).read_text(encoding="utf-8")
+    missing = sorted(f for f in flags if f"`{f}" not in text)
+    assert not missing, f"{page} lacks {missing}"
 
 
 def test_exit_codes_are_the_clis() -> None:
