@@ -372,6 +372,8 @@ CLOSED_STDOUT = [
     (["report", "r.json"], 1),
     (["report", "r.json", "--format", "markdown"], 1),
     (["report", "r.json", "--format", "json"], 1),
+    (["report", "r.json", "--format", "html"], 0),
+    (["validate", "data/teacher.jsonl", "--suite", "tiny"], 0),
     (["baseline", "pin", "suites/tiny.yaml", "--as", "launch"], 0),
     (["history", "suites/tiny.yaml"], 0),
     (["history", "suites/tiny.yaml", "--format", "markdown"], 0),
