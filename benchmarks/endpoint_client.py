@@ -5,10 +5,10 @@ client's figures are not the server's) answers ``/v1/chat/completions`` with a f
 instantly or after a fixed delay. Against it:
 
 1. requests/s of the harness client (``harness.models.openai_compat``, the real
-   ``OpenAICompatModel.predict``: semaphore-bounded workers, the per-example journal flushed
+   ``OpenAICompatModel.predict``: semaphore-bounded workers, the per-example store appended
    on every answer, label/usage bookkeeping) at ``max_connections`` 1, 8, 32 and 128 against
    the instant server — target: at least 300 requests/s at 32 connections on 2 cores;
-2. the same loop written directly on ``AsyncOpenAI`` (no journal, no bookkeeping, one pool) at
+2. the same loop written directly on ``AsyncOpenAI`` (no store, no bookkeeping, one pool) at
    1 and 32 connections, with the call the harness makes (``client.post``, body unparsed) and
    with the typed ``chat.completions.create``; the harness's own overhead per request is the
    difference to the first: wall time per request at 1 connection, client CPU time at 32;
@@ -146,7 +146,7 @@ def harness_pass(url: str, n: int, connections: int, cache_dir: Path) -> tuple[f
 
 
 def sdk_pass(url: str, n: int, connections: int, typed: bool = False) -> tuple[float, float]:
-    """The same requests on ``AsyncOpenAI`` alone: no journal, no bookkeeping, one pool.
+    """The same requests on ``AsyncOpenAI`` alone: no store, no bookkeeping, one pool.
 
     ``typed=False`` makes the call the harness makes (``client.post``, the body unparsed);
     ``typed=True`` the usual ``client.chat.completions.create`` (typed request and response).
@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
               f"  {1000 / cpu_ms(k):>12.0f} r/s")
     print("   (one-core ceiling: the requests/s of the client's CPU time per request, i.e. with a "
           "core of its own; on a shared machine it is the figure that travels)")
-    print("\n2. the same requests on AsyncOpenAI alone (no journal, no bookkeeping, one pool)")
+    print("\n2. the same requests on AsyncOpenAI alone (no store, no bookkeeping, one pool)")
     print(f"   {'call':>28}  {'max_connections':>15}  {'requests/s':>10}  {'CPU ms/request':>14}")
     for call in ("post", "create"):
         for c in (1, 32):
