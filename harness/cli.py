@@ -215,7 +215,7 @@ def _run(args: argparse.Namespace) -> int:
     errors = session.errors()
     if errors:
         # Bad input: one line per broken suite on stderr and no verdict (nothing was gated).
-        session.write_outputs(doc)
+        session.write_reports(doc)
         for err in errors:
             print(f"distill: {err['message']}", file=sys.stderr)
         return EXIT_INPUT
@@ -223,7 +223,7 @@ def _run(args: argparse.Namespace) -> int:
                     for line in ((s.get("baseline") or {}).get("missing_pins") or {}).values()]
     if missing_pins:
         # A rubric that names a pin nobody wrote is bad input: its line, no verdict.
-        session.write_outputs(doc)
+        session.write_reports(doc)
         for name, items in (doc.get("baselines") or {}).items():
             for item in items:
                 print(f"distill: baseline {name}: {item}")
@@ -235,7 +235,7 @@ def _run(args: argparse.Namespace) -> int:
     else:
         for line in report_lines(doc):
             print(line)
-    for line in session.write_outputs(doc):
+    for line in session.write_reports(doc):
         print(line)
     for name, items in (doc.get("baselines") or {}).items():
         for item in items:

@@ -26,7 +26,6 @@ or errors.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ import numpy as np
 
 from harness.errors import HarnessError, SpecError
 from harness.gate import compare_mode
+from harness.report.numbers import fmt, interval, pvalue, signed
 from harness.spec_types import Criterion, RubricSpec, SuiteSpec
 
 #: Example ids shown per slice for the flips.
@@ -421,18 +421,6 @@ def _margin_checks(criteria: Sequence[Criterion], spec: SuiteSpec, sub: Any, a_o
 
 # --------------------------------------------------------------------------- rendering
 
-def _f(x: float | None, digits: int = 3) -> str:
-    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
-
-
-def _p(p: float | None) -> str:
-    return "-" if p is None else "<0.0001" if p < 1e-4 else f"{p:.4f}"
-
-
-def _ci(ci: tuple[float, float] | None) -> str:
-    return f"[{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "-"
-
-
 def verdict_line(cmp: Comparison) -> str:
     """One line: whether B is non-inferior to A, the failing checks, the slices that lost most."""
     worst = cmp.lost_most()
@@ -447,31 +435,31 @@ def verdict_line(cmp: Comparison) -> str:
     return head + (f"; lost most: {lost}" if lost else "")
 
 
-def render(cmp: Comparison, fmt: str) -> str:
+def render(cmp: Comparison, form: str) -> str:
     """``table`` (tabulate), ``markdown`` (GitHub) or ``json``."""
-    if fmt == "json":
+    if form == "json":
         return json.dumps(cmp.to_dict(), indent=2, sort_keys=True) + "\n"
     from tabulate import tabulate
 
-    tablefmt = "github" if fmt == "markdown" else "simple"
+    tablefmt = "github" if form == "markdown" else "simple"
     m = cmp.metric
     head = [f"A: {cmp.a.arg} (student {cmp.a.student_fingerprint[:8]}, suite v{cmp.a.suite_version},"
             f" rubric {cmp.a.rubric})",
             f"B: {cmp.b.arg} (student {cmp.b.student_fingerprint[:8]}, suite v{cmp.b.suite_version},"
             f" rubric {cmp.b.rubric})",
             f"paired on {cmp.n} example ids of suite {cmp.a.suite}"]
-    if fmt == "markdown":
+    if form == "markdown":
         head = [f"### distill compare: {cmp.a.suite}", ""] + [f"- {h}" for h in head]
-    rows = [[s.slice, s.n, _f(s.a), _f(s.b), "-" if s.delta is None else f"{s.delta:+.3f}",
-             _ci(s.ci), s.lost, s.gained,
+    rows = [[s.slice, s.n, fmt(s.a), fmt(s.b), signed(s.delta),
+             interval(s.ci), s.lost, s.gained,
              ", ".join(s.lost_ids) or "-"] for s in cmp.slices]
     table = tabulate(rows, headers=["slice", "n", f"A {m}", f"B {m}", "delta (B−A)", "95% CI",
                                     "lost", "gained", "lost ids"],
                      tablefmt=tablefmt, disable_numparse=True)
     crow = [[f"{c.criterion}[{c.slice}]", c.metric, c.compare,
              ", ".join(f"{k} {v:g}" for k, v in c.threshold.items()),
-             "-" if c.value is None else f"{c.value:+.4f}", _ci(c.ci), c.n,
-             _p(c.p_value), _p(c.q_value), c.verdict] for c in cmp.checks]
+             "-" if c.value is None else f"{c.value:+.4f}", interval(c.ci), c.n,
+             pvalue(c.p_value), pvalue(c.q_value), c.verdict] for c in cmp.checks]
     ctable = tabulate(crow, headers=["check (A as baseline)", "metric", "compare", "threshold",
                                      "value", "CI", "n", "p", "q", "verdict"],
                       tablefmt=tablefmt, disable_numparse=True)

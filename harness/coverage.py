@@ -26,6 +26,7 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from harness.naming import format_value, predicate_name
+from harness.report.numbers import general, percent
 from harness.results import Check, CoverageGap, Predicate
 
 if TYPE_CHECKING:
@@ -52,12 +53,8 @@ def _min_support_of(check: Check, min_support: int | Mapping[str, int] | None) -
     return min_support
 
 
-def _fmt(x: float | None) -> str:
-    return "n/a" if x is None else format(x, ".3g")
-
-
 def _threshold_text(threshold: Mapping[str, float]) -> str:
-    return ", ".join(f"{k} {_fmt(v)}" for k, v in sorted(threshold.items())) or "no threshold"
+    return ", ".join(f"{k} {general(v)}" for k, v in sorted(threshold.items())) or "no threshold"
 
 
 def support_gaps(
@@ -104,9 +101,9 @@ def support_gaps(
                 criteria.append(check.criterion)
             what = f"{check.criterion} ({check.metric} {check.compare}, {_threshold_text(check.threshold)})"
             if check.value is not None:
-                what += f": {_fmt(check.value)}"
+                what += f": {general(check.value)}"
                 if check.ci is not None:
-                    what += f" [{_fmt(check.ci[0])}, {_fmt(check.ci[1])}]"
+                    what += f" [{general(check.ci[0])}, {general(check.ci[1])}]"
             reason = "below the minimum support" if short else "cannot tell the breach from noise"
             tail = (
                 f"about {needed} examples would decide it"
@@ -200,10 +197,6 @@ def _set_size(features: Mapping[str, np.ndarray], slices: Mapping[str, np.ndarra
     return None
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
-
-
 def _distillation_gap(
     name: str,
     eval_n: int,
@@ -218,9 +211,9 @@ def _distillation_gap(
     if distill_n == 0:
         seen = "none in the distillation data"
     else:
-        seen = f"only {distill_n} ({_pct(distill_share)}) in the distillation data"
+        seen = f"only {distill_n} ({percent(distill_share)}) in the distillation data"
     detail = (
-        f"{what}: {eval_n} eval examples ({_pct(eval_share)}) but {seen}; "
+        f"{what}: {eval_n} eval examples ({percent(eval_share)}) but {seen}; "
         "the student was barely taught this part of the eval set"
     )
     ext: dict[str, Any] = {
@@ -559,7 +552,7 @@ def embedding_coverage(
     eval_texts: Sequence[str],
     distill_texts: Sequence[str],
     *,
-    gap: np.ndarray | None = None,
+    gain: np.ndarray | None = None,
     ids: Sequence[str],
     eval_vectors: np.ndarray | None = None,
     distill_vectors: np.ndarray | None = None,
@@ -583,50 +576,16 @@ def embedding_coverage(
     cosine silhouette, one cluster when no split is clear). Each cluster gives an
     ``embedding`` gap: ``slice`` ``embedding cluster 1 (terms: …)`` (top TF-IDF terms of its
     centroid, TF-IDF only), ``n``, ``extra["ids"]`` (up to 10, closest to the centroid
-    first) and ``extra["gap"]``, the mean of ``gap`` (per-example student − teacher value,
+    first) and ``extra["gap"]``, the mean of ``gain`` (per-example student − teacher value,
     e.g. correctness) over the cluster.
     """
     n_eval = len(eval_texts) if eval_vectors is None else len(eval_vectors)
-    if len(ids) != n_eval:
-        raise ValueError(f"ids has {len(ids)} entries for {n_eval} eval examples")
-    if gap is not None:
-        gap = np.asarray(gap, dtype=float)
-        if gap.shape != (n_eval,):
-            raise ValueError(f"gap has shape {gap.shape}, expected ({n_eval},)")
+    gain = _checked_gain(gain, ids, n_eval)
     if (eval_vectors is None) != (distill_vectors is None):
         raise ValueError("give both eval_vectors and distill_vectors, or neither")
     if not 0.0 < quantile <= 1.0:
         raise ValueError(f"quantile must be in (0, 1], got {quantile}")
-
-    terms: np.ndarray | None = None
-    ev: sp.csr_matrix | np.ndarray
-    dv: sp.csr_matrix | np.ndarray
-    if eval_vectors is not None and distill_vectors is not None:
-        method = "vectors-cosine"
-        ev, dv = _normalize_rows(eval_vectors), _normalize_rows(distill_vectors)
-        if ev.shape[1] != dv.shape[1]:
-            raise ValueError(f"eval vectors have {ev.shape[1]} dimensions, distillation {dv.shape[1]}")
-    else:
-        from sklearn.feature_extraction.text import TfidfVectorizer
-
-        method = "tfidf-cosine"
-        vectorizer = TfidfVectorizer(sublinear_tf=True, stop_words="english", dtype=np.float32)
-        # Vocabulary and idf come from both sets: fit on the distillation texts alone, every
-        # word they never saw would vanish from the eval vectors — exactly the signal of a
-        # gap — and an eval text made of new words would be a zero vector, unclusterable.
-        both = list(distill_texts) + list(eval_texts)
-        try:
-            x = vectorizer.fit_transform(both)
-        except ValueError:  # only stop words: keep them rather than have no vocabulary
-            vectorizer = TfidfVectorizer(sublinear_tf=True, dtype=np.float32)
-            try:
-                x = vectorizer.fit_transform(both)
-            except ValueError as exc:
-                raise ValueError("embedding coverage: the texts contain no words to compare") from exc
-        x = sp.csr_matrix(x)
-        n_d = len(distill_texts)
-        dv, ev = x[:n_d], x[n_d:]
-        terms = vectorizer.get_feature_names_out()
+    ev, dv, method, terms = _vectors(eval_texts, distill_texts, eval_vectors, distill_vectors)
     n_distill = dv.shape[0]
     if n_distill < 2:
         raise ValueError("embedding coverage needs at least 2 distillation examples")
@@ -638,77 +597,116 @@ def embedding_coverage(
     distance = np.clip(1.0 - _nearest_similarity(ev, dv), 0.0, 2.0)
     uncovered = distance > threshold + 1e-9
     n_unc = int(uncovered.sum())
-
-    gap_unc = _mean(gap[uncovered]) if gap is not None else None
-    gap_cov = _mean(gap[~uncovered]) if gap is not None else None
-
-    unc_idx = np.flatnonzero(uncovered)
+    gain_unc = _mean(gain[uncovered]) if gain is not None else None
+    gain_cov = _mean(gain[~uncovered]) if gain is not None else None
     clusters: list[dict[str, Any]] = []
-    gaps: list[CoverageGap] = []
     if n_unc:
-        x_unc = ev[unc_idx]
-        # The clustering problems are small; BLAS/OpenMP threads only contend on them.
-        with threadpool_limits(limits=1):
-            labels = _cluster(x_unc, max_clusters=max_clusters, seed=seed)
-        groups = [np.flatnonzero(labels == c) for c in np.unique(labels)]
-        groups.sort(key=lambda g: (-len(g), int(g[0])))
-        for number, members in enumerate(groups, start=1):
-            rows = x_unc[members]
-            centroid = np.asarray(rows.mean(axis=0)).ravel()
-            sims = rows @ centroid if not sp.issparse(rows) else np.asarray(rows @ centroid).ravel()
-            order = np.lexsort((members, -np.asarray(sims, dtype=float)))
-            rep_ids = [str(ids[unc_idx[members[i]]]) for i in order[:_MAX_IDS]]
-            top_terms: list[str] = []
-            if terms is not None:
-                nz = np.flatnonzero(centroid > 0)
-                top = nz[np.lexsort((terms[nz], -centroid[nz]))][:_N_TERMS]
-                top_terms = [str(terms[t]) for t in top]
-            name = f"embedding cluster {number}"
-            if top_terms:
-                name += f" (terms: {', '.join(top_terms)})"
-            cluster_gap = _mean(gap[unc_idx[members]]) if gap is not None else None
-            mean_distance = float(distance[unc_idx[members]].mean())
-            clusters.append(
-                {
-                    "cluster": number,
-                    "slice": name,
-                    "n": int(len(members)),
-                    "ids": rep_ids,
-                    "terms": top_terms,
-                    "gap": cluster_gap,
-                    "mean_distance": mean_distance,
-                }
-            )
-            detail = (
-                f"{len(members)} eval examples whose nearest distillation example is at cosine "
-                f"distance {mean_distance:.3f} on average, beyond the typical {threshold:.3f} "
-                f"({method}, {quantile:g} quantile of the distillation set's own neighbours)"
-            )
-            if cluster_gap is not None:
-                detail += f"; student − teacher gap {cluster_gap:+.3f} here"
-                if gap_cov is not None:
-                    detail += f" vs {gap_cov:+.3f} on covered examples"
-            gaps.append(
-                CoverageGap(
-                    kind="embedding",
-                    slice=name,
-                    n=int(len(members)),
-                    detail=detail,
-                    extra={"ids": rep_ids, "gap": cluster_gap},
-                )
-            )
-
+        clusters = _uncovered_clusters(ev, np.flatnonzero(uncovered), distance, ids, gain, terms,
+                                       max_clusters=max_clusters, seed=seed)
+    where = f"beyond the typical {threshold:.3f} ({method}, {quantile:g} quantile of the " \
+        "distillation set's own neighbours)"
+    gaps = [_cluster_gap(c, where, gain_cov) for c in clusters]
     coverage = EmbeddingCoverage(
         uncovered_fraction=float(n_unc / n_eval) if n_eval else 0.0,
         threshold=threshold,
         method=method,
         n_uncovered=n_unc,
-        gap_uncovered=gap_unc,
-        gap_covered=gap_cov,
+        gap_uncovered=gain_unc,
+        gap_covered=gain_cov,
         clusters=clusters,
         uncovered_mask=uncovered,
     )
     return coverage, gaps
+
+
+def _checked_gain(gain: np.ndarray | None, ids: Sequence[str], n_eval: int) -> np.ndarray | None:
+    if len(ids) != n_eval:
+        raise ValueError(f"ids has {len(ids)} entries for {n_eval} eval examples")
+    if gain is None:
+        return None
+    gain = np.asarray(gain, dtype=float)
+    if gain.shape != (n_eval,):
+        raise ValueError(f"gain has shape {gain.shape}, expected ({n_eval},)")
+    return gain
+
+
+def _vectors(eval_texts: Sequence[str], distill_texts: Sequence[str],
+             eval_vectors: np.ndarray | None, distill_vectors: np.ndarray | None,
+             ) -> tuple[Any, Any, str, np.ndarray | None]:
+    """(eval rows, distillation rows, method, TF-IDF terms or None), rows L2-normalized."""
+    if eval_vectors is not None and distill_vectors is not None:
+        ev, dv = _normalize_rows(eval_vectors), _normalize_rows(distill_vectors)
+        if ev.shape[1] != dv.shape[1]:
+            raise ValueError(f"eval vectors have {ev.shape[1]} dimensions, distillation {dv.shape[1]}")
+        return ev, dv, "vectors-cosine", None
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vectorizer = TfidfVectorizer(sublinear_tf=True, stop_words="english", dtype=np.float32)
+    # Vocabulary and idf come from both sets: fit on the distillation texts alone, every
+    # word they never saw would vanish from the eval vectors — exactly the signal of a
+    # gap — and an eval text made of new words would be a zero vector, unclusterable.
+    both = list(distill_texts) + list(eval_texts)
+    try:
+        x = vectorizer.fit_transform(both)
+    except ValueError:  # only stop words: keep them rather than have no vocabulary
+        vectorizer = TfidfVectorizer(sublinear_tf=True, dtype=np.float32)
+        try:
+            x = vectorizer.fit_transform(both)
+        except ValueError as exc:
+            raise ValueError("embedding coverage: the texts contain no words to compare") from exc
+    x = sp.csr_matrix(x)
+    n_d = len(distill_texts)
+    return x[n_d:], x[:n_d], "tfidf-cosine", vectorizer.get_feature_names_out()
+
+
+def _uncovered_clusters(ev: Any, unc_idx: np.ndarray, distance: np.ndarray, ids: Sequence[str],
+                        gain: np.ndarray | None, terms: np.ndarray | None, *,
+                        max_clusters: int, seed: int) -> list[dict[str, Any]]:
+    """The uncovered eval rows (``unc_idx``) grouped, largest group first: each group's name,
+    size, ids closest to its centroid, top terms, mean gain and mean distance."""
+    x_unc = ev[unc_idx]
+    # The clustering problems are small; BLAS/OpenMP threads only contend on them.
+    with threadpool_limits(limits=1):
+        labels = _cluster(x_unc, max_clusters=max_clusters, seed=seed)
+    groups = [np.flatnonzero(labels == c) for c in np.unique(labels)]
+    groups.sort(key=lambda g: (-len(g), int(g[0])))
+    clusters = []
+    for number, members in enumerate(groups, start=1):
+        rows = x_unc[members]
+        centroid = np.asarray(rows.mean(axis=0)).ravel()
+        sims = rows @ centroid if not sp.issparse(rows) else np.asarray(rows @ centroid).ravel()
+        order = np.lexsort((members, -np.asarray(sims, dtype=float)))
+        top_terms: list[str] = []
+        if terms is not None:
+            nz = np.flatnonzero(centroid > 0)
+            top = nz[np.lexsort((terms[nz], -centroid[nz]))][:_N_TERMS]
+            top_terms = [str(terms[t]) for t in top]
+        name = f"embedding cluster {number}"
+        if top_terms:
+            name += f" (terms: {', '.join(top_terms)})"
+        clusters.append({
+            "cluster": number,
+            "slice": name,
+            "n": int(len(members)),
+            "ids": [str(ids[unc_idx[members[i]]]) for i in order[:_MAX_IDS]],
+            "terms": top_terms,
+            "gap": _mean(gain[unc_idx[members]]) if gain is not None else None,
+            "mean_distance": float(distance[unc_idx[members]].mean()),
+        })
+    return clusters
+
+
+def _cluster_gap(cluster: Mapping[str, Any], where: str, gain_covered: float | None
+                 ) -> CoverageGap:
+    """The ``embedding`` coverage gap of one cluster of uncovered eval examples."""
+    detail = (f"{cluster['n']} eval examples whose nearest distillation example is at cosine "
+              f"distance {cluster['mean_distance']:.3f} on average, {where}")
+    if cluster["gap"] is not None:
+        detail += f"; student − teacher gap {cluster['gap']:+.3f} here"
+        if gain_covered is not None:
+            detail += f" vs {gain_covered:+.3f} on covered examples"
+    return CoverageGap(kind="embedding", slice=cluster["slice"], n=cluster["n"], detail=detail,
+                       extra={"ids": list(cluster["ids"]), "gap": cluster["gap"]})
 
 
 # --------------------------------------------------------------------------- the run's step
@@ -758,7 +756,7 @@ def coverage_step(prep: PreparedSuite, teacher: Model, ctx: EvalContext, s_out: 
         eval_vectors = teacher.embed(data.texts())
         distill_vectors = teacher.embed(distill.texts()) if eval_vectors is not None else None
     summary, emb_gaps = embedding_coverage(
-        data.texts(), distill.texts(), gap=gain, ids=list(data.ids), eval_vectors=eval_vectors,
+        data.texts(), distill.texts(), gain=gain, ids=list(data.ids), eval_vectors=eval_vectors,
         distill_vectors=distill_vectors, quantile=settings.quantile, seed=seed)
     return CoverageOutcome(summary=summary.to_dict(), gaps=(*gaps, *emb_gaps),
                            figures={"uncovered_fraction": float(summary.uncovered_fraction)})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -11,6 +10,7 @@ import numpy as np
 
 from harness.metrics import Metric, get_metric
 from harness.outputs import EvalContext, Outputs
+from harness.report.numbers import adaptive
 from harness.results import Check, Pocket, SliceRow
 from harness.spec_types import Criterion, RubricSpec
 from harness.stats import breaches
@@ -204,12 +204,6 @@ class GateInputs:
             return metric.value(self.ctx, out, index)
         vals = self.per_example(metric, out)[index]
         return float(vals.mean()) if len(vals) else float("nan")
-
-
-def _fmt(x: float | None, digits: int = 4) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "n/a"
-    return f"{x:.{digits}g}" if abs(x) >= 1e4 or (x != 0 and abs(x) < 1e-3) else f"{x:.{digits}f}"
 
 
 def _bound(c: Criterion, value: float | None) -> tuple[str, float]:
@@ -454,7 +448,8 @@ def discovered_check(p: PlannedCheck, inputs: GateInputs) -> tuple[Check, list[P
         value = _point(metric, inputs, overall, ref, c.compare)
         check = Check(
             id=p.id, criterion=c.name, scope=c.scope, slice=p.slice, metric=c.metric,
-            compare=c.compare, value=float(value), ci=None, n=n, threshold=_threshold(c),
+            compare=c.compare, value=float(value), ci=None, n=len(overall),
+            threshold=_threshold(c),
             verdict="pass", message="", severity=c.severity, decision=c.decision,
             test="pocket search (discover on one half, confirm on the other, BH)",
             criterion_index=c.index, kind=p.kind, extra={"pockets": [], **left})
@@ -591,32 +586,34 @@ def finalize(checks: list[Check], criteria: Mapping[str, Criterion], *, strict: 
 
 def explain(ch: Check, c: Criterion) -> str:
     """The one-paragraph explanation a failing item prints."""
-    bounds = " and ".join(f"{k} {_fmt(v)}" for k, v in ch.threshold.items())
+    bounds = " and ".join(f"{k} {adaptive(v)}" for k, v in ch.threshold.items())
     what = {"value": "", "teacher_delta": " (student - teacher)", "teacher_ratio":
             " (student / teacher)", "baseline_delta": " (student - baseline)",
             "baseline_ratio": " (student / baseline)"}[ch.compare]
+    if ch.extra.get("model") == "teacher":  # model: teacher — the teacher's own output health
+        what = " (the teacher's own)"
     pin = ch.extra.get("against")
     if pin:  # a pinned baseline: say which, so "baseline" is not read as the current one
         what = what.replace("baseline", f"baseline@{pin}")
-    parts = [f"{ch.metric}{what} = {_fmt(ch.value)}"]
+    parts = [f"{ch.metric}{what} = {adaptive(ch.value)}"]
     if ch.ci is not None:
-        parts.append(f"{100 * c.confidence:.4g}% CI [{_fmt(ch.ci[0])}, {_fmt(ch.ci[1])}]")
+        parts.append(f"{100 * c.confidence:.4g}% CI [{adaptive(ch.ci[0])}, {adaptive(ch.ci[1])}]")
     parts.append(f"n={ch.n}")
     head = ", ".join(parts) + f"; threshold {bounds}"
     if ch.student is not None and ch.reference is not None:
         ref = f"{compare_mode(ch.compare).reference}" + (f"@{pin}" if pin else "")
-        head += f"; student {_fmt(ch.student)} vs {ref} {_fmt(ch.reference)}"
+        head += f"; student {adaptive(ch.student)} vs {ref} {adaptive(ch.reference)}"
     if ch.test:
         head += f"; test: {ch.test}"
     if ch.p_value is not None:
-        head += f"; p={_fmt(ch.p_value)}"
+        head += f"; p={adaptive(ch.p_value)}"
     if ch.q_value is not None:
-        head += f", q={_fmt(ch.q_value)} (BH)"
+        head += f", q={adaptive(ch.q_value)} (BH)"
     pocket_check = ch.kind == DISCOVERED
     found = ch.extra.get("pockets") if pocket_check else None
     if found:
         head += "; confirmed pockets: " + ", ".join(
-            f"{pk['slice']} (n={pk['n']}, delta {pk['delta']:+.3f}, q={_fmt(pk['q_value'])})"
+            f"{pk['slice']} (n={pk['n']}, delta {pk['delta']:+.3f}, q={adaptive(pk['q_value'])})"
             for pk in found)
     elif pocket_check and ch.verdict == "pass":
         head += "; no confirmed pocket breaches the threshold"

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError, SpecError
+from harness.report.numbers import fmt, signed
 from harness.spec_types import RubricSpec, SuiteSpec
 
 #: What to do when the history is cut off (GitHub's checkout fetches one commit by default).
@@ -444,14 +445,6 @@ def trend_summary(baseline_path: Path, *, last: int = 5) -> dict[str, Any] | Non
 
 # --------------------------------------------------------------------------- rendering
 
-def _f(x: float | None, digits: int = 3) -> str:
-    return "-" if x is None else f"{x:.{digits}f}"
-
-
-def _signed(x: float | None, digits: int = 4) -> str:
-    return "-" if x is None else f"{x:+.{digits}f}"
-
-
 def release_rows(hist: History) -> tuple[list[str], list[list[str]]]:
     """Headers and rows of the release table (one row per release, oldest first)."""
     slices = slice_names(hist.releases)
@@ -461,16 +454,16 @@ def release_rows(hist: History) -> tuple[list[str], list[list[str]]]:
     for r in hist.releases:
         rows.append([r.date[:10], r.commit[:7] if r.commit else Path(r.source).name,
                      r.suite_version or "-", r.rubric_version or "-",
-                     (r.student_fingerprint or "-")[:8], _f(r.quality_ratio),
-                     _f(r.size_reduction), _f(r.latency_improvement, 2),
-                     _f(r.training_efficiency), *[_f(r.slices.get(s)) for s in slices]])
+                     (r.student_fingerprint or "-")[:8], fmt(r.quality_ratio),
+                     fmt(r.size_reduction), fmt(r.latency_improvement, 2),
+                     fmt(r.training_efficiency), *[fmt(r.slices.get(s)) for s in slices]])
     return headers, rows
 
 
 def trend_rows(hist: History) -> tuple[list[str], list[list[str]]]:
     """Headers and rows of the trend table (one row per figure)."""
     headers = ["figure", "first", "last", "change", "slope/release", "releases"]
-    rows = [[t.figure, _f(t.first, 4), _f(t.last, 4), _signed(t.change), _signed(t.slope),
+    rows = [[t.figure, fmt(t.first, 4), fmt(t.last, 4), signed(t.change, 4), signed(t.slope, 4),
              str(t.releases)] for t in hist.trends()]
     return headers, rows
 

@@ -178,7 +178,7 @@ class DistillSession:
         names = [s["name"] for s in doc["suites"]]
         return [str(p.relative_to(root)) for p in baseline.unused_baselines(root, names)]
 
-    def write_outputs(self, doc: dict[str, Any]) -> list[str]:
+    def write_reports(self, doc: dict[str, Any]) -> list[str]:
         """Write the JSON / Markdown reports, the job summary and annotations; return log lines."""
         from harness.fileio import atomic_write_text
         from harness.report import github, write_json

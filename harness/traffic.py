@@ -32,6 +32,7 @@ from scipy import stats
 from harness.coverage import EmbeddingCoverage, embedding_coverage
 from harness.errors import DataError
 from harness.naming import format_value, predicate_name
+from harness.report.numbers import general, share
 from harness.results import CoverageGap, Pocket, Predicate
 from harness.stats import bh_adjust
 
@@ -81,9 +82,9 @@ class Drift:
     and the eval data never saw) or ``uncovered`` (traffic rows far from every eval row).
     ``statistic`` is the test statistic (chi-square, KS ``D``) for a shift, the traffic
     share for ``unseen`` and ``uncovered``. ``p_value`` is None for ``unseen``: a value the
-    suite has none of is a count, not an estimate. ``gap`` says whether the entry is a
-    coverage gap of kind ``drift`` (see :func:`drift_gaps`): for a shift, ``q_value < alpha``
-    and ``psi >= min_psi``; ``unseen`` entries are only made when they are gaps.
+    suite has none of is a count, not an estimate. ``flagged`` (``gap`` in the report) says
+    whether the entry is a coverage gap of kind ``drift`` (see :func:`drift_gaps`): for a
+    shift, ``q_value < alpha`` and ``psi >= min_psi``; ``unseen`` entries are only made when they are gaps.
     """
 
     feature: str
@@ -91,7 +92,7 @@ class Drift:
     statistic: float | None
     p_value: float | None
     detail: str
-    gap: bool = False
+    flagged: bool = False
     q_value: float | None = None
     psi: float | None = None
     test: str | None = None
@@ -115,7 +116,7 @@ class Drift:
             "statistic": self.statistic,
             "p_value": self.p_value,
             "detail": self.detail,
-            "gap": self.gap,
+            "gap": self.flagged,
         }
         optional = {
             "q_value": self.q_value,
@@ -209,16 +210,6 @@ def _key_name(key: tuple[int, Any]) -> str:
     return "(missing)" if key == _MISSING_KEY else format_value(key[1])
 
 
-def _pct(x: float) -> str:
-    if 0 < x < 0.001:
-        return "<0.1%"
-    return f"{100 * x:.1f}%".replace(".0%", "%")
-
-
-def _g(x: float) -> str:
-    return format(x, ".3g")
-
-
 def _stat_label(test: str) -> str:
     """How a shift's statistic is named in a detail: ``KS D``, ``chi-square``."""
     if test.startswith("ks"):
@@ -277,7 +268,7 @@ def _categorical(
     pt = t / n_t if n_t else np.zeros_like(t)
     moves = sorted(range(len(keys)), key=lambda i: (-abs(pt[i] - pe[i]), _key_order(keys[i])))
     shown = [
-        f"{_key_name(keys[i])} {_pct(pe[i])} → {_pct(pt[i])}"
+        f"{_key_name(keys[i])} {share(pe[i])} → {share(pt[i])}"
         for i in moves[:_TOP_MOVES]
         if pt[i] != pe[i]
     ]
@@ -292,23 +283,23 @@ def _categorical(
     new.sort(key=lambda i: (-t[i], _key_order(keys[i])))
     for i in new[:max_unseen]:
         value = keys[i][1]
-        share = float(t[i] / len(tcol))
+        portion = float(t[i] / len(tcol))
         name = predicate_name([Predicate(feature, "eq", value)])
-        needed = max(1, math.ceil(share * len(ecol)))
+        needed = max(1, math.ceil(portion * len(ecol)))
         detail = (
-            f"{_pct(share)} of traffic is {name} ({int(t[i])} of {len(tcol)} rows); the suite has "
+            f"{share(portion)} of traffic is {name} ({int(t[i])} of {len(tcol)} rows); the suite has "
             f"none — add about {needed} {name} examples to match traffic's share"
         )
         unseen.append(
             Drift(
                 feature=feature,
                 kind="unseen",
-                statistic=share,
+                statistic=portion,
                 p_value=None,
                 detail=detail,
-                gap=True,
+                flagged=True,
                 test="unseen value",
-                share=share,
+                share=portion,
                 value=value,
                 n=int(t[i]),
                 eval_n=0,
@@ -379,19 +370,19 @@ def _numeric(feature: str, ecol: np.ndarray, tcol: np.ndarray, *, bins: int, flo
     parts: list[str] = []
     if len(e_present) and len(t_present):
         e_med, t_med = float(np.median(e_present)), float(np.median(t_present))
-        parts.append(f"median {_g(e_med)} in the suite, {_g(t_med)} in traffic")
+        parts.append(f"median {general(e_med)} in the suite, {general(t_med)} in traffic")
         hi = float(np.quantile(e_present, 0.9))
         lo = float(np.quantile(e_present, 0.1))
         above = float(np.mean(t_present > hi)) * len(t_present) / len(tv)
         below = float(np.mean(t_present < lo)) * len(t_present) / len(tv)
         if above >= below:
-            parts.append(f"{_pct(above)} of traffic above the suite's 90th percentile ({_g(hi)})")
+            parts.append(f"{share(above)} of traffic above the suite's 90th percentile ({general(hi)})")
         else:
-            parts.append(f"{_pct(below)} of traffic below the suite's 10th percentile ({_g(lo)})")
+            parts.append(f"{share(below)} of traffic below the suite's 10th percentile ({general(lo)})")
     if e_miss or t_miss:
         parts.append(
-            f"missing in {_pct(e_miss / len(ev) if len(ev) else 0.0)} of the suite, "
-            f"{_pct(t_miss / len(tv) if len(tv) else 0.0)} of traffic"
+            f"missing in {share(e_miss / len(ev) if len(ev) else 0.0)} of the suite, "
+            f"{share(t_miss / len(tv) if len(tv) else 0.0)} of traffic"
         )
     summary = "; ".join(parts) if parts else "no values to compare"
     return _Tested(feature, statistic, p_value, effect, test, len(tv), len(ev), summary, [])
@@ -456,70 +447,65 @@ def feature_drift(
             field="traffic_data",
         )
 
-    tested: list[_Tested] = []
-    for name, ecol_in in eval_features.items():
-        ecol, tcol = np.asarray(ecol_in), np.asarray(traffic_features[name])
-        if ecol.ndim != 1 or tcol.ndim != 1:
-            raise DataError(f"feature {name!r} must be one value per row", field="traffic_data")
-        e_kind, t_kind = _column_kind(ecol), _column_kind(tcol)
-        if e_kind == "empty" and t_kind == "empty":
-            continue
-        kind = t_kind if e_kind == "empty" else e_kind
-        if e_kind != "empty" and t_kind != "empty" and e_kind != t_kind:
-            sample = next((v for v in (tcol if t_kind == "categorical" else ecol).tolist()
-                           if not _is_missing(v)), None)
-            where = "traffic" if t_kind == "categorical" else "the eval data"
-            raise DataError(
-                f"feature {name!r} is {e_kind} in the eval data and {t_kind} in traffic_data "
-                f"(e.g. {sample!r} in {where}); both sides need the same kind of value",
-                field=f"traffic_data.{name}",
-            )
-        if kind == "numeric":
-            ev = ecol if e_kind == "numeric" else np.full(len(ecol), np.nan)
-            tv = tcol if t_kind == "numeric" else np.full(len(tcol), np.nan)
-            tested.append(_numeric(name, ev, tv, bins=bins, floor=floor))
-        else:
-            tested.append(
-                _categorical(
-                    name, ecol, tcol, min_share=min_share, min_count=min_count,
-                    max_unseen=max_unseen, floor=floor,
-                )
-            )
-
+    tested = [t for name, col in eval_features.items()
+              if (t := _test_feature(name, col, traffic_features[name], bins=bins, floor=floor,
+                                     min_share=min_share, min_count=min_count,
+                                     max_unseen=max_unseen)) is not None]
     q_values = bh_adjust([t.p_value for t in tested])
     out: list[Drift] = []
     for t, q in zip(tested, q_values, strict=True):
-        is_gap = q is not None and q < alpha and t.psi >= min_psi
-        if t.p_value is None:
-            verdict = "cannot be tested (no values on one side)"
-        elif is_gap:
-            verdict = "traffic has moved away from the suite"
-        elif q is not None and q < alpha:
-            verdict = f"a real but small shift (PSI below {_g(min_psi)})"
-        else:
-            verdict = "no shift the data can tell from noise"
-        stat_text = "" if t.statistic is None else f"{_stat_label(t.test)} {_g(t.statistic)}, "
-        q_text = "" if q is None else f"q={_g(q)}, "
-        detail = f"{t.feature}: {verdict} ({stat_text}{q_text}PSI {t.psi:.3f}); {t.summary}"
-        if is_gap:
-            detail += "; re-sample the suite from recent traffic or add examples where traffic grew"
-        out.append(
-            Drift(
-                feature=t.feature,
-                kind="shift",
-                statistic=t.statistic,
-                p_value=t.p_value,
-                detail=detail,
-                gap=is_gap,
-                q_value=q,
-                psi=t.psi,
-                test=t.test,
-                n=t.n,
-                eval_n=t.eval_n,
-            )
-        )
+        out.append(_shift(t, q, alpha=alpha, min_psi=min_psi))
         out.extend(t.unseen)
     return out
+
+
+def _test_feature(name: str, ecol_in: np.ndarray, tcol_in: np.ndarray, *, bins: int,
+                  floor: float, min_share: float, min_count: int, max_unseen: int
+                  ) -> _Tested | None:
+    """One feature's drift test (numeric or categorical); None when neither side has a value."""
+    ecol, tcol = np.asarray(ecol_in), np.asarray(tcol_in)
+    if ecol.ndim != 1 or tcol.ndim != 1:
+        raise DataError(f"feature {name!r} must be one value per row", field="traffic_data")
+    e_kind, t_kind = _column_kind(ecol), _column_kind(tcol)
+    if e_kind == "empty" and t_kind == "empty":
+        return None
+    kind = t_kind if e_kind == "empty" else e_kind
+    if e_kind != "empty" and t_kind != "empty" and e_kind != t_kind:
+        sample = next((v for v in (tcol if t_kind == "categorical" else ecol).tolist()
+                       if not _is_missing(v)), None)
+        where = "traffic" if t_kind == "categorical" else "the eval data"
+        raise DataError(
+            f"feature {name!r} is {e_kind} in the eval data and {t_kind} in traffic_data "
+            f"(e.g. {sample!r} in {where}); both sides need the same kind of value",
+            field=f"traffic_data.{name}",
+        )
+    if kind == "numeric":
+        ev = ecol if e_kind == "numeric" else np.full(len(ecol), np.nan)
+        tv = tcol if t_kind == "numeric" else np.full(len(tcol), np.nan)
+        return _numeric(name, ev, tv, bins=bins, floor=floor)
+    return _categorical(name, ecol, tcol, min_share=min_share, min_count=min_count,
+                        max_unseen=max_unseen, floor=floor)
+
+
+def _shift(t: _Tested, q: float | None, *, alpha: float, min_psi: float) -> Drift:
+    """The ``shift`` entry of one tested feature, flagged when significant and large enough."""
+    is_gap = q is not None and q < alpha and t.psi >= min_psi
+    if t.p_value is None:
+        verdict = "cannot be tested (no values on one side)"
+    elif is_gap:
+        verdict = "traffic has moved away from the suite"
+    elif q is not None and q < alpha:
+        verdict = f"a real but small shift (PSI below {general(min_psi)})"
+    else:
+        verdict = "no shift the data can tell from noise"
+    stat_text = "" if t.statistic is None else f"{_stat_label(t.test)} {general(t.statistic)}, "
+    q_text = "" if q is None else f"q={general(q)}, "
+    detail = f"{t.feature}: {verdict} ({stat_text}{q_text}PSI {t.psi:.3f}); {t.summary}"
+    if is_gap:
+        detail += "; re-sample the suite from recent traffic or add examples where traffic grew"
+    return Drift(feature=t.feature, kind="shift", statistic=t.statistic, p_value=t.p_value,
+                 detail=detail, flagged=is_gap, q_value=q, psi=t.psi, test=t.test, n=t.n,
+                 eval_n=t.eval_n)
 
 
 # --------------------------------------------------------------------------- uncovered
@@ -559,19 +545,19 @@ def uncovered_traffic(
     n_e = len(eval_texts) if eval_vectors is None else len(eval_vectors)
     if ids is None:
         ids = [f"traffic-{i}" for i in range(n_t)]
-    gap = None
+    gain = None
     if agreement is not None:
         agree = np.asarray(agreement, dtype=float)
         if agree.shape != (n_t,):
             raise DataError(f"agreement has shape {agree.shape}, expected ({n_t},)", field="traffic_data")
-        gap = agree - 1.0
+        gain = agree - 1.0
     if n_e < 2:
         raise DataError("uncovered traffic needs at least 2 eval rows to compare with", field="data")
     try:
         summary, _ = embedding_coverage(
             traffic_texts,
             eval_texts,
-            gap=gap,
+            gain=gain,
             ids=ids,
             eval_vectors=traffic_vectors,
             distill_vectors=eval_vectors,
@@ -591,9 +577,9 @@ def uncovered_traffic(
     if not (fraction - expected >= min_excess - 1e-12 and p < alpha):  # 1 - 0.95 is not 0.05
         return summary, None
     detail = (
-        f"{_pct(fraction)} of traffic ({k} of {n_t} rows) lies farther from every eval example than "
-        f"the eval examples lie from each other ({_pct(expected)} expected; {summary.method}, "
-        f"cosine distance > {summary.threshold:.3f}, Fisher p={_g(p)})"
+        f"{share(fraction)} of traffic ({k} of {n_t} rows) lies farther from every eval example than "
+        f"the eval examples lie from each other ({share(expected)} expected; {summary.method}, "
+        f"cosine distance > {summary.threshold:.3f}, Fisher p={general(p)})"
     )
     if summary.clusters:
         top = summary.clusters[0]
@@ -610,7 +596,7 @@ def uncovered_traffic(
         statistic=fraction,
         p_value=p,
         detail=detail,
-        gap=True,
+        flagged=True,
         test="fisher exceedance",
         share=fraction,
         n=k,
@@ -624,7 +610,7 @@ def uncovered_traffic(
 
 
 def drift_gaps(drifts: Sequence[Drift]) -> list[CoverageGap]:
-    """The entries that are gaps (``Drift.gap``) as coverage gaps of kind ``drift``.
+    """The entries that are gaps (``Drift.flagged``) as coverage gaps of kind ``drift``.
 
     ``slice``: the feature for a shift (``n_words``), the value's slice name for an unseen
     value (``lang=es``), ``uncovered traffic`` for uncovered rows. ``n``: the traffic rows
@@ -634,7 +620,7 @@ def drift_gaps(drifts: Sequence[Drift]) -> list[CoverageGap]:
     """
     gaps: list[CoverageGap] = []
     for d in drifts:
-        if not d.gap:
+        if not d.flagged:
             continue
         extra: dict[str, Any] = {"drift": d.kind, "feature": d.feature}
         if d.kind == "unseen":
@@ -693,7 +679,7 @@ class TrafficAnalysis:
         d: dict[str, Any] = {
             "n": self.n,
             "agreement": self.agreement,
-            "drift": [x.to_dict() for x in self.drifts if x.gap],
+            "drift": [x.to_dict() for x in self.drifts if x.flagged],
             "pockets": [p.to_dict() for p in self.pockets],
             "features": [x.to_dict() for x in self.drifts if x.kind == "shift"],
         }

@@ -5,15 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from harness.report.numbers import fmt
+
 ICON = {"pass": "✅", "fail": "❌", "inconclusive": "❔", "warn": "⚠️", "error": "💥"}
 
 
 def _f(x: Any, digits: int = 3) -> str:
-    if x is None:
-        return "–"
-    if isinstance(x, float):
-        return f"{x:.{digits}f}"
-    return str(x)
+    return fmt(x, digits, missing="–")
 
 
 def _esc(text: str) -> str:

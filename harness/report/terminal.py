@@ -8,18 +8,8 @@ from typing import Any
 from tabulate import tabulate
 
 from harness.report.markdown import ci_label
+from harness.report.numbers import fmt, interval
 
-
-def _f(x: Any, digits: int = 3) -> str:
-    if x is None:
-        return "-"
-    if isinstance(x, float):
-        return f"{x:.{digits}f}"
-    return str(x)
-
-
-def _ci(ci: Any) -> str:
-    return f"[{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "-"
 
 def suite_lines(suite: Mapping[str, Any]) -> list[str]:
     """The lines the terminal summary prints for one suite of a report."""
@@ -36,8 +26,8 @@ def suite_lines(suite: Mapping[str, Any]) -> list[str]:
         metric = rows[0].get("metric", "")
         # For an error rate a negative delta is the student doing better: say which way is good.
         delta = "delta" if rows[0].get("higher_is_better", True) else "delta (lower is better)"
-        table = [[r["slice"], r["n"], _f(r["teacher"]), _f(r["student"]), f"{r['delta']:+.3f}",
-                  _ci(r.get("ci")), r.get("verdict", "")] for r in rows]
+        table = [[r["slice"], r["n"], fmt(r["teacher"]), fmt(r["student"]), f"{r['delta']:+.3f}",
+                  interval(r.get("ci")), r.get("verdict", "")] for r in rows]
         lines.append(tabulate(table, headers=["slice", "n", f"teacher {metric}",
                                               f"student {metric}", delta, ci_label(rows[0]),
                                               "verdict"],
@@ -46,9 +36,9 @@ def suite_lines(suite: Mapping[str, Any]) -> list[str]:
     if other:
         lines.append("")
         lines.append("checks not passing:")
-        table = [[c["id"].split("::", 1)[-1], c["verdict"], _f(c["value"], 4), c["n"],
+        table = [[c["id"].split("::", 1)[-1], c["verdict"], fmt(c["value"], 4), c["n"],
                   ", ".join(f"{k} {v}" for k, v in c["threshold"].items()),
-                  _f(c.get("p_value"), 4), _f(c.get("q_value"), 4)] for c in other]
+                  fmt(c.get("p_value"), 4), fmt(c.get("q_value"), 4)] for c in other]
         headers = ["check", "verdict", "value", "n", "threshold", "p", "q"]
         if any(c.get("owner") or c.get("playbook") for c in other):
             from harness.report.markdown import owner_line
@@ -64,8 +54,8 @@ def suite_lines(suite: Mapping[str, Any]) -> list[str]:
     if pockets:
         lines.append("")
         lines.append("hidden regression pockets:")
-        table = [[p["slice"], p["n"], _f(p["teacher"]), _f(p["student"]), f"{p['delta']:+.3f}",
-                  _f(p.get("q_value"), 4), "yes" if p["confirmed"] else "no"] for p in pockets]
+        table = [[p["slice"], p["n"], fmt(p["teacher"]), fmt(p["student"]), f"{p['delta']:+.3f}",
+                  fmt(p.get("q_value"), 4), "yes" if p["confirmed"] else "no"] for p in pockets]
         lines.append(tabulate(table, headers=["pocket", "n", "teacher", "student", "delta", "q",
                                               "confirmed"], tablefmt="simple", disable_numparse=True))
     gaps = suite.get("coverage_gaps") or []
@@ -82,8 +72,8 @@ def suite_lines(suite: Mapping[str, Any]) -> list[str]:
     audit = suite.get("teacher_audit") or {}
     if audit:
         lines.append("")
-        lines.append(f"teacher audit: accuracy {_f(audit.get('accuracy'))}, inherited error rate "
-                     f"{_f(audit.get('inherited_error_rate'))}, weak slices "
+        lines.append(f"teacher audit: accuracy {fmt(audit.get('accuracy'))}, inherited error rate "
+                     f"{fmt(audit.get('inherited_error_rate'))}, weak slices "
                      f"{len(audit.get('weak_slices') or [])}, suspect outputs "
                      f"{len(audit.get('suspect_ids') or [])}")
     lines.extend(invalid_lines(suite))
@@ -129,14 +119,14 @@ def economics_lines(econ: Mapping[str, Any]) -> list[str]:
         return []
     lines = ["", "economics scorecard:"]
     if flat:
-        lines.append(tabulate([[k, _f(v, 4)] for k, v in sorted(flat.items())],
+        lines.append(tabulate([[k, fmt(v, 4)] for k, v in sorted(flat.items())],
                               headers=["figure", "value"], tablefmt="simple", disable_numparse=True))
     cands = econ.get("candidates") or []
     if cands:
         frontier = set(econ.get("frontier") or [])
         rec = econ.get("recommended")
-        table = [[c["name"], c.get("params") or "-", _f(c.get("quality_ratio")),
-                  _f((c.get("metrics") or {}).get("latency_improvement")),
+        table = [[c["name"], c.get("params") or "-", fmt(c.get("quality_ratio")),
+                  fmt((c.get("metrics") or {}).get("latency_improvement")),
                   "yes" if c["passes"] else "no", "yes" if c["name"] in frontier else "",
                   "<- recommended" if c["name"] == rec else ""] for c in cands]
         lines.append(tabulate(table, headers=["candidate", "params", "quality ratio",
@@ -153,15 +143,15 @@ def traffic_lines(traffic: Mapping[str, Any] | None) -> list[str]:
         return []
     head = f"traffic: {traffic.get('n', 0)} rows"
     if traffic.get("agreement") is not None:
-        head += f", student-teacher {traffic.get('metric') or 'agreement'} {_f(traffic['agreement'])}"
+        head += f", student-teacher {traffic.get('metric') or 'agreement'} {fmt(traffic['agreement'])}"
     if traffic.get("uncovered_fraction") is not None:
         head += f", {100 * traffic['uncovered_fraction']:.1f}% far from every eval example"
     tested = traffic.get("features") or []
     lines = ["", head + (f"; {len(tested)} features tested for drift" if tested else "")]
     drift = traffic.get("drift") or []
     if drift:
-        table = [[d["kind"], d["feature"], _f(d.get("statistic"), 4),
-                  _f(d.get("q_value", d.get("p_value")), 4), d["detail"][:90]] for d in drift[:15]]
+        table = [[d["kind"], d["feature"], fmt(d.get("statistic"), 4),
+                  fmt(d.get("q_value", d.get("p_value")), 4), d["detail"][:90]] for d in drift[:15]]
         lines.append(tabulate(table, headers=["drift", "feature", "statistic", "q", "detail"],
                               tablefmt="simple", disable_numparse=True))
         if len(drift) > 15:
@@ -171,8 +161,8 @@ def traffic_lines(traffic: Mapping[str, Any] | None) -> list[str]:
     pockets = traffic.get("pockets") or []
     if pockets:
         lines.append("traffic pockets (student against teacher, no labels):")
-        table = [[p["slice"], p["n"], p.get("metric") or "-", _f(p["student"]),
-                  _f(p.get("q_value"), 4), "yes" if p["confirmed"] else "no"] for p in pockets]
+        table = [[p["slice"], p["n"], p.get("metric") or "-", fmt(p["student"]),
+                  fmt(p.get("q_value"), 4), "yes" if p["confirmed"] else "no"] for p in pockets]
         lines.append(tabulate(table, headers=["pocket", "n", "metric", "student", "q", "confirmed"],
                               tablefmt="simple", disable_numparse=True))
     for note in traffic.get("notes") or []:

@@ -175,7 +175,7 @@ def embedding_fixture() -> tuple[list[str], list[str], list[str], np.ndarray]:
 
 def test_embedding_coverage_finds_and_clusters_topics_absent_from_distillation() -> None:
     eval_texts, distill, ids, gap = embedding_fixture()
-    coverage, gaps = embedding_coverage(eval_texts, distill, gap=gap, ids=ids)
+    coverage, gaps = embedding_coverage(eval_texts, distill, gain=gap, ids=ids)
     assert isinstance(coverage, EmbeddingCoverage)
     assert coverage.method == "tfidf-cosine"
     assert coverage.uncovered_mask.tolist() == [False] * 6 + [True] * 12
@@ -202,7 +202,7 @@ def test_embedding_coverage_finds_and_clusters_topics_absent_from_distillation()
     assert "uncovered_mask" not in summary
     assert json.loads(json.dumps(summary)) == summary
     # deterministic
-    again, again_gaps = embedding_coverage(eval_texts, distill, gap=gap, ids=ids)
+    again, again_gaps = embedding_coverage(eval_texts, distill, gain=gap, ids=ids)
     assert again.to_dict() == summary and again_gaps == gaps
 
 

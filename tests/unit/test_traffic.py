@@ -77,7 +77,7 @@ def test_numeric_shift_is_scipy_ks_and_psi_over_the_eval_deciles() -> None:
     pe = e_bins / 100
     pt = np.maximum(t_bins / 200, 1e-4)  # traffic leaves the low bins empty: the floor
     assert d.psi == pytest.approx(float(np.sum((pt - pe) * np.log(pt / pe))), rel=1e-12)
-    assert d.gap
+    assert d.flagged
     assert "median 49.5 in the suite, 89.8 in traffic" in d.detail
 
 
@@ -123,7 +123,7 @@ def test_null_traffic_from_the_eval_distribution_gives_no_drift_gap_in_19_of_20_
     for seed in range(20):
         rng = np.random.default_rng(seed)
         drifts = feature_drift(mixed(rng, 500), mixed(rng, 2000))
-        flagged.append([d.feature for d in drifts if d.gap])
+        flagged.append([d.feature for d in drifts if d.flagged])
     clean = sum(1 for f in flagged if not f)
     assert clean >= 19, flagged
 
@@ -131,7 +131,7 @@ def test_null_traffic_from_the_eval_distribution_gives_no_drift_gap_in_19_of_20_
 def test_a_planted_shift_and_a_new_value_are_found_and_nothing_else() -> None:
     rng = np.random.default_rng(7)
     drifts = feature_drift(mixed(rng, 500), mixed(rng, 2000, shift=0.4, es=0.3))
-    gaps = {(d.feature, d.kind) for d in drifts if d.gap}
+    gaps = {(d.feature, d.kind) for d in drifts if d.flagged}
     assert gaps == {("length", "shift"), ("lang", "shift"), ("lang", "unseen")}
     by = shifts(drifts)
     assert by["length"].q_value is not None and by["length"].q_value < 1e-6
@@ -144,10 +144,10 @@ def test_a_significant_but_tiny_shift_on_large_traffic_is_not_a_gap() -> None:
     (d,) = feature_drift({"x": rng.normal(size=20_000)}, {"x": rng.normal(0.1, 1.0, 40_000)})
     assert d.q_value is not None and d.q_value < 1e-6
     assert d.psi is not None and d.psi < 0.1
-    assert not d.gap
+    assert not d.flagged
     assert "real but small shift" in d.detail
     (same,) = feature_drift({"x": rng.normal(size=20_000)}, {"x": rng.normal(0.1, 1.0, 40_000)}, min_psi=0.0)
-    assert same.gap  # the effect floor is a parameter
+    assert same.flagged  # the effect floor is a parameter
 
 
 # ----------------------------------------------------------------------------- unseen values
@@ -160,7 +160,7 @@ def test_an_unseen_value_is_reported_with_its_traffic_share() -> None:
     unseen = [d for d in drifts if d.kind == "unseen"]
     assert len(unseen) == 1
     u = unseen[0]
-    assert (u.feature, u.value, u.share, u.n, u.gap, u.p_value) == ("lang", "es", 0.31, 310, True, None)
+    assert (u.feature, u.value, u.share, u.n, u.flagged, u.p_value) == ("lang", "es", 0.31, 310, True, None)
     assert u.needed == 31  # 31% of a 100-example suite
     assert u.detail.startswith("31% of traffic is lang=es (310 of 1000 rows); the suite has none")
     assert u.to_dict()["value"] == "es"
@@ -200,7 +200,7 @@ def test_missing_numbers_are_tested_as_a_missing_rate_alongside_ks() -> None:
     assert d.test == "ks+missing"
     assert d.statistic == pytest.approx(ks.statistic)
     assert d.p_value == pytest.approx(min(1.0, 2 * min(ks.pvalue, miss.pvalue)))
-    assert d.gap
+    assert d.flagged
     assert "missing in 0% of the suite, 40% of traffic" in d.detail
 
 
@@ -212,14 +212,14 @@ def test_missing_categories_are_a_category_but_never_an_unseen_value() -> None:
     (d,) = drifts
     ref = stats.chi2_contingency(np.array([[20, 80, 0], [100, 400, 500]]))
     assert d.statistic == pytest.approx(ref.statistic)
-    assert d.gap and "(missing) 0% → 50%" in d.detail
+    assert d.flagged and "(missing) 0% → 50%" in d.detail
 
 
 def test_an_all_missing_column_takes_the_other_sides_kind() -> None:
     ev = np.arange(50, dtype=float)
     tv = cat([None] * 50)
     (d,) = feature_drift({"n": ev}, {"n": tv})
-    assert d.test == "missing" and d.gap
+    assert d.test == "missing" and d.flagged
     assert feature_drift({"n": cat([None] * 5)}, {"n": cat([None] * 5)}) == []
 
 
@@ -293,7 +293,7 @@ def test_traffic_from_a_new_topic_is_uncovered_and_says_where() -> None:
     traffic = sentences(rng, TOPIC_A, 200) + sentences(rng, TOPIC_B, 100)
     agreement = np.array([1.0] * 200 + [0.0] * 50 + [1.0] * 50)
     summary, drift = uncovered_traffic(eval_texts, traffic, agreement=agreement)
-    assert drift is not None and drift.kind == "uncovered" and drift.gap
+    assert drift is not None and drift.kind == "uncovered" and drift.flagged
     assert 0.33 <= summary.uncovered_fraction <= 0.4
     assert summary.uncovered_mask[200:].all()
     assert drift.share == summary.uncovered_fraction and drift.n == summary.n_uncovered
