@@ -172,7 +172,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     doc = session.report()
     for line in report_lines(doc):
         terminalreporter.write_line(line)
-    for line in session.write_outputs(doc):
+    for line in session.write_reports(doc):
         terminalreporter.write_line(line)
     for name, paths in (doc.get("baselines") or {}).items():
         for p in paths:
@@ -189,7 +189,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         workeroutput["distill_suites"] = ds.report()["suites"]
         return
     if session.config.pluginmanager.get_plugin("terminalreporter") is None and ds.ran():
-        ds.write_outputs(ds.report())
+        ds.write_reports(ds.report())
 
 
 # pytest-xdist's hook: optional, so that pytest accepts the plugin where xdist is not installed.
