@@ -160,7 +160,9 @@ class PredictionsModel(Model):
             if label_set:
                 label = obj.get("label")
                 if not isinstance(label, str):
-                    raise DataError(f"id {ex_id!r}: missing label", file=shown, field=where)
+                    hint = (" (a classification suite's predictions give `label`; `output` is "
+                            "for generation)" if "output" in obj else "")
+                    raise DataError(f"id {ex_id!r}: missing label{hint}", file=shown, field=where)
                 if label not in label_index:
                     raise DataError(f"id {ex_id!r}: label {label!r} is not one of "
                                     f"{', '.join(label_set)}", file=shown, field=where)
@@ -181,7 +183,9 @@ class PredictionsModel(Model):
             else:
                 out = obj.get("output")
                 if not isinstance(out, str):
-                    raise DataError(f"id {ex_id!r}: missing output", file=shown, field=where)
+                    hint = (" (a generation suite's predictions give `output`; `label` is for "
+                            "classification)" if "label" in obj else "")
+                    raise DataError(f"id {ex_id!r}: missing output{hint}", file=shown, field=where)
                 outputs[row] = out
                 _generation_extras(obj, row, extras, f"id {ex_id!r}", shown, where)
         missing = [ex_id for ex_id in data.ids if ex_id not in seen]

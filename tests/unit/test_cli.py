@@ -241,7 +241,8 @@ def test_validate_in_the_suites_context(repo, capsys):
 IN_CONTEXT = {
     "generation output in a classification suite": (
         "data/p.jsonl", '{"id": "e00", "output": "pos"}\n',
-        "data/p.jsonl: line 1: id 'e00': missing label"),
+        "data/p.jsonl: line 1: id 'e00': missing label (a classification suite's predictions "
+        "give `label`; `output` is for generation)"),
     "an id the data does not have": (
         "data/p.jsonl", '{"id": "zz", "label": "pos"}\n',
         "data/p.jsonl: line 1: id 'zz' is not in the data set"),
