@@ -349,7 +349,7 @@ def _teacher_answered(c: Criterion, inputs: GateInputs,
     """``index`` without the examples the teacher answered invalidly, under
     ``teacher_invalid: exclude`` on a teacher-delta/ratio check, and how many left (None when
     nothing is excluded by rule)."""
-    if c.teacher_invalid != "exclude" or not c.compare.startswith("teacher"):
+    if c.teacher_invalid != "exclude" or not compare_mode(c.compare).with_teacher:
         return index, None
     invalid = inputs.per_example(get_metric("invalid_rate"), inputs.ctx.teacher)[index]
     return index[invalid == 0], int(np.count_nonzero(invalid))

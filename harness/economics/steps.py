@@ -236,8 +236,8 @@ def candidates_step(prep: PreparedSuite, models: Models, ctx: EvalContext, optio
     if len(models.students) < 2:
         return None
     spec, data = prep.spec, prep.data
-    plan = [p for p in prep.plan if not p.criterion.compare.startswith("baseline")
-            and p.criterion.scope != gate.TRAFFIC]
+    plan = [p for p in prep.plan if not gate.compare_mode(p.criterion.compare).with_baseline
+            and p.rows != gate.TRAFFIC]
     criteria = {c.name: c for c in spec.rubric.criteria}
     features = discovery_features(spec, data)
     gated = models.gated
