@@ -41,15 +41,17 @@ def find_root(start: Path) -> Path:
 
 
 def resolve_path(
-    value: str, *, source: Path, root: Path, field: str, must_exist: bool = True
+    value: str, *, source: Path, root: Path, field: str, must_exist: bool = True,
+    outside: str = "",
 ) -> Path:
-    """Resolve ``value`` against the folder of ``source``; refuse paths outside ``root``."""
+    """Resolve ``value`` against the folder of ``source``; refuse paths outside ``root``
+    (symlinks followed). ``outside`` ends that error: what to do instead."""
     p = Path(value)
     target = (p if p.is_absolute() else source.parent / p).resolve()
     root = root.resolve()
     if target != root and root not in target.parents:
         raise SpecError(
-            f"path {value!r} leaves the repository root ({root})",
+            f"path {value!r} leaves the repository root ({root}){outside}",
             file=display_path(source),
             field=field,
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import re
 from collections.abc import Iterable, Mapping
 from functools import cache
@@ -216,7 +217,13 @@ def _model_spec(raw: Mapping[str, Any], *, source: Path, root: Path, field: str,
                 task: str = "classification", prompt: str | None = None) -> ModelSpec:
     mtype = raw["type"]
     path = raw.get("path")
+    kind = "folder" if mtype == "transformers" else "file"
     local: Path | None = None
+    if raw.get("path_env") is not None:
+        if path is not None:
+            raise SpecError("give path or path_env, not both", file=display_path(source),
+                            field=f"{field}.path_env")
+        local = _path_from_env(raw["path_env"], kind, source=source, field=f"{field}.path_env")
     if path is not None:
         candidate = Path(path)
         looks_like_hub = (
@@ -225,11 +232,12 @@ def _model_spec(raw: Mapping[str, Any], *, source: Path, root: Path, field: str,
             and not path.startswith(".")
             and _HUB_ID.match(path) is not None
         )
-        resolved = resolve_path(path, source=source, root=root, field=f"{field}.path",
-                                must_exist=False)
+        resolved = resolve_path(
+            path, source=source, root=root, field=f"{field}.path", must_exist=False,
+            outside=f"; a model {kind} kept outside it (a CI cache, a mounted volume) is named "
+                    f"by path_env: the name of an environment variable holding its location")
         if resolved.exists() or not looks_like_hub:
             if not resolved.exists():
-                kind = "folder" if mtype == "transformers" else "file"
                 raise SpecError(
                     f"{kind} {path!r} not found (resolved to {display_path(resolved)})",
                     file=display_path(source), field=f"{field}.path")
@@ -247,6 +255,7 @@ def _model_spec(raw: Mapping[str, Any], *, source: Path, root: Path, field: str,
         source=source,
         field=field,
         path=path,
+        path_env=raw.get("path_env"),
         local_path=local,
         target=raw.get("target"),
         revision=raw.get("revision"),
@@ -268,6 +277,20 @@ def _model_spec(raw: Mapping[str, Any], *, source: Path, root: Path, field: str,
         task=task,
         raw=dict(raw),
     )
+
+
+def _path_from_env(name: str, kind: str, *, source: Path, field: str) -> Path:
+    """The model folder (or file) the environment variable ``name`` holds: anywhere on the
+    machine, the point of ``path_env``; a relative value is taken from the working directory."""
+    value = os.environ.get(name, "").strip()
+    shown = display_path(source)
+    if not value:
+        raise SpecError(f"environment variable {name} is not set; it must hold the model's "
+                        f"{kind}", file=shown, field=field)
+    target = Path(value).expanduser().resolve()
+    if not (target.is_dir() if kind == "folder" else target.is_file()):
+        raise SpecError(f"{name}={value!r}: no such {kind}", file=shown, field=field)
+    return target
 
 
 def load_rubric(path: Path, root: Path | None = None, *, task: str | None = None,

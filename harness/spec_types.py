@@ -90,6 +90,8 @@ class ModelSpec:
     source: Path
     field: str  # field path in the suite, e.g. "teacher" or "students.l2"
     path: str | None = None
+    #: The environment variable naming the model's folder (or file) outside the repository.
+    path_env: str | None = None
     local_path: Path | None = None
     target: str | None = None
     revision: str | None = None

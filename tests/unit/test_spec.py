@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import SpecError
+from harness.models import load_model
 from harness.paths import find_root
 from harness.spec import (
     detect_kind,
@@ -336,6 +337,53 @@ def test_a_symlink_out_of_the_repository_is_refused(repo, tmp_path):
     edit(repo / "suites" / "tiny.yaml", "path: ../data/eval.jsonl", "path: ../data/link.jsonl")
     msg = spec_error(load_suite, repo / "suites" / "tiny.yaml")
     assert msg.startswith("suites/tiny.yaml: data.path: path '../data/link.jsonl' leaves")
+
+
+def test_a_model_outside_the_repository_is_named_by_path_env(repo, tmp_path, monkeypatch):
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    shutil.copyfile(repo / "data" / "teacher.jsonl", volume / "teacher.jsonl")
+    monkeypatch.setenv("TEACHER_PREDS", str(volume / "teacher.jsonl"))
+    in_repo = load_suite(repo / "suites" / "tiny.yaml").teacher
+    edit(repo / "suites" / "tiny.yaml", "  path: ../data/teacher.jsonl",
+         "  path_env: TEACHER_PREDS")
+    teacher = load_suite(repo / "suites" / "tiny.yaml").teacher
+    assert (teacher.path, teacher.path_env) == (None, "TEACHER_PREDS")
+    assert teacher.local_path == (volume / "teacher.jsonl").resolve()
+    # The files are hashed, not their location: the same file anywhere is the same model.
+    assert (load_model(teacher, "teacher").fingerprint()
+            == load_model(in_repo, "teacher").fingerprint())
+
+
+@pytest.mark.parametrize(("new", "expected"), [
+    ("  path_env: TEACHER_PREDS", "suites/tiny.yaml: teacher.path_env: environment variable "
+     "TEACHER_PREDS is not set; it must hold the model's file"),
+    ("  path_env: NOT_A_FILE", "suites/tiny.yaml: teacher.path_env: NOT_A_FILE='/': no such file"),
+    ("  path: ../data/teacher.jsonl\n  path_env: NOT_A_FILE",
+     "suites/tiny.yaml: teacher.path_env: give path or path_env, not both"),
+    ("  revision: x", "suites/tiny.yaml: teacher: needs path or path_env"),
+    ("  path_env: 1bad", "suites/tiny.yaml: teacher.path_env: '1bad' does not match "
+     "^[A-Za-z_][A-Za-z0-9_]*$"),
+])
+def test_bad_path_env(repo, monkeypatch, new, expected):
+    monkeypatch.delenv("TEACHER_PREDS", raising=False)
+    monkeypatch.setenv("NOT_A_FILE", "/")
+    edit(repo / "suites" / "tiny.yaml", "  path: ../data/teacher.jsonl", new)
+    assert spec_error(load_suite, repo / "suites" / "tiny.yaml") == expected
+
+
+def test_a_model_path_leaving_the_repository_names_path_env(repo, tmp_path):
+    outside = tmp_path / "teacher.jsonl"
+    shutil.copyfile(repo / "data" / "teacher.jsonl", outside)
+    (repo / "data" / "link.jsonl").symlink_to(outside)
+    for path in (str(outside), "../data/link.jsonl"):
+        edit(repo / "suites" / "tiny.yaml", "  path: ../data/teacher.jsonl", f"  path: {path}")
+        msg = spec_error(load_suite, repo / "suites" / "tiny.yaml")
+        assert msg.startswith(f"suites/tiny.yaml: teacher.path: path {path!r} leaves the "
+                              "repository root")
+        assert msg.endswith("is named by path_env: the name of an environment variable "
+                            "holding its location")
+        edit(repo / "suites" / "tiny.yaml", f"  path: {path}", "  path: ../data/teacher.jsonl")
 
 
 def test_missing_data_file(repo):

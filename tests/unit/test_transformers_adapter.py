@@ -324,6 +324,25 @@ def test_fingerprint_is_stable_and_tracks_what_decides_outputs(models, tmp_path)
     assert _model(changed).fingerprint() != before
 
 
+def test_weights_outside_the_repository_by_path_env_keep_their_fingerprint(
+        models, tiny_copy, tmp_path, monkeypatch):
+    from harness.spec import load_suite
+
+    suite = tiny_copy / "suites" / "tiny.yaml"
+    suite.write_text(suite.read_text("utf-8").replace(
+        "teacher:\n  type: predictions\n  path: ../data/teacher.jsonl",
+        "teacher:\n  type: transformers\n  path_env: TEACHER_DIR"), "utf-8")
+    fingerprints = []
+    for where in ("cache", "volume"):
+        folder = tmp_path / where / "teacher"
+        shutil.copytree(models["named"], folder)
+        monkeypatch.setenv("TEACHER_DIR", str(folder))
+        spec = load_suite(suite).teacher
+        assert spec.local_path == folder.resolve() and spec.path is None
+        fingerprints.append(TransformersModel(spec, "teacher").fingerprint())
+    assert fingerprints == [_model(models["named"]).fingerprint()] * 2
+
+
 def test_fingerprint_hashes_each_file_once(models, monkeypatch):
     import harness.paths as paths
 
