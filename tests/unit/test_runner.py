@@ -93,3 +93,7 @@ def test_a_failing_slice_whose_baseline_check_errors_says_both(suite: Path) -> N
     en = rows["lang=en"]
     assert en.verdict == "error" and en.errors == ()
     assert "errors" not in en.to_dict()
+    from harness.report import build_report
+    from harness.spec import validate_document
+
+    validate_document(build_report([result]), "report", "report.json")
