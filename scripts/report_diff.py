@@ -254,15 +254,17 @@ def run(scenarios: Path, out: Path, python: str, pythonpath: str | None, only: l
 
 # --------------------------------------------------------------------------- diff
 
-def strip_timing(doc: Any) -> Any:
-    """``doc`` without the fields that come from measured time (see :data:`TIMING_KEYS`)."""
+def strip_timing(doc: Any, ignore: frozenset[str] = frozenset()) -> Any:
+    """``doc`` without the fields that come from measured time (see :data:`TIMING_KEYS`) and
+    without the keys in ``ignore`` (fields a change is known to alter, named on the command
+    line so the rest can be shown identical)."""
     if isinstance(doc, dict):
-        drop = set(TIMING_KEYS)
+        drop = set(TIMING_KEYS) | ignore
         if doc.get("metric") in TIMING_METRICS and "verdict" in doc:
             drop |= TIMING_CHECK_FIELDS
-        return {k: strip_timing(v) for k, v in doc.items() if k not in drop}
+        return {k: strip_timing(v, ignore) for k, v in doc.items() if k not in drop}
     if isinstance(doc, list):
-        return [strip_timing(v) for v in doc]
+        return [strip_timing(v, ignore) for v in doc]
     return doc
 
 
@@ -290,7 +292,7 @@ def _short(value: Any) -> str:
     return text if len(text) <= 160 else text[:157] + "..."
 
 
-def diff(before: Path, after: Path) -> int:
+def diff(before: Path, after: Path, ignore: frozenset[str] = frozenset()) -> int:
     """Print what differs between the two runs' reports and exit codes; 0 when nothing does."""
     failures = 0
     b_status = json.loads((before / "status.json").read_text())
@@ -306,14 +308,15 @@ def diff(before: Path, after: Path) -> int:
         if b_path.exists() != a_path.exists():
             lines.append(f"report written only {'before' if b_path.exists() else 'after'}")
         elif b_path.exists():
-            lines += differences(strip_timing(json.loads(b_path.read_text())),
-                                 strip_timing(json.loads(a_path.read_text())))
+            lines += differences(strip_timing(json.loads(b_path.read_text()), ignore),
+                                 strip_timing(json.loads(a_path.read_text()), ignore))
         print(f"{key}: {'identical apart from timing fields' if not lines else 'DIFFERS'}")
         for line in lines:
             print(f"    {line}")
         failures += bool(lines)
-    print(f"{failures} report(s) differ" if failures else "every report identical apart from "
-          f"timing fields ({', '.join(sorted(TIMING_KEYS))})")
+    also = f"; also ignored: {', '.join(sorted(ignore))}" if ignore else ""
+    print(f"{failures} report(s) differ{also}" if failures else "every report identical apart "
+          f"from timing fields ({', '.join(sorted(TIMING_KEYS))}){also}")
     return 1 if failures else 0
 
 
@@ -333,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("diff", help="compare two runs' reports apart from timing fields")
     p.add_argument("before", type=Path)
     p.add_argument("after", type=Path)
+    p.add_argument("--ignore", action="append", default=[], metavar="KEY",
+                   help="also ignore this key wherever it occurs (a field another change alters)")
     args = parser.parse_args(argv)
     if args.command == "build":
         build(args.dest)
@@ -340,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         run(args.scenarios, args.out, args.python, args.pythonpath, args.only, args.suite)
         return 0
-    return diff(args.before, args.after)
+    return diff(args.before, args.after, frozenset(args.ignore))
 
 
 if __name__ == "__main__":
