@@ -5,7 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from docblocks import ROOT, all_blocks
 from docs_scenarios import LABELS
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """How many README/docs blocks were not run, and why (their ``<!-- skip: … -->``)."""
+    ran_docs = any(str(getattr(rep, "nodeid", "")).startswith("tests/docs/")
+                   for reports in terminalreporter.stats.values() for rep in reports)
+    if not ran_docs:
+        return
+    skipped = [b for b in all_blocks() if b.skip is not None]
+    terminalreporter.write_sep("-", f"docs: {len(skipped)} code block(s) not run")
+    for block in skipped:
+        terminalreporter.write_line(f"{block.page.relative_to(ROOT).as_posix()}:{block.line} "
+                                    f"[{block.lang}]: {block.skip}")
 
 
 @pytest.fixture(scope="session")
