@@ -55,10 +55,11 @@ def write_html(path: Path, report: Mapping[str, Any]) -> None:
 
 @lru_cache(maxsize=1)
 def _environment() -> Any:
-    from jinja2 import ChainableUndefined, Environment, FileSystemLoader
+    from jinja2 import ChainableUndefined, Environment, PackageLoader
 
-    folder = resources.files("harness.report") / "templates"
-    env = Environment(loader=FileSystemLoader(str(folder)), autoescape=True,
+    # Autoescaping on for every template: each value of the report reaches the page as text.
+    # Missing optional fields of an older report render empty (ChainableUndefined), not an error.
+    env = Environment(loader=PackageLoader("harness.report", "templates"), autoescape=True,
                       undefined=ChainableUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(num=fmt_number, signed=fmt_signed, pct=fmt_pct, text=show_text)
     env.globals.update(ci_svg=ci_svg, diff_html=diff_html, threshold_text=threshold_text)
@@ -90,12 +91,14 @@ def fmt_number(x: Any, digits: int = 3) -> str:
 
 
 def fmt_signed(x: Any, digits: int = 3) -> str:
+    """A number with its sign (``+0.021``), as :func:`fmt_number` for anything else."""
     if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x):
         return f"{x:+.{digits}f}"
     return fmt_number(x, digits)
 
 
 def fmt_pct(x: Any) -> str:
+    """A share as a percentage with one decimal (``–`` for none)."""
     if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x):
         return f"{100 * x:.1f}%"
     return "–"
@@ -113,6 +116,7 @@ def show_text(value: Any) -> str:
 
 
 def threshold_text(threshold: Mapping[str, Any] | None) -> str:
+    """A check's threshold as people read it: ``min -0.0500``."""
     if not threshold:
         return "–"
     return ", ".join(f"{k} {fmt_number(v, 4)}" for k, v in threshold.items())
