@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 from harness import baseline as baselines
 from harness import gate
@@ -34,14 +35,14 @@ from harness.economics.steps import (
 from harness.errors import SpecError
 from harness.judges import judges_step
 from harness.metrics import get_metric
-from harness.models.runs import load_models, run_model
+from harness.models.runs import ModelRun, load_models, run_model
 from harness.options import Options
 from harness.paths import display_path, repo_path
 from harness.prepared import PreparedSuite, discovery_features, slice_owners
 from harness.results import SuiteResult
 from harness.spec import load_suite
 from harness.tasks import get_task
-from harness.traffic import traffic_step
+from harness.traffic import TrafficOutcome, traffic_step
 
 
 def prepare_suite(path: Path, options: Options | None = None) -> PreparedSuite:
@@ -87,7 +88,6 @@ def run_prepared(prep: PreparedSuite, options: Options | None = None) -> SuiteRe
 
 def _run_prepared(prep: PreparedSuite, options: Options | None = None) -> SuiteResult:
     from harness.cache import PredictionCache
-    from harness.examples import ExampleSource, report_examples
 
     options = options or Options()
     spec, data, task = prep.spec, prep.data, prep.task
@@ -146,18 +146,7 @@ def _run_prepared(prep: PreparedSuite, options: Options | None = None) -> SuiteR
                    else stored.section)
         support = support_gaps(decided.checks, min_support={c.name: c.min_support
                                                             for c in spec.rubric.criteria})
-        traffic_rows = None
-        if traffic is not None:
-            assert prep.traffic_data is not None
-            assert teacher.traffic is not None and student.traffic is not None
-            traffic_rows = ExampleSource("traffic", prep.traffic_data, traffic.inputs,
-                                         teacher.traffic, student.traffic)
-        examples = report_examples(
-            decided.checks, decided.pockets,
-            eval_rows=ExampleSource("eval", data, inputs, teacher.predictions,
-                                    student.predictions),
-            traffic_rows=traffic_rows, traffic_pockets=decided.traffic_pockets,
-            limit=options.report_examples)
+        examples = _examples(prep, decided, inputs, teacher, student, traffic, options)
         return SuiteResult(
             name=spec.name, version=spec.version, task=spec.task,
             path=repo_path(spec.path, spec.root), n=len(data),
@@ -177,6 +166,26 @@ def _run_prepared(prep: PreparedSuite, options: Options | None = None) -> SuiteR
             examples=examples, baseline_file=spec.baseline_path, candidates=candidates)
     finally:
         models.close()
+
+
+def _examples(prep: PreparedSuite, decided: gate.Decisions, inputs: gate.GateInputs,
+              teacher: ModelRun, student: ModelRun, traffic: TrafficOutcome | None,
+              options: Options) -> dict[str, Any]:
+    """The examples the decided checks and pockets cite, teacher and student side by side."""
+    from harness.examples import ExampleSource, report_examples
+
+    traffic_rows = None
+    if traffic is not None:
+        assert prep.traffic_data is not None
+        assert teacher.traffic is not None and student.traffic is not None
+        traffic_rows = ExampleSource("traffic", prep.traffic_data, traffic.inputs,
+                                     teacher.traffic, student.traffic)
+    return report_examples(
+        decided.checks, decided.pockets,
+        eval_rows=ExampleSource("eval", prep.data, inputs, teacher.predictions,
+                                student.predictions),
+        traffic_rows=traffic_rows, traffic_pockets=decided.traffic_pockets,
+        limit=options.report_examples)
 
 
 def run_suite(path: Path, options: Options | None = None) -> SuiteResult:
