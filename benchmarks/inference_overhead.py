@@ -236,7 +236,7 @@ class Stopwatch:
         ("coverage", "TF-IDF over the distillation data", "harness.runner",
          ("coverage_step", "_coverage")),
         ("gate", "checks, statistics, pockets", "harness.runner", ("judge_step", "_decide")),
-        ("gate", "", "harness.gate", ("judge",)),
+        ("gate", "", "harness.gate", ("decide_checks", "judge")),
         ("closing", "Model.close", tf_adapter.TransformersModel, "close"),
     )
 
