@@ -19,10 +19,8 @@ OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_EVALUATE_OFFLINE": "1", "HF_DATASETS_OFFLI
 
 
 @pytest.fixture
-def repo(tmp_path, monkeypatch) -> Path:
-    root = tmp_path / "repo"
-    shutil.copytree(TINY, root)
-    monkeypatch.chdir(root)
+def repo(tiny_copy, monkeypatch) -> Path:
+    root = tiny_copy
     for key, value in OFFLINE.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
