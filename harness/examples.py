@@ -54,7 +54,7 @@ def report_examples(checks: Sequence[Check], pockets: Sequence[Pocket], *, eval_
     metrics = _outcome_metrics(c.metric for c in checks)
     picker = _Picker(limit, metrics)
     for check in checks:
-        if check.verdict not in SHOWN_VERDICTS:
+        if check.verdict not in SHOWN_VERDICTS or _suite_wide(check.metric):
             continue
         traffic = check.slice == TRAFFIC or check.slice.startswith(TRAFFIC + ":")
         source = traffic_rows if traffic else eval_rows
@@ -71,6 +71,14 @@ def report_examples(checks: Sequence[Check], pockets: Sequence[Pocket], *, eval_
             for pocket in found:
                 picker.pocket(rows_of, pocket)
     return picker.entries()
+
+
+def _suite_wide(name: str) -> bool:
+    """Whether ``name`` is a figure of the whole suite (speed, size, cost): no example explains it."""
+    try:
+        return get_metric(name).kind == "suite"
+    except (HarnessError, ValueError):
+        return False
 
 
 def _outcome_metrics(names: Iterable[str]) -> list[Metric]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import dataclasses
 import hashlib
 import json
 import re
@@ -222,6 +223,9 @@ def test_examples_of_a_failing_check_worse_first_and_capped():
                          "checks": ["s::gap[lang=de]"], "pockets": []}
     assert out["e3"]["student_worse"] is False
     assert report_examples([_check("lang=de", "fail")], [], eval_rows=rows, limit=0) == {}
+    speed = dataclasses.replace(_check("overall", "warn"), metric="latency_improvement",
+                                compare="value")
+    assert report_examples([speed], [], eval_rows=rows, limit=3) == {}  # a suite-wide figure
     assert list(report_examples([_check("lang=de", "fail")], [], eval_rows=rows, limit=1)) == ["e0"]
 
 
