@@ -112,15 +112,15 @@ def _duration(seconds: float) -> str:
 def make_progress(
     label: str, *, enabled: bool | None = None, stream: TextIO | None = None
 ) -> Progress | None:
-    """A progress callback writing on ``stream`` (default stderr), or None when ``enabled`` is
-    False (quiet).
+    """A progress callback writing on ``stream`` (default stdout, with the run's summary: stderr
+    stays for the one-line error of a failed run), or None when ``enabled`` is False (quiet).
 
     ``enabled=None``: on a terminal outside CI (``stream.isatty()`` and no ``CI`` environment
     variable) one line redrawn in place (:class:`LineProgress`); otherwise one line per stage
     when it ends (:class:`StageProgress`), so a CI log says what ran, free of ``\\r`` lines.
     ``enabled=True`` always redraws in place.
     """
-    out = stream if stream is not None else sys.stderr
+    out = stream if stream is not None else sys.stdout
     if enabled is False:
         return None
     if enabled or _interactive(out):

@@ -90,9 +90,9 @@ def test_messy_answers_the_teacher_gate_and_a_labels_map_edit_that_asks_nothing(
     assert code == 1, err
     assert sum(server.requests.values()) == N
     # Not a terminal (a CI log): one line for the stage, its requests and their rate.
-    (stage,) = [line for line in err.splitlines() if line.startswith("teacher: ")]
+    (stage,) = [line for line in out.splitlines() if line.startswith("teacher: ")]
     assert stage.startswith(f"teacher: {N}/{N} requests in ") and stage.endswith(" requests/s")
-    assert "\r" not in err
+    assert "\r" not in out and err == ""
     # The terminal and the Markdown say how many answers were invalid and show a few.
     shown = ('r7 "I cannot decide", r8 "positive", r18 "positive", r21 "I cannot decide", '
              'r28 "positive"')
