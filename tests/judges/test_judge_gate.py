@@ -348,3 +348,28 @@ def test_pointwise_scores_are_paired_and_the_teachers_lowest_join_the_audit(
     assert audit["judge_suspects"][0] == {"id": "q001", "judge": "helpful", "score": 5.0}
     assert "q001" in audit["suspect_ids"]
     assert code == 1
+
+
+def test_agreement_with_peoples_labels_is_reported_and_gated(repo, monkeypatch, capsys):
+    write_repo(repo, criteria=[{"name": "agrees", "metric": "judge_agreement:helpful",
+                                "compare": "value", "min": 0.9}])
+    # people labelled the first 40 examples: the teacher wins on math, ties elsewhere; one
+    # label disagrees with the judge
+    data = rows()
+    for r in data[:40]:
+        r["human_pref"] = "teacher" if r["topic"] == "math" else "tie"
+    data[1]["human_pref"] = "student"
+    (repo / "data" / "chat.jsonl").write_text("".join(json.dumps(r) + "\n" for r in data))
+    suite = yaml.safe_load((repo / "suites" / "chat.yaml").read_text("utf-8"))
+    suite["judge_labels"] = {"helpful": "human_pref"}
+    (repo / "suites" / "chat.yaml").write_text(yaml.safe_dump(suite, sort_keys=False), "utf-8")
+    server = serve(monkeypatch, honest)
+    try:
+        code, doc = run(repo)
+    finally:
+        server.__exit__()
+    capsys.readouterr()
+    agreement = doc["suites"][0]["judges"]["helpful"]["agreement"]
+    assert agreement["n"] == 40 and agreement["rate"] == pytest.approx(39 / 40)
+    assert 0.9 < agreement["kappa"] < 1.0
+    assert checks(doc)["agrees[overall]"]["verdict"] == "pass"
