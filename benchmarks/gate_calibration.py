@@ -260,6 +260,26 @@ def exact_size(n: int, teacher_acc: float, rescue: float, margin: float = MARGIN
     return size
 
 
+#: A judge's margin, and outcome shapes with mean exactly the margin: many ties (a cautious
+#: judge) and decisive verdicts (a judge that rarely calls a tie), both orders asked.
+WIN_MARGIN = 0.45
+WIN_VALUES = np.array([0.0, 0.25, 0.5, 0.75, 1.0])
+WIN_SHAPES = {"many ties (20/10/50/10/10%)": np.array([0.20, 0.10, 0.50, 0.10, 0.10]),
+              "decisive (47.5/5/5/5/37.5%)": np.array([0.475, 0.05, 0.05, 0.05, 0.375])}
+WIN_SIZES = (50, 200, 1000)
+
+
+def win_rate_size(rng: np.random.Generator, runs: int, n: int, probs: np.ndarray) -> int:
+    """Failing checks among ``runs`` suites whose true win rate is exactly the margin."""
+    hits = 0
+    for r in range(runs):
+        values = rng.choice(WIN_VALUES, n, p=probs)
+        test = compare_test(student=values, reference=None, compare="value", bound="min",
+                            threshold=WIN_MARGIN, binary=False, confidence=CONFIDENCE, seed=r)
+        hits += test.p_value is not None and test.p_value < ALPHA
+    return hits
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=4000,
@@ -353,6 +373,21 @@ def main(argv: list[str] | None = None) -> int:
             print(f"   {'':14}{n:>5}  " + "  ".join(f"{s:>11.4%}" for s in sizes))
         targets.append((f"exact size at the margin <= {level:.1%} for every n and rescue rate",
                         largest <= level))
+    print()
+
+    print(f"7. A judge's win rate against its margin (judge:<name>, compare: value, min "
+          f"{WIN_MARGIN}): per-example outcomes in {{0, 1/4, 1/2, 3/4, 1}} with mean exactly "
+          f"{WIN_MARGIN}; the gate's seeded BCa bootstrap, one check at alpha")
+    win_runs = max(args.runs // 10, 20 if args.quick else 200)
+    largest = 0.0
+    for label, probs in WIN_SHAPES.items():
+        for n in WIN_SIZES if not args.quick else WIN_SIZES[:1]:
+            hits = win_rate_size(rng, win_runs, n, probs)
+            largest = max(largest, hits / win_runs)
+            print(f"   {label:<34} n={n:>5}: {rate(hits, win_runs)}")
+    # a size estimated from a few hundred runs has a standard error of about 1.3 points
+    targets.append((f"win-rate test size at the margin <= {ALPHA:.0%} + 2 SE of the simulation",
+                    largest <= ALPHA + 2 * (ALPHA * (1 - ALPHA) / win_runs) ** 0.5))
     print()
 
     print("Targets" + (" (quick mode: too few runs to judge)" if args.quick else ""))
