@@ -371,3 +371,14 @@ def test_subset_and_concat_keep_the_columns(tmp_path):
     both = sub.concat(data.subset([0]))
     assert both.ids == ("d", "b", "a") and [r["id"] for r in both.records] == ["d", "b", "a"]
     assert list(where_mask(both, {"lang": "de"})) == [True, True, False]
+
+
+def test_a_numeric_feature_missing_on_some_rows_is_nan_in_columns(tmp_path):
+    rows = [{**r} for r in ROWS]
+    del rows[1]["n"]
+    data = load_dataset(spec(write_jsonl(tmp_path / "d.jsonl", rows)), ["pos", "neg"])
+    assert data.table is not None
+    n = data.features["n"]
+    assert n.dtype == float and np.isnan(n[1]) and list(n[[0, 2, 3]]) == [3.0, 30.0, 1.0]
+    assert "n" not in data.records[1] and list(where_mask(data, {"n": {"lt": 5}})) == [
+        True, False, False, True]
