@@ -83,10 +83,45 @@ def _options(config: pytest.Config) -> Options:
         html_path=path("distill_html"),
         report_examples=int(examples),
         annotations=config.getoption("distill_annotations"),
-        progress=True,
+        progress=config.getoption("verbose") > -2,  # quiet with -q -q
+        progress_stream=_TerminalProgress(config),
         seed=config.getoption("distill_seed"),
         dry_run=config.getoption("distill_dry_run"),
     )
+
+
+class _TerminalProgress:
+    """Progress lines through pytest's terminal writer, with output capture suspended (as live
+    logging does): a model run inside a test item still reaches the terminal or the CI log."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+
+    def _reporter(self) -> Any:
+        return self.config.pluginmanager.get_plugin("terminalreporter")
+
+    def write(self, text: str) -> None:
+        reporter = self._reporter()
+        if reporter is None:
+            return
+        capman = self.config.pluginmanager.get_plugin("capturemanager")
+        if capman is None:
+            self._show(reporter, text)
+            return
+        with capman.global_and_fixture_disabled():
+            self._show(reporter, text)
+
+    @staticmethod
+    def _show(reporter: Any, text: str) -> None:
+        reporter.ensure_newline()  # not after the item's "suites/x.yaml " on the same line
+        reporter.write(text, flush=True)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        reporter = self._reporter()
+        return bool(reporter is not None and reporter.isatty)
 
 
 def _targets(config: pytest.Config, raw: list[str]) -> list[Path]:

@@ -21,12 +21,12 @@ from fake_openai import FINGERPRINT, SERVED_MODEL, answer_for, usage_for
 from harness.errors import ModelError, SpecError
 from harness.models import load_model
 from harness.models.openai_compat import (
-    INVALID_LABEL,
     OpenAICompatModel,
     cut_at_stop,
     label_matcher,
 )
 from harness.options import Options
+from harness.outputs import INVALID_LABEL
 
 KEY = "sk-test-0123456789abcdef-not-a-real-key"
 FAULTS = (None, "429", "503", "slow", "malformed", "drop")
