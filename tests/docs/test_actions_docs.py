@@ -109,3 +109,11 @@ def test_whole_history_and_data_in_the_filter_and_the_cache_key(adopter: Path) -
     patterns = re.findall(r"'([^']*)'", key)
     assert any(fnmatch("data/eval.jsonl", p) for p in patterns), key
     assert action["inputs"]["install"]["default"] == ""  # no `pip install -e .` without packaging
+
+
+def test_every_input_and_output_of_the_action_is_documented() -> None:
+    action = yaml.safe_load(ACTION.read_text("utf-8"))
+    text = PAGE.read_text("utf-8")
+    missing = [f"input {name}" for name in action["inputs"] if f"| `{name}` |" not in text]
+    missing += [f"output {name}" for name in action["outputs"] if f"`{name}`" not in text]
+    assert not missing, f"docs/github-actions.md lacks {missing}"
