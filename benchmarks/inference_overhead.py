@@ -85,7 +85,8 @@ from harness.models import load_model  # noqa: E402
 from harness.models import transformers as tf_adapter  # noqa: E402
 from harness.options import Options  # noqa: E402
 from harness.paths import find_root  # noqa: E402
-from harness.runner import PreparedSuite, prepare_suite, run_suite  # noqa: E402
+from harness.prepared import PreparedSuite  # noqa: E402
+from harness.runner import prepare_suite, run_suite  # noqa: E402
 
 TARGET_COLD = 1.05
 LAZY_IMPORTS = ("harness.audit", "harness.baseline", "harness.coverage", "harness.economics",

@@ -99,7 +99,8 @@ def _read_bytes(arg: str, cwd: Path) -> tuple[bytes, str]:
 def read_run(arg: str, *, cwd: Path | None = None, suite: str | None = None) -> Run:
     """Read one side: a baseline file, a report (its suite ``suite``, or its only one) or
     ``REV:path``. :class:`CompareError` on a missing or malformed file."""
-    from harness.baseline import BaselineError, parse_baseline
+    from harness.baseline import parse_baseline
+    from harness.errors import BaselineError
     from harness.spec import validate_document
 
     raw, shown = _read_bytes(arg, cwd or Path.cwd())

@@ -61,7 +61,7 @@ def plan_suite(path: Path, options: Options) -> dict[str, Any]:
 def _known_answers(model: Any, data: Any, labels: list[str], cache: Any) -> list[str] | None:
     """A model's answers over ``data`` where they can be had without running it: a
     predictions file, or outputs in the prediction cache; None otherwise."""
-    if model.spec.type == "predictions":
+    if model.precomputed:
         return list(model.predict(data, labels).outputs or ())
     hit = cache.load(model.fingerprint(), data, labels)
     return list(hit.outputs or ()) if hit is not None else None

@@ -248,7 +248,8 @@ def git_releases(baseline_path: Path, *, limit: int | None = None,
     """Every committed state of a baseline file, oldest first (the last ``limit`` only, and
     the first, when ``limit`` is given). A revision whose file cannot be read is skipped with
     a line in ``notes``."""
-    from harness.baseline import BaselineError, parse_baseline
+    from harness.baseline import parse_baseline
+    from harness.errors import BaselineError
 
     top, revisions = file_revisions(baseline_path)
     if limit is not None and len(revisions) > limit + 1:

@@ -108,6 +108,8 @@ class Model(abc.ABC):
     #: ``answers_per_example``: the model keeps its raw answers in its own per-example store
     #: (:class:`harness.cache.AnswerStore`) and decodes them on every run.
     answers_per_example: bool = False
+    #: ``precomputed``: the answers are read from a file; predicting runs no model.
+    precomputed: bool = False
 
     def __init__(self, spec: ModelSpec, role: str):
         self.spec = spec

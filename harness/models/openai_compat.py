@@ -48,8 +48,7 @@ from harness.errors import ModelError, SpecError
 from harness.models.base import Model, ModelFacts, Predictions, Progress
 from harness.outputs import INVALID_LABEL  # an answer matching no label: an invalid output
 
-__all__ = ["INVALID_LABEL", "EndpointSettings", "OpenAICompatModel", "build", "cut_at_stop",
-           "label_matcher"]
+__all__ = ["EndpointSettings", "OpenAICompatModel", "build", "cut_at_stop", "label_matcher"]
 
 if TYPE_CHECKING:
     from harness.data import Dataset

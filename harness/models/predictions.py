@@ -20,7 +20,6 @@ import numpy as np
 from harness.data import (
     Dataset,
     distinct,
-    file_sha256,
     jsonl_values,
     numbers,
     object_column,
@@ -29,7 +28,7 @@ from harness.data import (
 )
 from harness.errors import DataError
 from harness.models.base import Model, ModelFacts, Predictions, Progress
-from harness.paths import display_path
+from harness.paths import display_path, file_sha256
 
 #: Scores over the label set must sum to 1 within this tolerance.
 SUM_TOLERANCE = 1e-3
@@ -53,6 +52,7 @@ class PredictionsModel(Model):
     """
 
     timeable = False
+    precomputed = True
 
     def __init__(self, spec: Any, role: str, cache_dir: Path | None = None):
         super().__init__(spec, role)

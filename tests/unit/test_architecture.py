@@ -240,6 +240,47 @@ def _harness_imports(rel: str) -> set[str]:
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("harness")}
 
 
+def _top_level_names(path: Path) -> set[str]:
+    """What a module defines itself: its functions, classes and assigned names."""
+    names: set[str] = set()
+    for node in ast.parse(path.read_text("utf-8")).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
+    return names
+
+
+def reexported_imports(package: Path, name: str = "harness") -> list[str]:
+    """``from harness.m import x`` where module ``m`` (not a package) does not define ``x``
+    itself: a name taken through a module that merely imports it, which keeps an arrow (and,
+    once, a cycle) that nothing needs. A package's ``__init__`` is its public API: exempt."""
+    modules = {".".join((name, *p.relative_to(package).with_suffix("").parts)): p
+               for p in sorted(package.rglob("*.py")) if p.name != "__init__.py"}
+    defined = {m: _top_level_names(p) for m, p in modules.items()}
+    found = []
+    for p in sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(p.read_text("utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module in defined:
+                found += [f"{p.relative_to(package.parent).as_posix()}:{node.lineno}: "
+                          f"{node.module}.{a.name}" for a in node.names
+                          if a.name not in defined[node.module]
+                          and f"{node.module}.{a.name}" not in modules]
+    return found
+
+
+def test_names_are_imported_from_the_module_that_defines_them():
+    assert reexported_imports(PACKAGE) == []
+
+
+def test_the_reexport_guard_sees_a_name_taken_through_another_module(tmp_path):
+    root = _package(tmp_path, {"paths.py": "def where():\n    pass\n",
+                               "spec.py": "from pkg.paths import where\n",
+                               "data.py": "from pkg.spec import where\nfrom pkg.paths import where\n"})
+    assert reexported_imports(root, "pkg") == ["pkg/data.py:1: pkg.spec.where"]
+
+
 def test_data_does_not_import_spec_back():
     # spec.py loads suites and uses data.py; path helpers live in paths.py for both.
     assert "harness.spec" not in _harness_imports("harness/data.py")
