@@ -175,6 +175,19 @@ def numbers(values: Any, dtype: Any, fill: Any) -> np.ndarray:
     return out
 
 
+def string_array(values: Sequence[str]) -> Any:
+    """Python strings as a pyarrow ``large_string`` array, built from buffers (not ``pa.array``,
+    which imports pandas)."""
+    import pyarrow as pa
+
+    encoded = [v.encode("utf-8") for v in values]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    np.cumsum(np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)),
+              out=offsets[1:])
+    return pa.Array.from_buffers(pa.large_string(), len(encoded),
+                                 [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))])
+
+
 def distinct(chunked: Any) -> list[Any]:
     """The distinct values of a pyarrow column (no ``pa.array`` call: that imports pandas)."""
     return list(chunked.unique().to_pylist())

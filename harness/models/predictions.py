@@ -25,6 +25,7 @@ from harness.data import (
     object_column,
     read_rows,
     row_word,
+    string_array,
 )
 from harness.errors import DataError
 from harness.models.base import Model, ModelFacts, Predictions, Progress
@@ -237,12 +238,11 @@ def _read_columns(path: Path, data: Dataset, labels: Sequence[str]) -> Predictio
     ids_col = table.column("id")
     if ids_col.null_count:
         return None
-    if pa.types.is_integer(ids_col.type):
-        ids_col = ids_col.cast(pa.string())
-    elif not (pa.types.is_string(ids_col.type) or pa.types.is_large_string(ids_col.type)):
+    if not (pa.types.is_integer(ids_col.type) or pa.types.is_string(ids_col.type)
+            or pa.types.is_large_string(ids_col.type)):
         return None
     # Where each line's id sits in the data set: every id known, each exactly once.
-    position = pc.index_in(ids_col, value_set=pa.array(data.ids, type=pa.string()))
+    position = pc.index_in(ids_col.cast(pa.large_string()), value_set=string_array(data.ids))
     if position.null_count:
         return None
     rows = numbers(position, np.int64, -1)
