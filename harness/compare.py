@@ -208,6 +208,7 @@ class Comparison:
     checks: list[MarginCheck]
     rubric: str
     notes: list[str] = field(default_factory=list)
+    confidence: float = 0.95  # the two-sided level of the slices' CIs (the run's slice table)
 
     @property
     def non_inferior(self) -> bool:
@@ -233,7 +234,8 @@ class Comparison:
                 "verdict": "non-inferior" if self.non_inferior else "inferior",
                 "slices": [s.to_dict() for s in self.slices],
                 "checks": [c.to_dict() for c in self.checks],
-                "lost_most": [s.slice for s in self.lost_most()], "notes": list(self.notes)}
+                "lost_most": [s.slice for s in self.lost_most()], "notes": list(self.notes),
+                "confidence": self.confidence}
 
 
 def primary_metric(spec: SuiteSpec, runs: Sequence[Run]) -> str:
@@ -308,8 +310,9 @@ def compare_runs(a: Run, b: Run, spec: SuiteSpec, *, rubric: RubricSpec | None =
     :class:`CompareError` when they are runs of different suites or tasks, when they share no
     example id with each other and the data, or when a side has no per-example outcomes.
     """
-    from harness import stats
+    from harness import gate
     from harness.data import build_slices
+    from harness.metrics import get_metric
     from harness.tasks import get_task
 
     check_comparable(a, b)
@@ -347,19 +350,20 @@ def compare_runs(a: Run, b: Run, spec: SuiteSpec, *, rubric: RubricSpec | None =
     slices = build_slices(spec, sub, allow_empty=True)
     a_vals, b_vals, binary = _per_example(metric, spec, sub, a_out, b_out)
 
+    # The run's per-slice table (gate.slice_table) with A in the teacher's place, plus flips.
+    nonempty = {k: np.asarray(v, dtype=int) for k, v in slices.items() if len(v)}
+    ctx = task.context(sub, a_out, spec)
+    table = gate.slice_table(get_metric(metric), gate.GateInputs(
+        ctx=ctx, student=b_out, slices=nonempty, ids=ids),
+        confidence=gate.table_confidence(rubric))
     rows = []
-    for name, idx in slices.items():
-        idx = np.asarray(idx, dtype=int)
-        if len(idx) == 0:
-            continue
+    for row in table:
+        idx = nonempty[row.slice]
         sa, sb = a_vals[idx], b_vals[idx]
-        test = stats.compare_test(student=sb, reference=sa, compare="baseline_delta",
-                                  bound="min", threshold=0.0, binary=binary, seed=seed)
         lost_mask, gained_mask = (sa > sb), (sb > sa)
         rows.append(SliceDelta(
-            slice=name, n=int(len(idx)), a=float(sa.mean()), b=float(sb.mean()),
-            delta=float(sb.mean() - sa.mean()),
-            ci=(float(test.ci[0]), float(test.ci[1])) if test.defined else None,
+            slice=row.slice, n=row.n, a=row.teacher, b=row.student, delta=row.delta,
+            ci=row.ci if all(np.isfinite(row.ci)) else None,
             lost=int(lost_mask.sum()), gained=int(gained_mask.sum()),
             lost_ids=tuple(ids[i] for i in idx[lost_mask][:SHOWN_IDS]),
             gained_ids=tuple(ids[i] for i in idx[gained_mask][:SHOWN_IDS])))
@@ -372,7 +376,8 @@ def compare_runs(a: Run, b: Run, spec: SuiteSpec, *, rubric: RubricSpec | None =
                               scope="all", index=-1, min=0.0)]
     checks = _margin_checks(criteria, spec, sub, a_out, b_out, slices, notes, seed, strict)
     return Comparison(a=a, b=b, metric=metric, n=len(positions), slices=rows, checks=checks,
-                      rubric=f"{rubric.id} v{rubric.version}", notes=notes)
+                      rubric=f"{rubric.id} v{rubric.version}", notes=notes,
+                      confidence=gate.table_confidence(rubric))
 
 
 def check_comparable(a: Run, b: Run) -> None:
@@ -454,7 +459,8 @@ def render(cmp: Comparison, form: str) -> str:
     rows = [[s.slice, s.n, fmt(s.a), fmt(s.b), signed(s.delta),
              interval(s.ci), s.lost, s.gained,
              ", ".join(s.lost_ids) or "-"] for s in cmp.slices]
-    table = tabulate(rows, headers=["slice", "n", f"A {m}", f"B {m}", "delta (B−A)", "95% CI",
+    table = tabulate(rows, headers=["slice", "n", f"A {m}", f"B {m}", "delta (B−A)",
+                                    f"{100 * cmp.confidence:.4g}% CI",
                                     "lost", "gained", "lost ids"],
                      tablefmt=tablefmt, disable_numparse=True)
     crow = [[f"{c.criterion}[{c.slice}]", c.metric, c.compare,
@@ -464,6 +470,7 @@ def render(cmp: Comparison, form: str) -> str:
     ctable = tabulate(crow, headers=["check (A as baseline)", "metric", "compare", "threshold",
                                      "value", "CI", "n", "p", "q", "verdict"],
                       tablefmt=tablefmt, disable_numparse=True)
-    parts = [*head, "", table, "", ctable, "", verdict_line(cmp)]
+    parts = [*head, "", table, "", ctable, ""]
     parts += [f"note: {n}" for n in cmp.notes]
+    parts.append(verdict_line(cmp))  # last: the line a script or a reader looks for
     return "\n".join(parts) + "\n"
