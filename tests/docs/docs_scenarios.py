@@ -83,3 +83,28 @@ def lay_out_adopter(root: Path) -> None:
     harness = root / "vendor" / "distill-harness"
     shutil.copytree(action, harness / ".github" / "actions" / "distill-gate")
     shutil.copyfile(ROOT / "pyproject.toml", harness / "pyproject.toml")
+
+
+def lay_out_support(root: Path) -> None:
+    """docs/endpoints.md: what its support suite names besides the served teacher: the data,
+    a rubric, and the student's folder. The page runs only the dry run, which by contract
+    loads no model and sends no request, so the folder holds just the files a transformers
+    folder has (they are hashed into its fingerprint)."""
+    import json
+
+    (root / "data").mkdir()
+    with (root / "data" / "support.jsonl").open("w", encoding="utf-8") as f:
+        for i, (question, answer) in enumerate((("How do I reset my password?", "Settings > Reset"),
+                                               ("Can I change my plan?", "Yes, under Billing"),
+                                               ("Where is my invoice?", "Billing > Invoices"))):
+            f.write(json.dumps({"id": f"q-{i}", "question": question, "answer": answer}) + "\n")
+    (root / "rubrics").mkdir()
+    (root / "rubrics" / "support.yaml").write_text(
+        "schema_version: 1\nid: support-gate\nversion: 1\ncriteria:\n"
+        "  - {name: fidelity, metric: teacher_chrf, compare: value, min: 0.8, scope: overall}\n",
+        "utf-8")
+    student = root / "models" / "student"
+    student.mkdir(parents=True)
+    (student / "config.json").write_text('{"model_type": "gpt2"}\n', "utf-8")
+    (student / "tokenizer_config.json").write_text("{}\n", "utf-8")
+    (student / "model.safetensors").write_bytes(b"not loaded by a dry run")

@@ -143,6 +143,10 @@ def _adopter(root: Path, request: pytest.FixtureRequest) -> None:
     scenarios.lay_out_adopter(root)
 
 
+def _support(root: Path, request: pytest.FixtureRequest) -> None:
+    scenarios.lay_out_support(root)
+
+
 #: Page -> how its repository is laid out before its file blocks are written and its shell
 #: blocks run.
 SCENARIOS: dict[str, Callable[[Path, pytest.FixtureRequest], None]] = {
@@ -150,6 +154,7 @@ SCENARIOS: dict[str, Callable[[Path, pytest.FixtureRequest], None]] = {
     "docs/history.md": _tickets,
     "docs/cli.md": _tickets,
     "docs/github-actions.md": _adopter,
+    "docs/endpoints.md": _support,
 }
 
 
