@@ -114,6 +114,7 @@ def frontier_figure(
         title += f" — recommended: {recommended}"
     ax.set_title(title, fontsize=10)
     ax.grid(True, alpha=0.3)
+    ax.margins(0.12)  # markers and their labels stay inside the axes
     return fig
 
 
@@ -130,6 +131,8 @@ def quality_threshold(checks: Sequence[Mapping[str, Any]]) -> float | None:
 def _p50(row: Mapping[str, Any], who: str) -> float | None:
     """``who``'s p50 seconds at the largest batch size of a candidate row's timing (None if none)."""
     timing = row.get("timing")
+    if isinstance(timing, Mapping) and isinstance(timing.get("latency"), Mapping):
+        timing = timing["latency"]  # a candidate's economics timing holds the latency report
     per_batch = (timing.get("per_batch") or []) if isinstance(timing, Mapping) else []
     value = per_batch[-1].get(f"{who}_p50") if per_batch else None
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None

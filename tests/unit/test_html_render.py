@@ -176,11 +176,12 @@ def test_frontier_is_an_inline_png_with_teacher_and_threshold():
     suite["economics"] = {"candidates": [
         {"name": "l2", "params": 5, "quality_ratio": 0.93, "passes": True, "timing": timing},
         {"name": "l1", "params": 3, "quality_ratio": 0.85, "passes": False,
-         "timing": {"per_batch": [{"teacher_p50": 0.05, "student_p50": 0.01}]}}],
+         "timing": {"latency": {"per_batch": [{"teacher_p50": 0.05, "student_p50": 0.01}]}}}],
         "frontier": ["l1", "l2"], "recommended": "l2"}
     drawn = report_frontier(suite)
     assert drawn is not None
     assert drawn["teacher_latency"] == 0.05 and drawn["threshold"] == 0.9
+    assert [c.latency for c in drawn["candidates"]] == [0.02, 0.01]
     page = render_html(report)
     assert '<img class="plot" src="data:image/png;base64,' in page
 
