@@ -107,12 +107,15 @@ class HFModel(Model):
         *,
         allow_remote_code: bool = False,
         device_override: str | None = None,
+        flag_prefix: str = "--distill-",
     ):
         super().__init__(spec, role)
+        # Messages name the flags as the front end in use spells them (Options.flag_prefix).
+        self._flag_prefix = flag_prefix
         if spec.trust_remote_code and not allow_remote_code:
             raise ModelError(
                 "trust_remote_code: true runs Python code shipped with the model; it also"
-                " needs --distill-allow-remote-code on the command line",
+                f" needs {flag_prefix}allow-remote-code on the command line",
                 file=spec.source,
                 field=f"{spec.field}.trust_remote_code",
             )
@@ -310,7 +313,7 @@ class HFModel(Model):
         if not torch.cuda.is_available():
             raise self._error(
                 f"device {request} was asked for but CUDA is not available"
-                " (use device: auto or cpu, or --distill-device cpu)",
+                f" (use device: auto or cpu, or {self._flag_prefix}device cpu)",
                 field,
             )
         if m.group(1) is not None and int(m.group(1)) >= torch.cuda.device_count():

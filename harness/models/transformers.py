@@ -105,9 +105,9 @@ def build(spec: ModelSpec, role: str, options: Options) -> Model:
         from harness.models.transformers_generation import GenerationModel
 
         return GenerationModel(spec, role, allow_remote_code=options.allow_remote_code,
-                               device_override=options.device)
+                               device_override=options.device, flag_prefix=options.flag_prefix)
     return TransformersModel(spec, role, allow_remote_code=options.allow_remote_code,
-                             device_override=options.device)
+                             device_override=options.device, flag_prefix=options.flag_prefix)
 
 
 def _require_extra(spec: ModelSpec) -> None:

@@ -80,9 +80,10 @@ class GenerationModel(HFModel):
         *,
         allow_remote_code: bool = False,
         device_override: str | None = None,
+        flag_prefix: str = "--distill-",
     ):
         super().__init__(spec, role, allow_remote_code=allow_remote_code,
-                         device_override=device_override)
+                         device_override=device_override, flag_prefix=flag_prefix)
         self.settings: GenerationSettings = spec.generation or GenerationSettings()
         self._encoder_decoder = False
         self._eos: tuple[int, ...] = ()

@@ -109,6 +109,21 @@ def test_messages_name_the_flag_of_distill_run(repo, capsys):
     assert Options().flag("update-baselines") == "--distill-update-baselines"  # pytest's spelling
 
 
+def test_remote_code_message_names_the_flag_of_distill_run(repo, capsys):
+    pytest.importorskip("transformers")
+    folder = repo / "models" / "student"
+    folder.mkdir(parents=True)
+    for name, text in (("config.json", '{"model_type": "bert"}'), ("tokenizer_config.json", "{}")):
+        (folder / name).write_text(text, "utf-8")
+    (folder / "model.safetensors").write_bytes(b"never loaded: the spec is refused first")
+    edit(repo / "suites" / "tiny.yaml", "student:\n  type: predictions\n  path: ../data/student.jsonl",
+         "student:\n  type: transformers\n  path: ../models/student\n  trust_remote_code: true")
+    code, _, err = distill(capsys, "run", "suites/tiny.yaml", "--no-cache")
+    assert code == 2
+    line = one_line(err)
+    assert "student.trust_remote_code" in line and "needs --allow-remote-code" in line, line
+
+
 # --------------------------------------------------------------------------- bad input: exit 2
 
 def _lines(path: Path, *, drop: int | None = None, replace: tuple[int, str] | None = None) -> None:
