@@ -205,7 +205,9 @@ def write_bench_suite(suite: Path, workdir: Path, limit: int | None, coverage: b
 
     rubric_src = Path(absolute(raw["rubric"]))
     rubric = yaml.safe_load(rubric_src.read_text("utf-8"))
-    rubric["criteria"] = [c for c in rubric["criteria"] if c["metric"] not in TIMING_METRICS]
+    # without traffic_data a traffic criterion is a SpecError: the copy drops both
+    rubric["criteria"] = [c for c in rubric["criteria"] if c["metric"] not in TIMING_METRICS
+                          and c.get("scope") != "traffic"]
     rubric_path = workdir / "rubric.yaml"
     rubric_path.write_text(yaml.safe_dump(rubric, sort_keys=False), "utf-8")
     raw["rubric"] = str(rubric_path)
