@@ -192,18 +192,18 @@ print("finished")
 """
     spec = endpoint_spec(server.base_url, max_connections=2)
     data = dataset(prompts(n))
-    journal = model(spec, tmp_path).store(data)
+    store = model(spec, tmp_path).store(data)
     child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if journal.path.exists() and journal.path.read_bytes().count(b"\n") > n // 3:
+        if store.path.exists() and store.path.read_bytes().count(b"\n") > n // 3:
             break
         assert child.poll() is None, "the child run ended before it was killed"
         time.sleep(0.02)
     os.kill(child.pid, signal.SIGKILL)
     child.wait(10)
-    kept = journal.read()
+    kept = store.read()
     assert n // 3 <= len(kept) < n
     asked_before = sum(server.requests.values())
 
@@ -360,7 +360,7 @@ def test_predict_runs_from_a_thread_and_from_inside_a_running_loop(fake_openai, 
     assert got == [tuple(answer_for(p) for p in prompts(3))] * 2
 
 
-def test_no_cache_runs_without_a_journal(fake_openai, tmp_path):
+def test_no_cache_runs_without_a_store(fake_openai, tmp_path):
     server = fake_openai(lambda p, a: "503" if index_of(p) == 1 else None)
     spec = endpoint_spec(server.base_url, retries=0, max_connections=1)
     with pytest.raises(ModelError, match="the prediction cache is off, so a rerun asks for every"):
