@@ -439,7 +439,7 @@ def discovered_check(p: PlannedCheck, inputs: GateInputs) -> tuple[Check, list[P
             verdict="warn" if c.severity == "warn" else "fail", message="",
             p_value=worst.p_value, q_value=worst.q_value, examples=worst.ids[:MAX_EXAMPLES],
             severity=c.severity, decision=c.decision,
-            test="pocket search (discover on one half, confirm on the other, BH)",
+            test="pocket search (each half searched, the other confirms; BH at alpha/2 each)",
             criterion_index=c.index, kind=p.kind,
             extra={"pockets": [{"slice": pk.slice, "n": pk.n, "delta": pk.delta,
                                 "q_value": pk.q_value} for pk in confirmed], **left})
@@ -451,7 +451,7 @@ def discovered_check(p: PlannedCheck, inputs: GateInputs) -> tuple[Check, list[P
             compare=c.compare, value=float(value), ci=None, n=len(overall),
             threshold=_threshold(c),
             verdict="pass", message="", severity=c.severity, decision=c.decision,
-            test="pocket search (discover on one half, confirm on the other, BH)",
+            test="pocket search (each half searched, the other confirms; BH at alpha/2 each)",
             criterion_index=c.index, kind=p.kind, extra={"pockets": [], **left})
     return check, found
 
