@@ -30,6 +30,9 @@ ICON = {"pass": "✔", "fail": "✘", "inconclusive": "?", "warn": "!", "error":
 #: Verdicts whose checks list their examples under them.
 EXAMPLE_VERDICTS = ("fail", "inconclusive", "warn")
 _TOKEN = re.compile(r"\s+|\w+|[^\w\s]", re.UNICODE)
+#: Characters of one input, reference or answer shown on the page (the JSON report keeps all):
+#: long documents cited by many checks would otherwise make the page heavy and the diff slow.
+MAX_TEXT = 4000
 
 
 def render_html(report: Mapping[str, Any]) -> str:
@@ -105,14 +108,19 @@ def fmt_pct(x: Any) -> str:
 
 
 def show_text(value: Any) -> str:
-    """An input, reference or answer as plain text (several fields one per line)."""
+    """An input, reference or answer as plain text (several fields one per line; cut at
+    :data:`MAX_TEXT` characters with a note)."""
     if value is None:
         return ""
     if isinstance(value, Mapping):
-        return "\n".join(f"{k}: {v}" for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return "\n".join(f"• {v}" for v in value)
-    return str(value)
+        text = "\n".join(f"{k}: {v}" for k, v in value.items())
+    elif isinstance(value, (list, tuple)):
+        text = "\n".join(f"• {v}" for v in value)
+    else:
+        text = str(value)
+    if len(text) > MAX_TEXT:
+        return f"{text[:MAX_TEXT]} … ({len(text) - MAX_TEXT:,} more characters in the JSON report)"
+    return text
 
 
 def threshold_text(threshold: Mapping[str, Any] | None) -> str:

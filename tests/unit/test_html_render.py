@@ -134,6 +134,14 @@ def test_diff_marks_words_and_escapes_them():
     assert str(diff_html("same <i>", "same <i>")) == "same &lt;i&gt;"
 
 
+def test_long_texts_are_cut_on_the_page_with_a_note():
+    report = hostile_report()
+    report["suites"][0]["examples"]["x-1"]["input"] = "<i>" + "w " * 5000
+    page = render_html(report)
+    assert "… (6,003 more characters in the JSON report)" in page
+    assert "&lt;i&gt;w w" in page
+
+
 def test_ci_is_drawn_to_scale_against_its_threshold():
     svg = str(ci_svg([-0.4, -0.2], -0.3, {"min": -0.05}, (-0.5, 0.0), "fail"))
     lines = re.findall(r'<line x1="([\d.]+)" y1="[\d.]+" x2="([\d.]+)"', svg)
