@@ -36,23 +36,39 @@ def _rel(path: Path) -> str:
 # --------------------------------------------------------------------------- links
 
 
-@pytest.mark.parametrize("page", pages(), ids=_rel)
-def test_every_link_and_named_file_exists(page: Path) -> None:
-    text = page.read_text(encoding="utf-8")
+def missing_targets(text: str, folder: Path, root: Path = ROOT) -> list[str]:
+    """Relative links (from ``folder``) and repository paths (``docs/…``, ``scripts/…``,
+    ``.github/…``, from ``root``, in prose or in a block) that lead nowhere."""
     missing = []
     for m in _LINK.finditer(text):
         target = (m.group(1) or m.group(2)).split("#", 1)[0]
         if not target or re.match(r"^[a-z]+:", target):
             continue  # an anchor on the page, or an https:/mailto: link
-        if not (page.parent / target).exists():
+        if not (folder / target).exists():
             missing.append(f"link {target}")
     for m in _REPO_PATH.finditer(text):
         name = m.group(1).rstrip(".")
-        if any(ch in name for ch in "*<>{}") or "/<" in name:
+        if any(ch in name for ch in "*<>{}"):
             continue  # a pattern, not a file
-        if not (ROOT / name).exists():
+        if not (root / name).exists():
             missing.append(f"path {name}")
+    return missing
+
+
+@pytest.mark.parametrize("page", pages(), ids=_rel)
+def test_every_link_and_named_file_exists(page: Path) -> None:
+    missing = missing_targets(page.read_text(encoding="utf-8"), page.parent)
     assert not missing, f"{_rel(page)} names what does not exist: {missing}"
+
+
+def test_the_link_check_sees_a_playbook_named_in_a_yaml_block(tmp_path: Path) -> None:
+    """Guards the check above with the defect it was written for."""
+    (tmp_path / "docs" / "playbooks").mkdir(parents=True)
+    (tmp_path / "docs" / "here.md").write_text("x", "utf-8")
+    text = ("[ok](here.md) [gone](gone.md) [web](https://example.com) [top](#top)\n"
+            "```yaml\n  - {name: vs_launch, playbook: docs/playbooks/slow-drift.md}\n```\n")
+    assert missing_targets(text, tmp_path / "docs", tmp_path) == [
+        "link gone.md", "path docs/playbooks/slow-drift.md"]
 
 
 def test_the_readme_sends_users_to_docs_not_to_design() -> None:
