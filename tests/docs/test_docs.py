@@ -221,6 +221,17 @@ def test_page_runs(page: str, tmp_path: Path, request: pytest.FixtureRequest) ->
             assert failure.startswith(("assert", "AssertionError")), proc.stdout
 
 
+def test_a_command_that_exits_2_fails_its_page(tmp_path: Path) -> None:
+    """Guards the runner: bad input (exit 2) in a documented command is a failure, a gate that
+    fails (exit 1) is not."""
+    root = scenarios.new_repo(tmp_path / "repo")
+    scenarios.lay_out_tickets(root)
+    env = scenarios.scenario_env(tmp_path)
+    _run("distill run suites/tickets.yaml --no-cache --quiet", root, env, "guard")
+    with pytest.raises(AssertionError, match="exited 2"):
+        _run("distill validate suites/nope.yaml", root, env, "guard")
+
+
 def test_every_shell_block_runs_or_says_why() -> None:
     """Each bash block belongs to a page that runs, or is marked skip with a reason; the
     reasons are listed in the terminal summary (conftest.py)."""
