@@ -66,16 +66,18 @@ criteria:
 FAILING = "qa::em_gap[lang=de]"
 
 
-def _browser_or_skip() -> Any:
+def _browser_or_skip() -> tuple[Any, str]:
+    """Playwright's entry point and the Chromium executable, or a skip that says what is missing."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
         pytest.skip("no browser can be installed here: Playwright is missing "
                     "(pip install playwright; the browser is Debian's chromium, never a download)")
-    if not (Path(CHROMIUM).exists() or shutil.which("chromium")):
+    executable = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
+    if executable is None:
         pytest.skip(f"no browser can be installed here: {CHROMIUM} is missing "
                     "(apt-get install -y chromium; .ci/run installs it)")
-    return sync_playwright
+    return sync_playwright, executable
 
 
 def _write_repo(root: Path) -> None:
@@ -121,9 +123,9 @@ def page_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    sync_playwright = _browser_or_skip()
+    sync_playwright, executable = _browser_or_skip()
     with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        chromium = pw.chromium.launch(executable_path=executable, headless=True, args=ARGS)
         try:
             yield chromium
         finally:
