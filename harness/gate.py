@@ -117,6 +117,11 @@ class PlannedCheck:
     rows: str = "eval"
     declared: str | None = None
 
+    @property
+    def item_name(self) -> str:
+        """The check's name within its suite (its pytest item): ``criterion[slice]``."""
+        return f"{self.criterion.name}[{self.slice}]"
+
 
 #: The slice names of traffic checks: the whole traffic sample, a declared slice of it, pockets.
 TRAFFIC = "traffic"

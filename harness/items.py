@@ -36,7 +36,7 @@ class SuiteFile(pytest.File):
         if outcome.error:
             raise self.CollectError(outcome.error)
         for planned in outcome.planned:
-            name = planned.id.split("::", 1)[1]
+            name = planned.item_name
             yield CheckItem.from_parent(self, name=name, planned=planned, **_node_id(self, name))
 
 
@@ -86,7 +86,9 @@ class CheckItem(pytest.Item):
             c = excinfo.value.check
             lines = [f"{c.verdict.upper()}: {c.id}", f"  {c.message}"]
             if c.examples:
-                ref = c.compare.split("_")[0]
+                from harness.gate import compare_mode  # loaded: the suite ran
+
+                ref = compare_mode(c.compare).reference
                 label = (f"ids the {ref} got right and the student gets wrong"
                          if c.compare != "value" else "example ids")
                 lines.append(f"  {label}: {', '.join(c.examples)}")
