@@ -106,7 +106,13 @@ class Dataset:
     def subset(self, index: np.ndarray | Sequence[int]) -> Dataset:
         """The examples at ``index``, in that order (same path and sha256)."""
         idx = [int(i) for i in index]
-        table = self.table.take(np.asarray(idx, dtype=np.int64)) if self.table is not None else None
+        table = None
+        if self.table is not None:
+            import pyarrow as pa
+
+            positions = np.asarray(idx, dtype=np.int64)  # as a buffer: pa.array imports pandas
+            table = self.table.take(pa.Array.from_buffers(pa.int64(), len(positions),
+                                                          [None, pa.py_buffer(positions)]))
         return Dataset(
             path=self.path,
             sha256=self.sha256,
