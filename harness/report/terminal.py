@@ -36,7 +36,7 @@ def suite_lines(suite: Mapping[str, Any]) -> list[str]:
     if other:
         lines.append("")
         lines.append("checks not passing:")
-        table = [[c["id"].split("::", 1)[-1], c["verdict"], fmt(c["value"], 4), c["n"],
+        table = [[f"{c['criterion']}[{c['slice']}]", c["verdict"], fmt(c["value"], 4), c["n"],
                   ", ".join(f"{k} {v}" for k, v in c["threshold"].items()),
                   fmt(c.get("p_value"), 4), fmt(c.get("q_value"), 4)] for c in other]
         headers = ["check", "verdict", "value", "n", "threshold", "p", "q"]
