@@ -536,7 +536,7 @@ def uncovered_traffic(
     ``traffic-<row>``), and with ``agreement`` (per traffic row, 1 where student and
     teacher agree) each cluster's ``gap`` is its mean of ``agreement - 1``.
 
-    The Drift (kind ``uncovered``, ``gap`` True) comes only when traffic's share exceeds
+    The Drift (kind ``uncovered``, flagged) comes only when traffic's share exceeds
     the eval set's own ``1 - quantile`` by at least ``min_excess`` and a one-sided Fisher
     exact test of the two exceedance counts (traffic rows vs the eval rows the threshold
     was estimated on) gives ``p < alpha``; else None.
@@ -576,6 +576,25 @@ def uncovered_traffic(
     p = float(stats.fisher_exact([[k, n_t - k], [e_beyond, m - e_beyond]], alternative="greater").pvalue)
     if not (fraction - expected >= min_excess - 1e-12 and p < alpha):  # 1 - 0.95 is not 0.05
         return summary, None
+    drift = Drift(
+        feature=feature,
+        kind="uncovered",
+        statistic=fraction,
+        p_value=p,
+        detail=_uncovered_detail(summary, n_t, expected, p),
+        flagged=True,
+        test="fisher exceedance",
+        share=fraction,
+        n=k,
+        eval_n=n_e,
+        extra={"threshold": summary.threshold, "method": summary.method, "expected": expected},
+    )
+    return summary, drift
+
+
+def _uncovered_detail(summary: EmbeddingCoverage, n_t: int, expected: float, p: float) -> str:
+    """What an ``uncovered`` drift entry says: the share, the test, the largest group."""
+    fraction, k = summary.uncovered_fraction, summary.n_uncovered
     detail = (
         f"{share(fraction)} of traffic ({k} of {n_t} rows) lies farther from every eval example than "
         f"the eval examples lie from each other ({share(expected)} expected; {summary.method}, "
@@ -589,21 +608,7 @@ def uncovered_traffic(
             detail += f", student–teacher agreement {1 + top['gap']:.2f} there"
             if summary.gap_covered is not None:
                 detail += f" vs {1 + summary.gap_covered:.2f} on covered traffic"
-    detail += "; add eval examples like these rows"
-    drift = Drift(
-        feature=feature,
-        kind="uncovered",
-        statistic=fraction,
-        p_value=p,
-        detail=detail,
-        flagged=True,
-        test="fisher exceedance",
-        share=fraction,
-        n=k,
-        eval_n=n_e,
-        extra={"threshold": summary.threshold, "method": summary.method, "expected": expected},
-    )
-    return summary, drift
+    return detail + "; add eval examples like these rows"
 
 
 # ------------------------------------------------------------------------------ gaps
