@@ -92,39 +92,11 @@ def audit_teacher(
     student_ok = student_a == gold_a
     inherited = ~teacher_ok & (student_a == teacher_a)
 
-    suspect_ids: list[str] = []
-    suspects: list[dict[str, Any]] = []
     invalid = np.flatnonzero(teacher_a == INVALID_LABEL)
-    n_suspect = int(len(invalid))
-    for i in invalid[:max_ids]:
-        suspect_ids.append(str(ids[i]))
-        suspects.append({"id": str(ids[i]), "gold": gold_a[i], "teacher": teacher_a[i],
-                         "student": student_a[i], "score": None, "invalid": True,
-                         **({"answer": str(teacher_texts[i])} if teacher_texts is not None
-                            else {})})
-    if teacher_scores is not None:
-        scores = np.asarray(teacher_scores, dtype=float)
-        if scores.shape != (n, len(labels)):
-            raise ValueError(f"teacher_scores has shape {scores.shape}, expected ({n}, {len(labels)})")
-        top = np.full(n, -np.inf)
-        finite = np.isfinite(scores).all(axis=1)
-        if n:
-            top[finite] = scores[finite].max(axis=1)
-        wrong_sure = np.flatnonzero(~teacher_ok & (top >= confidence)
-                                    & (teacher_a != INVALID_LABEL))
-        n_suspect += int(len(wrong_sure))
-        order = wrong_sure[np.lexsort((wrong_sure, -top[wrong_sure]))][:max_ids - len(suspects)]
-        for i in order:
-            suspect_ids.append(str(ids[i]))
-            suspects.append(
-                {
-                    "id": str(ids[i]),
-                    "gold": gold_a[i],
-                    "teacher": teacher_a[i],
-                    "student": student_a[i],
-                    "score": float(top[i]),
-                }
-            )
+    suspects, n_suspect = _suspects(ids, gold_a, teacher_a, student_a, labels, invalid,
+                                    teacher_ok, teacher_scores, teacher_texts,
+                                    confidence=confidence, max_ids=max_ids)
+    suspect_ids = [s["id"] for s in suspects]
 
     out = _summary(ids=ids, teacher_ok=teacher_ok, student_ok=student_ok, inherited=inherited,
                    slices=slices, floor=floor, level=level, max_ids=max_ids)
@@ -133,6 +105,39 @@ def audit_teacher(
                 "invalid_ids": [str(ids[i]) for i in invalid[:max_ids]]})
     return out
 
+
+
+def _suspects(ids: Sequence[str], gold_a: np.ndarray, teacher_a: np.ndarray,
+              student_a: np.ndarray, labels: Sequence[str], invalid: np.ndarray,
+              teacher_ok: np.ndarray, teacher_scores: np.ndarray | None,
+              teacher_texts: Sequence[str] | None, *, confidence: float, max_ids: int,
+              ) -> tuple[list[dict[str, Any]], int]:
+    """The teacher's suspect outputs (invalid answers first, then confident errors, most
+    confident first; at most ``max_ids``) and how many there are in all."""
+    n = len(ids)
+    suspects: list[dict[str, Any]] = []
+    n_suspect = int(len(invalid))
+    for i in invalid[:max_ids]:
+        suspects.append({"id": str(ids[i]), "gold": gold_a[i], "teacher": teacher_a[i],
+                         "student": student_a[i], "score": None, "invalid": True,
+                         **({"answer": str(teacher_texts[i])} if teacher_texts is not None
+                            else {})})
+    if teacher_scores is None:
+        return suspects, n_suspect
+    scores = np.asarray(teacher_scores, dtype=float)
+    if scores.shape != (n, len(labels)):
+        raise ValueError(f"teacher_scores has shape {scores.shape}, expected ({n}, {len(labels)})")
+    top = np.full(n, -np.inf)
+    finite = np.isfinite(scores).all(axis=1)
+    if n:
+        top[finite] = scores[finite].max(axis=1)
+    wrong_sure = np.flatnonzero(~teacher_ok & (top >= confidence) & (teacher_a != INVALID_LABEL))
+    n_suspect += int(len(wrong_sure))
+    order = wrong_sure[np.lexsort((wrong_sure, -top[wrong_sure]))][:max_ids - len(suspects)]
+    for i in order:
+        suspects.append({"id": str(ids[i]), "gold": gold_a[i], "teacher": teacher_a[i],
+                         "student": student_a[i], "score": float(top[i])})
+    return suspects, n_suspect
 
 def audit_generation(
     *,
