@@ -65,7 +65,8 @@ def _environment() -> Any:
     env = Environment(loader=PackageLoader("harness.report", "templates"), autoescape=True,
                       undefined=ChainableUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(num=fmt_number, signed=fmt_signed, pct=fmt_pct, text=show_text)
-    env.globals.update(ci_svg=ci_svg, diff_html=diff_html, threshold_text=threshold_text)
+    env.globals.update(ci_svg=ci_svg, diff_html=diff_html, threshold_text=threshold_text,
+                       trend_svg=trend_svg)
     return env
 
 
@@ -181,6 +182,34 @@ def ci_svg(ci: Sequence[Any] | None, point: Any, threshold: Mapping[str, Any] | 
                      f'stroke="{color}" stroke-width="4" stroke-linecap="round"/>')
     if _finite(point):
         parts.append(f'<circle cx="{x(point)}" cy="{height / 2}" r="3.5" fill="{color}"/>')
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def trend_svg(releases: Sequence[Mapping[str, Any]], key: str = "quality_ratio") -> Markup:
+    """The quality ratio of each release as a line (inline SVG), oldest left; empty if fewer than 2."""
+    values = [(str(r.get("commit") or "")[:7], r.get(key)) for r in releases]
+    points = [(c, float(v)) for c, v in values if v is not None and _finite(v)]
+    if len(points) < 2:
+        return Markup("")
+    width, height, pad = 360.0, 90.0, 14.0
+    lo, hi = axis_of(v for _, v in points)
+    step = (width - 2 * pad) / (len(points) - 1)
+
+    def y(v: float) -> float:
+        return round(height - pad - (height - 2 * pad) * (v - lo) / ((hi - lo) or 1.0), 2)
+
+    xy = [(round(pad + i * step, 2), y(v)) for i, (_, v) in enumerate(points)]
+    label = ", ".join(f"{c} {v:.3f}" for c, v in points)
+    parts = [f'<svg class="trend" width="{int(width)}" height="{int(height)}" '
+             f'viewBox="0 0 {int(width)} {int(height)}" role="img" '
+             f'aria-label="{escape(key)} by release: {escape(label)}">',
+             '<polyline fill="none" stroke="#1f618d" stroke-width="2" points="'
+             + " ".join(f"{a},{b}" for a, b in xy) + '"/>']
+    parts += [f'<circle cx="{a}" cy="{b}" r="3" fill="#1f618d"/>' for a, b in xy]
+    for (a, b), (_, v) in ((xy[0], points[0]), (xy[-1], points[-1])):
+        parts.append(f'<text x="{a}" y="{max(b - 6, 10)}" font-size="10" text-anchor="middle">'
+                     f"{v:.3f}</text>")
     parts.append("</svg>")
     return Markup("".join(parts))
 

@@ -162,11 +162,14 @@ def test_judges_health_and_trend_appear_when_the_report_has_them():
                                    "usd": 0.12, "usd_this_run": 0.12,
                                    "verdicts": {"x-1": ["student_first: B", f"teacher_first: {SCRIPT}"]}}}
     suite["baseline"] = {"trend": {"releases": [{"commit": "abcdef123", "date": "2026-01-02",
-                                                 "quality_ratio": 0.97}],
+                                                 "quality_ratio": 0.97},
+                                                {"commit": "bcdef0123", "date": "2026-02-02",
+                                                 "quality_ratio": 0.96}],
                                    "quality_ratio_change": -0.01}}
     page = render_html(report)
     assert "Judges' health" in page and "yes: the judge is the teacher" in page
     assert "Trend" in page and "abcdef1" in page and "-0.010 since launch" in page
+    assert 'aria-label="quality_ratio by release: abcdef1 0.970, bcdef01 0.960"' in page
     row = page.split('<tr data-worse="1">')[1].split("</tr>")[0]
     assert "judge helpful: student_first: B; teacher_first: &lt;script&gt;" in row
 
