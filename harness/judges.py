@@ -355,23 +355,27 @@ def build_requests(judge: Any, ids: Sequence[str], fields: Sequence[Mapping[str,
     """
     from harness.cache import key_digest
 
-    base = {"judge": fingerprint, "prompt_sha256": judge.prompt_sha256, "mode": judge.mode,
-            "verdict": judge.verdict}
+    # One digest of what every judgment shares, then per judgment the order and the text shown:
+    # the same key material as one canonical JSON of all of it, at a fraction of the cost.
+    base = key_digest({"judge": fingerprint, "prompt_sha256": judge.prompt_sha256,
+                       "mode": judge.mode, "verdict": judge.verdict})
+
+    def key(order: str, text: str) -> str:
+        return hashlib.sha256(f"{base}\x00{order}\x00{text}".encode()).hexdigest()
+
     out: list[JudgeRequest] = []
     if judge.mode == "pointwise":
         for ex, f, s, t in zip(ids, fields, student, teacher, strict=True):
             for who, answer in (("student", s), ("teacher", t)):
                 text = render(judge.prompt, {**f, "answer": answer})
-                out.append(JudgeRequest(key_digest({**base, "order": who, "text": text}),
-                                        ex, who, text))
+                out.append(JudgeRequest(key(who, text), ex, who, text))
         return out
     plan = orders(ids, swap=judge.swap, seed=seed)
     for ex, f, s, t, example_orders in zip(ids, fields, student, teacher, plan, strict=True):
         for order in example_orders:
             a, b = (s, t) if order == STUDENT_FIRST else (t, s)
             text = render(judge.prompt, {**f, "answer_a": a, "answer_b": b})
-            out.append(JudgeRequest(key_digest({**base, "order": order, "text": text}),
-                                    ex, order, text))
+            out.append(JudgeRequest(key(order, text), ex, order, text))
     return out
 
 
@@ -646,21 +650,21 @@ def store_for(judge: Any, fingerprint: str, cache_dir: Path | None) -> Any:
 
 
 def judge_inputs(data: Any, judge: Any) -> list[dict[str, Any]]:
-    """Per example, what the judge's template may name: ``prompt`` (what the models were
-    asked), ``reference`` (the first reference, when the data has them) and the example's
-    plain fields."""
-    prompts = data.texts()
-    refs = data.references
-    records = data.records
-    out = []
-    for i, prompt in enumerate(prompts):
-        row = records[i] if i < len(records) else {}
-        values = {k: v for k, v in dict(row).items() if isinstance(k, str)}
-        values["prompt"] = prompt
-        if refs is not None:
-            values["reference"] = refs[i][0] if refs[i] else ""
-        out.append(values)
-    return out
+    """Per example, what the judge's template names: ``prompt`` (what the models were asked),
+    ``reference`` (the first reference, when the data has them) and the example's plain
+    fields (only those the template names, read column by column)."""
+    from harness.data import prompt_fields
+
+    names = set(prompt_fields(judge.prompt, file=str(judge.prompt_path), field=judge.field))
+    columns: dict[str, Any] = {}
+    if "prompt" in names:
+        columns["prompt"] = data.texts()
+    if "reference" in names and data.references is not None:
+        columns["reference"] = [r[0] if r else "" for r in data.references]
+    for name in names - {"prompt", "reference", "answer", "answer_a", "answer_b"}:
+        col = data.column(name)
+        columns[name] = [None] * len(data) if col is None else col
+    return [{k: v[i] for k, v in columns.items()} for i in range(len(data))]
 
 
 def judges_step(spec: Any, data: Any, teacher: Any, student: Any, options: Any, *,
