@@ -45,6 +45,14 @@ class Dataset:
         if self.table is not None and not self.records:
             object.__setattr__(self, "records", _Rows(self.table))
 
+    def id_array(self) -> Any:
+        """The ids as a pyarrow ``large_string`` array, built once per data set."""
+        cached = self.__dict__.get("_id_array")
+        if cached is None:
+            cached = string_array(self.ids)
+            object.__setattr__(self, "_id_array", cached)
+        return cached
+
     def column(self, name: str) -> np.ndarray | None:
         """Every example's raw value of field ``name`` (object array; None where absent).
 

@@ -25,7 +25,6 @@ from harness.data import (
     object_column,
     read_rows,
     row_word,
-    string_array,
 )
 from harness.errors import DataError
 from harness.models.base import Model, ModelFacts, Predictions, Progress
@@ -242,7 +241,7 @@ def _read_columns(path: Path, data: Dataset, labels: Sequence[str]) -> Predictio
             or pa.types.is_large_string(ids_col.type)):
         return None
     # Where each line's id sits in the data set: every id known, each exactly once.
-    position = pc.index_in(ids_col.cast(pa.large_string()), value_set=string_array(data.ids))
+    position = pc.index_in(ids_col.cast(pa.large_string()), value_set=data.id_array())
     if position.null_count:
         return None
     rows = numbers(position, np.int64, -1)
