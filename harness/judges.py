@@ -32,6 +32,7 @@ Health figures (each also a gateable metric ``judge_<figure>:<name>``):
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
@@ -66,12 +67,23 @@ def parse_verdict(text: str | None, pattern: str | re.Pattern[str]) -> str | Non
     """
     if not text:
         return None
-    rx = re.compile(pattern) if isinstance(pattern, str) else pattern
+    rx = _compiled(pattern) if isinstance(pattern, str) else pattern
     matches = list(rx.finditer(text))
     if not matches:
         return None
     last = matches[-1]
     return last.group(1) if rx.groups else last.group(0)
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    """A verdict pattern, compiled once (checked when the suite loaded; Python's FutureWarning
+    about ``[[`` is not the user's concern at run time)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return re.compile(pattern)
 
 
 def order_of(example_id: str, seed: int) -> str:

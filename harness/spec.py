@@ -528,6 +528,11 @@ def _judges(doc: Mapping[str, Any], *, source: Path, root: Path, data: DataSpec,
     for name, raw in entries.items():
         where = f"judges.{name}"
         mode = raw.get("mode", "pairwise")
+        scale = raw.get("scale") or {}
+        lo, hi = float(scale.get("min", 1)), float(scale.get("max", 10))
+        if lo >= hi:
+            raise SpecError(f"scale min {lo:g} must be below max {hi:g}", file=shown,
+                            field=f"{where}.scale")
         model = _model_spec(raw["model"], source=source, root=root, field=f"{where}.model",
                             task="generation")
         prompt_path = resolve_path(raw["prompt"], source=source, root=root, field=f"{where}.prompt")
@@ -555,7 +560,7 @@ def _judges(doc: Mapping[str, Any], *, source: Path, root: Path, data: DataSpec,
         default = PAIRWISE_VERDICT if mode == "pairwise" else POINTWISE_VERDICT
         verdict = raw.get("verdict", default)
         try:
-            rx = re.compile(verdict)
+            rx = _compile_quietly(verdict)
         except re.error as exc:
             raise SpecError(f"invalid verdict pattern {verdict!r}: {exc}", file=shown,
                             field=f"{where}.verdict") from None
@@ -563,11 +568,6 @@ def _judges(doc: Mapping[str, Any], *, source: Path, root: Path, data: DataSpec,
             raise SpecError(f"verdict pattern {verdict!r} has {rx.groups} groups; the verdict "
                             "is its one group (or the whole match)", file=shown,
                             field=f"{where}.verdict")
-        scale = raw.get("scale") or {}
-        lo, hi = float(scale.get("min", 1)), float(scale.get("max", 10))
-        if lo >= hi:
-            raise SpecError(f"scale min {lo:g} must be below max {hi:g}", file=shown,
-                            field=f"{where}.scale")
         label_field = labels.get(name)
         out[name] = JudgeSpec(
             name=name, model=model, prompt_path=prompt_path, prompt=text,
@@ -575,6 +575,16 @@ def _judges(doc: Mapping[str, Any], *, source: Path, root: Path, data: DataSpec,
             verdict=verdict, swap=bool(raw.get("swap", True)), scale=(lo, hi), field=where,
             labels_field=label_field)
     return out
+
+
+def _compile_quietly(pattern: str) -> re.Pattern[str]:
+    """``re.compile`` without its FutureWarning about ``[[`` (a verdict pattern often holds
+    brackets): a bad pattern is a ``re.error``, a dubious one compiles as Python reads it."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return re.compile(pattern)
 
 
 def _check_judge_metrics(rubric: RubricSpec, judges: Mapping[str, JudgeSpec],
