@@ -5,9 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from harness.report.numbers import fmt
+from harness.report.numbers import fmt, interval
 
 ICON = {"pass": "✅", "fail": "❌", "inconclusive": "❔", "warn": "⚠️", "error": "💥"}
+
+
+def slice_verdict(row: Mapping[str, Any]) -> str:
+    """A slice row's verdict, with the checks that errored beside it (``fail (+1 error)``)."""
+    errors = row.get("errors") or []
+    more = f" (+{len(errors)} error{'s' if len(errors) > 1 else ''})" if errors else ""
+    return f"{row.get('verdict', '')}{more}"
 
 
 def _f(x: Any, digits: int = 3) -> str:
@@ -121,8 +128,8 @@ def _suite(s: Mapping[str, Any]) -> list[str]:
                          ci_label(rows[0]), "verdict"],
                         [[r["slice"], r["n"], _f(r["teacher"]), _f(r["student"]),
                           f"{r['delta']:+.3f}",
-                          f"[{r['ci'][0]:+.3f}, {r['ci'][1]:+.3f}]" if r.get("ci") else "–",
-                          f"{ICON.get(r.get('verdict', ''), '')} {r.get('verdict', '')}"]
+                          interval(r.get("ci"), missing="–"),
+                          f"{ICON.get(r.get('verdict', ''), '')} {slice_verdict(r)}"]
                          for r in rows])
         lines.append("")
     pockets = s.get("pockets") or []

@@ -7,7 +7,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from harness.report.markdown import ci_label
+from harness.report.markdown import ci_label, slice_verdict
 from harness.report.numbers import fmt, interval
 
 
@@ -27,7 +27,7 @@ def suite_lines(suite: Mapping[str, Any]) -> list[str]:
         # For an error rate a negative delta is the student doing better: say which way is good.
         delta = "delta" if rows[0].get("higher_is_better", True) else "delta (lower is better)"
         table = [[r["slice"], r["n"], fmt(r["teacher"]), fmt(r["student"]), f"{r['delta']:+.3f}",
-                  interval(r.get("ci")), r.get("verdict", "")] for r in rows]
+                  interval(r.get("ci")), slice_verdict(r)] for r in rows]
         lines.append(tabulate(table, headers=["slice", "n", f"teacher {metric}",
                                               f"student {metric}", delta, ci_label(rows[0]),
                                               "verdict"],

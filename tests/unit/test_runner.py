@@ -96,4 +96,12 @@ def test_a_failing_slice_whose_baseline_check_errors_says_both(suite: Path) -> N
     from harness.report import build_report
     from harness.spec import validate_document
 
-    validate_document(build_report([result]), "report", "report.json")
+    doc = build_report([result])
+    validate_document(doc, "report", "report.json")
+    from harness.report.markdown import render_markdown
+    from harness.report.terminal import suite_lines
+
+    terminal = "\n".join(suite_lines(doc["suites"][0]))
+    assert next(ln for ln in terminal.splitlines() if ln.startswith("lang=de")).rstrip() \
+        .endswith("fail (+1 error)")
+    assert "fail (+1 error)" in render_markdown(doc)
