@@ -26,6 +26,7 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from harness.naming import format_value, predicate_name
+from harness.paths import display_path
 from harness.report.numbers import general, percent
 from harness.results import Check, CoverageGap, Predicate
 
@@ -730,6 +731,11 @@ def coverage_step(prep: PreparedSuite, teacher: Model, ctx: EvalContext, s_out: 
     """
     from harness.data import build_slices
 
+    settings = prep.spec.coverage
+    if not settings.enabled:
+        return CoverageOutcome(summary={"enabled": False}, errors={
+            "uncovered_fraction": f"coverage is switched off (coverage.enabled: false in "
+                                  f"{display_path(prep.spec.path)})"})
     if prep.distill_data is None:
         return CoverageOutcome(errors={"uncovered_fraction": "the suite declares no "
                                        "distillation_data"})
@@ -743,14 +749,13 @@ def coverage_step(prep: PreparedSuite, teacher: Model, ctx: EvalContext, s_out: 
     gaps = distillation_gaps(
         {f: data.features[f] for f in shared}, {f: distill.features[f] for f in shared},
         eval_slices=eval_slices, distill_slices=distill_slices, n_eval=len(data),
-        n_distill=len(distill))
+        n_distill=len(distill), rare_share=settings.rare_share)
     gain = None
     t_right = prep.task.correct(ctx, ctx.teacher)
     if t_right is not None:
         s_right = prep.task.correct(ctx, s_out)
         assert s_right is not None
         gain = s_right - t_right
-    settings = spec.coverage
     eval_vectors = distill_vectors = None
     if settings.embeddings == "teacher":
         eval_vectors = teacher.embed(data.texts())
