@@ -140,13 +140,14 @@ def check_id(suite: str, criterion: str, slice_name: str) -> str:
 def plan_checks(suite: str, rubric: RubricSpec, slice_names: Sequence[str], *,
                 traffic_slices: Sequence[str] = (),
                 slice_owners: Mapping[str, tuple[str | None, str | None]] | None = None,
-                ) -> list[PlannedCheck]:
+                pockets: bool = True) -> list[PlannedCheck]:
     """One planned check per (criterion, slice in its scope), in rubric order.
 
     ``overall`` is the whole data set; ``slices`` are the declared ones; a ``discovered``
     criterion is one check over every pocket it finds. A ``traffic`` criterion checks the whole
     traffic sample, each declared slice in ``traffic_slices`` (those with traffic rows) and the
-    pockets searched on the traffic rows. A criterion's owner and playbook win over its slice's.
+    pockets searched on the traffic rows, unless ``pockets`` is False (``discovery.enabled:
+    false``). A criterion's owner and playbook win over its slice's.
     """
     declared = [s for s in slice_names if s != "overall"]
     owners = slice_owners or {}
@@ -159,7 +160,7 @@ def plan_checks(suite: str, rubric: RubricSpec, slice_names: Sequence[str], *,
         elif c.scope == TRAFFIC:
             targets = [(TRAFFIC, WHOLE, None),
                        *((traffic_slice(s), DECLARED, s) for s in traffic_slices if s != "overall"),
-                       (TRAFFIC_POCKETS, DISCOVERED, None)]
+                       *([(TRAFFIC_POCKETS, DISCOVERED, None)] if pockets else [])]
         else:
             if c.scope in ("overall", "all"):
                 targets.append(("overall", WHOLE, None))
@@ -428,6 +429,7 @@ def discovered_check(p: PlannedCheck, inputs: GateInputs) -> tuple[Check, list[P
         feats, s, r, threshold=threshold, bound=bound, compare=compare,
         max_predicates=disc.max_predicates if disc else 2,
         min_support=disc.min_support if disc else c.min_support,
+        n_bins=disc.n_bins if disc else 4,
         alpha=c.alpha, binary=metric.binary, seed=inputs.seed, ids=ids,
         criterion=c.name, metric=c.metric)
     confirmed = [pk for pk in found if pk.confirmed]

@@ -471,6 +471,10 @@ def load_suite(path: Path, root: Path | None = None) -> SuiteSpec:
             raise SpecError(f"criterion {c.name!r} has scope: traffic, but the suite {shown} "
                             "declares no traffic_data", file=display_path(rubric_path),
                             field=f"criteria[{c.index}].scope")
+        if c.scope == "discovered" and (doc.get("discovery") or {}).get("enabled") is False:
+            raise SpecError(f"criterion {c.name!r} has scope: discovered, but the suite {shown} "
+                            "switches the pocket search off (discovery.enabled: false)",
+                            file=display_path(rubric_path), field=f"criteria[{c.index}].scope")
     if "baseline" in doc:
         baseline = resolve_path(doc["baseline"], source=path, root=root, field="baseline",
                                 must_exist=False)

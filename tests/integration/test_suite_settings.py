@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from harness.errors import SpecError
 from harness.options import Options
 from harness.results import SuiteResult
 from harness.runner import run_suite
+from harness.spec import load_suite
 
 RUBRIC = "rubrics/tiny.yaml"
 SUITE = "suites/tiny.yaml"
@@ -71,3 +73,19 @@ def test_coverage_on_by_default_reports_its_summary(tiny_copy: Path) -> None:
     result = _run(tiny_copy)
     assert "uncovered_fraction" in result.coverage
     assert "lang=en" in _distillation_gaps(result)
+
+
+POCKETS = ("  - {name: pockets, metric: accuracy, compare: teacher_delta, min: -0.05, "
+           "scope: discovered}\n")
+
+
+def test_a_discovered_criterion_in_a_suite_without_discovery_is_refused_at_load(
+        tiny_copy: Path) -> None:
+    _append(tiny_copy, RUBRIC, POCKETS)
+    load_suite(tiny_copy / SUITE)  # the search on: fine
+    _append(tiny_copy, SUITE, "discovery: {enabled: false}\n")
+    with pytest.raises(SpecError) as err:
+        load_suite(tiny_copy / SUITE)
+    assert str(err.value) == (
+        "rubrics/tiny.yaml: criteria[3].scope: criterion 'pockets' has scope: discovered, but "
+        "the suite suites/tiny.yaml switches the pocket search off (discovery.enabled: false)")
