@@ -41,13 +41,16 @@ from harness.paths import display_path, repo_path
 from harness.prepared import PreparedSuite, discovery_features, slice_owners
 from harness.results import SuiteResult
 from harness.spec import load_suite
+from harness.spec_types import SuiteSpec
 from harness.tasks import get_task
 from harness.traffic import TrafficOutcome, traffic_step
 
 
-def prepare_suite(path: Path, options: Options | None = None) -> PreparedSuite:
-    """Load the suite at ``path`` and everything it names; plan its checks. No model runs."""
-    spec = load_suite(Path(path))
+def prepare_suite(path: Path, options: Options | None = None, *,
+                  spec: SuiteSpec | None = None) -> PreparedSuite:
+    """Load the suite at ``path`` (or take ``spec``, loaded from it) and everything it names;
+    plan its checks. No model runs."""
+    spec = spec if spec is not None else load_suite(Path(path))
     task = get_task(spec.task)
     data = task.load_data(spec.data, spec)
     slices = build_slices(spec, data)

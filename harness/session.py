@@ -26,6 +26,7 @@ class SuiteOutcome:
     error: str | None = None
     planned: list[Any] = field(default_factory=list)
     prepared: Any = None  # the PreparedSuite, between collection and the first item's run
+    spec: Any = None  # the SuiteSpec, when the plan came from the cache (data not loaded yet)
 
     def check(self, check_id: str) -> Any:
         """The computed check with ``check_id`` (None when the run did not produce it)."""
@@ -57,16 +58,30 @@ class DistillSession:
         return list(self._paths)
 
     def prepare(self, path: Path) -> SuiteOutcome:
-        """Load and plan the suite at ``path`` (once); no model runs. ``error`` if it cannot."""
+        """Load and plan the suite at ``path`` (once); no model runs. ``error`` if it cannot.
+
+        The planned checks are kept in the cache under everything that decides them (suite,
+        rubric, the data files' hashes, the harness version): collecting an unchanged suite
+        again loads its suite and rubric files, hashes its data and reads no data row. Its
+        data are then loaded (and checked) when its first item runs.
+        """
+        from harness.prepared import cached_plan, keep_plan
         from harness.runner import prepare_suite
+        from harness.spec import load_suite
 
         path = path.resolve()
         if path in self.plans:
             return self.plans[path]
         outcome = SuiteOutcome(path=path)
         try:
-            outcome.prepared = prepare_suite(path, self.options)
-            outcome.planned = outcome.prepared.plan
+            spec = load_suite(path)
+            cached = cached_plan(spec, self.options.cache_dir)
+            if cached is not None:
+                outcome.spec, outcome.planned = spec, cached
+            else:
+                outcome.prepared = prepare_suite(path, self.options, spec=spec)
+                outcome.planned = outcome.prepared.plan
+                keep_plan(spec, outcome.planned, self.options.cache_dir)
         except HarnessError as exc:
             outcome.error = str(exc)
         self.plans[path] = outcome
@@ -74,16 +89,19 @@ class DistillSession:
 
     def evaluate(self, path: Path) -> SuiteOutcome:
         """Prepare and run the suite at ``path`` (once; later calls return the same outcome)."""
-        from harness.runner import run_prepared
+        from harness.runner import prepare_suite, run_prepared
 
         path = path.resolve()
         if path in self.outcomes:
             return self.outcomes[path]
         planned = self.prepare(path)
         outcome = SuiteOutcome(path=path, planned=planned.planned, error=planned.error)
-        if planned.prepared is not None:
+        if outcome.error is None:
             try:
-                outcome.result = self._after_run(run_prepared(planned.prepared, self.options))
+                prepared = planned.prepared
+                if prepared is None:  # planned from the cache: the data are loaded now
+                    prepared = prepare_suite(path, self.options, spec=planned.spec)
+                outcome.result = self._after_run(run_prepared(prepared, self.options))
             except HarnessError as exc:
                 outcome.error = str(exc)
             planned.prepared = None  # the run is done; do not keep its data twice

@@ -1,0 +1,100 @@
+"""Collection reads no data row a second time: the planned checks are kept in the cache.
+
+The first ``--collect-only`` of a suite loads its data to name the ``by:`` slices and records the
+planned checks in the cache, keyed by the suite and rubric files, the data file's sha256 and
+the harness version. Collecting it again hashes the data and reads no row; the data are loaded
+(and checked) when the first item runs. Here the data reader is replaced, after the first
+collection, by one that fails as an unreadable file would: a second collection still names every
+item, and the run errors each item with the one message.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness import data as data_module
+from harness.errors import DataError
+
+TinyRepo = Any  # the tiny_repo fixture's object (tests/integration/conftest.py)
+
+SUITE = "suites/tiny.yaml"
+ITEMS = ["suites/tiny.yaml::quality_ratio[[]overall[]]",
+         "suites/tiny.yaml::slice_gap[[]lang=de[]]",
+         "*7 tests collected*"]
+
+
+def collect(pytester: pytest.Pytester, *flags: str) -> pytest.RunResult:
+    return pytester.runpytest("--distill-suite", SUITE, "--collect-only", "-q",
+                              "-p", "no:cacheprovider", *flags)
+
+
+def unreadable_data(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Make every data read fail as an unreadable file does; the list records each attempt."""
+    reads: list[Path] = []
+
+    def refuse(path: Path, *args: Any, **kwargs: Any) -> Any:
+        reads.append(Path(path))
+        raise DataError("cannot read the file (permission denied)", file=Path(path).name)
+
+    monkeypatch.setattr(data_module, "read_table", refuse)
+    monkeypatch.setattr(data_module, "read_rows", refuse)
+    return reads
+
+
+def test_a_second_collection_reads_no_data_row(tiny_repo: TinyRepo, pytester: pytest.Pytester,
+                                               monkeypatch: pytest.MonkeyPatch):
+    first = collect(pytester)
+    assert first.ret == 0
+    first.stdout.fnmatch_lines(ITEMS)
+    assert list((tiny_repo / ".distill-cache" / "planned").glob("*.json"))
+
+    reads = unreadable_data(monkeypatch)
+    second = collect(pytester)
+    assert second.ret == 0, second.stdout.str()
+    second.stdout.fnmatch_lines(ITEMS)
+    assert reads == []
+    second.stdout.no_fnmatch_line("*distill verdict*")
+
+
+def test_data_that_cannot_be_read_at_the_run_errors_every_item_with_one_message(
+        tiny_repo: TinyRepo, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
+    assert collect(pytester).ret == 0
+    reads = unreadable_data(monkeypatch)
+    result = pytester.runpytest("--distill-suite", SUITE, "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=7)
+    result.stdout.fnmatch_lines(["*the suite could not run: eval.jsonl: cannot read the file "
+                                 "(permission denied)*"])
+    assert [p.name for p in reads] == ["eval.jsonl"]  # loaded once, at the first item
+
+
+def test_without_the_cache_collection_loads_the_data(tiny_repo: TinyRepo,
+                                                     pytester: pytest.Pytester,
+                                                     monkeypatch: pytest.MonkeyPatch):
+    assert collect(pytester).ret == 0
+    reads = unreadable_data(monkeypatch)
+    result = collect(pytester, "--distill-no-cache")
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(["*eval.jsonl: cannot read the file (permission denied)*"])
+    assert [p.name for p in reads] == ["eval.jsonl"]
+
+
+def test_changed_data_are_planned_again_and_checked_at_collection(tiny_repo: TinyRepo,
+                                                                  pytester: pytest.Pytester):
+    """The plan's key holds the data file's sha256: an edit is never hidden by the cache."""
+    assert collect(pytester).ret == 0
+    tiny_repo.edit_jsonl("data/eval.jsonl", 2, label="maybe")
+    result = collect(pytester)
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(["*eval.jsonl*maybe*"])
+
+
+def test_a_new_slice_value_is_a_new_item_on_the_next_collection(tiny_repo: TinyRepo,
+                                                                pytester: pytest.Pytester):
+    assert collect(pytester).ret == 0
+    tiny_repo.edit_jsonl("data/eval.jsonl", 0, lang="it")
+    result = collect(pytester)
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["suites/tiny.yaml::slice_gap[[]lang=it[]]"])
