@@ -48,7 +48,7 @@ What it prints:
   reported, which would make the comparison pointless.
 
 Usage: ``python benchmarks/pocket_discovery.py [--rows 1000000 --features 50 --predicates 3]
-[--gaps 2,3] [--seeds 10] [--null-seeds 20] [--skip-sliceline]
+[--gaps 2,3] [--seeds 30] [--null-seeds 20] [--skip-sliceline]
 [--sliceline-python /tmp/slvenv/bin/python]``; ``--quick`` (what CI runs, seconds): small data,
 two seeds, no scale or SliceLine sections; the targets are printed but not judged (exit 0).
 """
@@ -429,7 +429,8 @@ def main() -> int:
     ap.add_argument("--sliceline-features", type=int, default=10)
     ap.add_argument("--recall-rows", type=int, default=250_000)
     ap.add_argument("--recall-features", type=int, default=20)
-    ap.add_argument("--seeds", type=int, default=10)
+    # one 400-799 pocket per seed: 30 seeds put 30 pockets behind that band's ratio
+    ap.add_argument("--seeds", type=int, default=30)
     ap.add_argument("--null-seeds", type=int, default=20)
     ap.add_argument("--oracle-draws", type=int, default=4000)
     ap.add_argument("--margin", type=float, default=0.05, help="threshold is -margin")
