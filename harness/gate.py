@@ -105,7 +105,8 @@ class PlannedCheck:
     ``slice`` is the name items and reports show; what it means is typed beside it: ``kind``
     (:data:`WHOLE`, :data:`DECLARED`, :data:`DISCOVERED`), ``rows`` (``"eval"`` or
     :data:`TRAFFIC`, the rows it reads) and ``declared`` (the declared slice, for a
-    :data:`DECLARED` check on either rows).
+    :data:`DECLARED` check on either rows). ``min_support`` is the declared slice's own
+    minimum support (its ``by:`` entry's ``min_support``); None: the criterion's.
     """
 
     id: str
@@ -116,6 +117,7 @@ class PlannedCheck:
     kind: str = DECLARED
     rows: str = "eval"
     declared: str | None = None
+    min_support: int | None = None
 
     @property
     def item_name(self) -> str:
@@ -140,14 +142,17 @@ def check_id(suite: str, criterion: str, slice_name: str) -> str:
 def plan_checks(suite: str, rubric: RubricSpec, slice_names: Sequence[str], *,
                 traffic_slices: Sequence[str] = (),
                 slice_owners: Mapping[str, tuple[str | None, str | None]] | None = None,
-                pockets: bool = True) -> list[PlannedCheck]:
+                pockets: bool = True, slice_support: Mapping[str, int] | None = None,
+                ) -> list[PlannedCheck]:
     """One planned check per (criterion, slice in its scope), in rubric order.
 
     ``overall`` is the whole data set; ``slices`` are the declared ones; a ``discovered``
     criterion is one check over every pocket it finds. A ``traffic`` criterion checks the whole
     traffic sample, each declared slice in ``traffic_slices`` (those with traffic rows) and the
     pockets searched on the traffic rows, unless ``pockets`` is False (``discovery.enabled:
-    false``). A criterion's owner and playbook win over its slice's.
+    false``). A criterion's owner and playbook win over its slice's. ``slice_support`` maps a
+    declared slice to its own minimum support (a ``by:`` entry's ``min_support``): its checks
+    use it instead of their criterion's.
     """
     declared = [s for s in slice_names if s != "overall"]
     owners = slice_owners or {}
@@ -171,7 +176,9 @@ def plan_checks(suite: str, rubric: RubricSpec, slice_names: Sequence[str], *,
             own, book = owners.get(name, (None, None)) if name is not None else (None, None)
             plan.append(PlannedCheck(check_id(suite, c.name, shown), c, shown,
                                      owner=c.owner or own, playbook=c.playbook or book,
-                                     kind=kind, rows=rows, declared=name))
+                                     kind=kind, rows=rows, declared=name,
+                                     min_support=(slice_support or {}).get(name)
+                                     if name is not None else None))
     return plan
 
 
@@ -346,7 +353,8 @@ def evaluate_check(p: PlannedCheck, inputs: GateInputs) -> Check:
                   and c.against != "current" else {}),
                **({"model": "teacher"} if c.model == "teacher" else {}),
                **({"excluded": excluded} if excluded is not None else {}),
-               **({"unvalued": unvalued_n} if unvalued_n else {})},
+               **({"unvalued": unvalued_n} if unvalued_n else {}),
+               **({"min_support": p.min_support} if p.min_support is not None else {})},
     )
 
 
@@ -573,12 +581,13 @@ def finalize(checks: list[Check], criteria: Mapping[str, Criterion], *, strict: 
         if ch.verdict == "pending":
             q = qmap.get(i)
             testable = bool(ch.extra.get("testable", True)) and ch.p_value is not None
+            floor = min_support_of(ch, c)
             verdict = decide(value=ch.value, min=c.min, max=c.max, n=ch.n,
-                             min_support=c.min_support, severity=c.severity, decision=c.decision,
+                             min_support=floor, severity=c.severity, decision=c.decision,
                              alpha=c.alpha, p_value=ch.p_value, q_value=q, testable=testable,
                              strict=strict)
             lenient = decide(value=ch.value, min=c.min, max=c.max, n=ch.n,
-                             min_support=c.min_support, severity=c.severity, decision=c.decision,
+                             min_support=floor, severity=c.severity, decision=c.decision,
                              alpha=c.alpha, p_value=ch.p_value, q_value=q, testable=testable)
             # "needed" belongs to checks the data could not decide (also under --distill-strict).
             ch = replace(ch, q_value=q, verdict=verdict,
@@ -589,6 +598,13 @@ def finalize(checks: list[Check], criteria: Mapping[str, Criterion], *, strict: 
         ch = replace(ch, message=ch.message or explain(ch, c), extra=extra)
         out.append(ch)
     return out
+
+
+def min_support_of(ch: Check, c: Criterion) -> int:
+    """The check's minimum support: its slice's own (``extra["min_support"]``), else the
+    criterion's."""
+    own = ch.extra.get("min_support")
+    return own if isinstance(own, int) and not isinstance(own, bool) else c.min_support
 
 
 def explain(ch: Check, c: Criterion) -> str:
@@ -633,8 +649,8 @@ def explain(ch: Check, c: Criterion) -> str:
         else:
             tail = f"breaches the threshold significantly (alpha {c.alpha})"
     elif verdict == "inconclusive":
-        if ch.n < c.min_support:
-            tail = f"breaches the threshold but n={ch.n} is below min_support {c.min_support}"
+        if ch.n < (floor := min_support_of(ch, c)):
+            tail = f"breaches the threshold but n={ch.n} is below min_support {floor}"
         else:
             tail = f"breaches the threshold but not significantly at alpha {c.alpha}"
         if ch.needed:

@@ -53,3 +53,20 @@ def test_discovery_switched_off_plans_no_traffic_pockets() -> None:
     off = gate.plan_checks("s", rubric, ["overall"], traffic_slices=["lang=de"], pockets=False)
     assert [p.slice for p in on] == ["traffic", "traffic:lang=de", gate.TRAFFIC_POCKETS]
     assert [p.slice for p in off] == ["traffic", "traffic:lang=de"]
+
+
+def test_a_slices_own_min_support_is_planned_and_decides() -> None:
+    rubric = RubricSpec(path=Path("r.yaml"), id="r", version=1,
+                        criteria=(criterion("gap", scope="slices", decision="point"),))
+    plan = gate.plan_checks("s", rubric, ["overall", "lang=de", "short"],
+                            slice_support={"lang=de": 100})
+    assert [(p.slice, p.min_support) for p in plan] == [("lang=de", 100), ("short", None)]
+    labels = np.zeros(N, dtype=int)
+    ctx = EvalContext(labels=("pos", "neg"), gold=labels, teacher=Outputs(labels=labels))
+    inputs = gate.GateInputs(ctx=ctx, student=Outputs(labels=np.ones(N, dtype=int)),
+                             slices={"overall": np.arange(N), "lang=de": np.arange(50),
+                                     "short": np.arange(50, 100)}, ids=[f"x{i}" for i in range(N)])
+    checks = gate.finalize([gate.evaluate_check(p, inputs) for p in plan],
+                           {"gap": rubric.criteria[0]}, strict=False)
+    assert [c.verdict for c in checks] == ["inconclusive", "fail"]  # 50 < 100; 50 >= 5
+    assert "n=50 is below min_support 100" in checks[0].message
