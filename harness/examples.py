@@ -18,7 +18,7 @@ import numpy as np
 
 from harness.data import Dataset
 from harness.errors import HarnessError
-from harness.gate import TRAFFIC, GateInputs
+from harness.gate import TRAFFIC, GateInputs, compare_mode
 from harness.metrics import Metric, get_metric
 from harness.models.base import Predictions
 from harness.outputs import Outputs
@@ -56,7 +56,7 @@ def report_examples(checks: Sequence[Check], pockets: Sequence[Pocket], *, eval_
     for check in checks:
         if check.verdict not in SHOWN_VERDICTS or _suite_wide(check.metric):
             continue
-        traffic = check.slice == TRAFFIC or check.slice.startswith(TRAFFIC + ":")
+        traffic = check.scope == TRAFFIC
         source = traffic_rows if traffic else eval_rows
         if source is None:
             continue
@@ -144,7 +144,7 @@ class _Picker:
     def check(self, source: ExampleSource, check: Check, rows: np.ndarray,
               metric: str | None = None) -> None:
         m = next((x for x in self.metrics if x.name == (metric or check.metric)), None)
-        reference = "teacher" if check.compare.startswith("teacher") else None
+        reference = "teacher" if compare_mode(check.compare).with_teacher else None
         for r in self.order(source, rows, m, check.examples, reference):
             self._cite(source, r, "checks", check.id)
 
