@@ -245,14 +245,34 @@ def _run(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     from harness.paths import display_path
-    from harness.spec import validate_file
 
     if args.suite is not None:
         return _validate_in_suite(args.files, args.suite)
     for f in args.files:
-        kind = validate_file(f)
+        kind, notes = _validate_alone(f)
         print(f"{display_path(f)}: valid {kind}{_ALONE.get(kind, '')}")
+        _print_notes(notes)
     return EXIT_PASS
+
+
+def _validate_alone(path: Path) -> tuple[str, tuple[str, ...]]:
+    """(kind, the rubric's load notes) of a file validated on its own: a rubric or a suite is
+    loaded once and its rubric's notes kept, the rest checked by ``validate_file``."""
+    from harness.spec import detect_kind, load_rubric, load_suite, read_document, validate_file
+
+    if path.suffix.lower() not in (".jsonl", ".parquet"):
+        kind = detect_kind(read_document(path)[0], path)
+        if kind == "rubric":
+            return kind, load_rubric(path).notes
+        if kind == "suite":
+            return kind, load_suite(path).rubric.notes
+    return validate_file(path), ()
+
+
+def _print_notes(notes: Sequence[str]) -> None:
+    """A rubric's load notes (a confidence that is not the verdict's), as the run prints them."""
+    for note in notes:
+        print(f"note: {note}")
 
 
 #: What a file checked on its own leaves unchecked (``distill validate`` without ``--suite``).
@@ -283,6 +303,7 @@ def _validate_in_suite(files: Sequence[Path], suite_arg: str) -> int:
         task.load_data(spec.traffic_data, spec))
     context = f"in suite {spec.name} ({display_path(spec.path)})"
     for f in files:
+        notes: tuple[str, ...] = ()
         if f.suffix.lower() in (".jsonl", ".parquet"):
             validate_file(f)  # the schema, line by line, first
             _predictions_model(f, spec).validate(model_data, spec.labels)
@@ -291,12 +312,14 @@ def _validate_in_suite(files: Sequence[Path], suite_arg: str) -> int:
             doc, _ = read_document(f)
             kind = kind_of(doc, f)
             if kind == "rubric":
-                load_rubric(f, spec.root, task=spec.task, has_gold=spec.data.label is not None)
+                notes = load_rubric(f, spec.root, task=spec.task,
+                                    has_gold=spec.data.label is not None).notes
             elif kind == "baseline" and f.resolve() == spec.baseline_path.resolve():
                 baseline.load_baseline(spec, data)
             else:
                 validate_file(f, kind)
         print(f"{display_path(f)}: valid {kind} {context}")
+        _print_notes(notes)
     return EXIT_PASS
 
 
