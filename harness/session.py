@@ -24,7 +24,7 @@ class SuiteOutcome:
     path: Path
     result: SuiteResult | None = None
     error: str | None = None
-    planned: list[Any] = field(default_factory=list)
+    planned: list[Any] = field(default_factory=list)  # PlannedItem: what the items are named
     prepared: Any = None  # the PreparedSuite, between collection and the first item's run
     spec: Any = None  # the SuiteSpec, when the plan came from the cache (data not loaded yet)
 
@@ -65,8 +65,7 @@ class DistillSession:
         again loads its suite and rubric files, hashes its data and reads no data row. Its
         data are then loaded (and checked) when its first item runs.
         """
-        from harness.prepared import cached_plan, keep_plan
-        from harness.runner import prepare_suite
+        from harness.plan_cache import cached_items, keep_items, planned_items
         from harness.spec import load_suite
 
         path = path.resolve()
@@ -75,13 +74,15 @@ class DistillSession:
         outcome = SuiteOutcome(path=path)
         try:
             spec = load_suite(path)
-            cached = cached_plan(spec, self.options.cache_dir)
+            cached = cached_items(spec, self.options.cache_dir)
             if cached is not None:
                 outcome.spec, outcome.planned = spec, cached
             else:
+                from harness.runner import prepare_suite
+
                 outcome.prepared = prepare_suite(path, self.options, spec=spec)
-                outcome.planned = outcome.prepared.plan
-                keep_plan(spec, outcome.planned, self.options.cache_dir)
+                outcome.planned = planned_items(outcome.prepared.plan)
+                keep_items(spec, outcome.planned, self.options.cache_dir)
         except HarnessError as exc:
             outcome.error = str(exc)
         self.plans[path] = outcome

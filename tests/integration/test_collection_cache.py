@@ -10,6 +10,10 @@ item, and the run errors each item with the one message.
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -98,3 +102,24 @@ def test_a_new_slice_value_is_a_new_item_on_the_next_collection(tiny_repo: TinyR
     result = collect(pytester)
     assert result.ret == 0
     result.stdout.fnmatch_lines(["suites/tiny.yaml::slice_gap[[]lang=it[]]"])
+
+
+def modules_a_fresh_collection_imports(repo: TinyRepo, names: tuple[str, ...]) -> list[str]:
+    """Which of ``names`` a ``--collect-only`` in a new interpreter imports (it must succeed)."""
+    probe = ("import json, sys, pytest\n"
+             f"assert pytest.main(['--distill-suite', {SUITE!r}, '--collect-only', '-q', '-q', "
+             "'-p', 'no:cacheprovider']) == 0\n"
+             f"print('IMPORTED', json.dumps([m for m in {names!r} if m in sys.modules]))\n")
+    run = subprocess.run([sys.executable, "-c", probe], cwd=repo.path, capture_output=True,
+                         text=True, timeout=300, check=True)
+    return list(json.loads(run.stdout.split("IMPORTED", 1)[1]))
+
+
+def test_a_collection_that_finds_its_record_imports_no_statistics(tiny_repo: TinyRepo,
+                                                                  pytester: pytest.Pytester):
+    """What makes a cached collection instant: neither the data nor the gate's scipy is loaded."""
+    heavy = ("scipy", "harness.gate", "harness.runner")
+    assert collect(pytester).ret == 0
+    assert modules_a_fresh_collection_imports(tiny_repo, heavy) == []
+    shutil.rmtree(tiny_repo / ".distill-cache")
+    assert modules_a_fresh_collection_imports(tiny_repo, heavy) == list(heavy)  # plans from data
