@@ -741,7 +741,8 @@ def coverage_step(prep: PreparedSuite, teacher: Model, ctx: EvalContext, s_out: 
                                        "distillation_data"})
     spec, data, distill = prep.spec, prep.data, prep.distill_data
     eval_slices = prep.declared_slices
-    distill_slices = {k: v for k, v in build_slices(spec, distill, allow_empty=True).items()
+    distill_slices = {k: v for k, v in build_slices(spec, distill, allow_empty=True,
+                                                    drop_small=False).items()
                       if k != "overall"}
     for name in eval_slices:  # a by: value absent from the distillation data is a gap too
         distill_slices.setdefault(name, np.array([], dtype=int))

@@ -734,12 +734,15 @@ def _factorize(values: Any, n: int) -> tuple[np.ndarray, list[Any]]:
     return codes, uniques
 
 
-def build_slices(suite: Any, data: Dataset, *, allow_empty: bool = False) -> dict[str, np.ndarray]:
+def build_slices(suite: Any, data: Dataset, *, allow_empty: bool = False,
+                 drop_small: bool = True) -> dict[str, np.ndarray]:
     """Every declared slice of ``suite`` as name -> example positions (``overall`` first).
 
     A named slice that matches no example, or a ``by:`` field absent from the data, is a
     :class:`~harness.errors.SpecError` naming the suite file and the slice — unless
     ``allow_empty`` (for the distillation data, where an empty slice is a coverage gap).
+    A ``by:`` value with fewer examples than its entry's ``min_support`` makes no slice, unless
+    not ``drop_small`` (the distillation data, whose slices are compared with the eval data's).
     """
     from harness.naming import predicate_name
     from harness.results import Predicate
@@ -796,8 +799,16 @@ def build_slices(suite: Any, data: Dataset, *, allow_empty: bool = False) -> dic
             name = predicate_name(preds)
             if prefix:
                 name = f"{prefix} & {name}"
+            if drop_small and len(groups[key]) < _min_support(entry):
+                continue
             out[name] = np.asarray(groups[key], dtype=int)
     return out
+
+
+def _min_support(entry: Any) -> int:
+    """A ``by:`` entry's ``min_support`` (a SliceSpec or its mapping); 0 when it sets none."""
+    value = entry.get("min_support") if isinstance(entry, Mapping) else entry.min_support
+    return int(value or 0)
 
 
 def _by_entry(entry: Any) -> tuple[tuple[str, ...], Mapping[str, Any], str] | None:
