@@ -38,7 +38,7 @@ from harness.metrics import get_metric
 from harness.models.runs import ModelRun, load_models, run_model
 from harness.options import Options
 from harness.paths import display_path, repo_path
-from harness.prepared import PreparedSuite, discovery_features, slice_owners
+from harness.prepared import PreparedSuite, discovery_features, slice_owners, slice_supports
 from harness.results import SuiteResult
 from harness.spec import load_suite
 from harness.spec_types import SuiteSpec
@@ -67,7 +67,9 @@ def prepare_suite(path: Path, options: Options | None = None, *,
                           if len(v)}
     plan = gate.plan_checks(spec.name, spec.rubric, list(slices),
                             traffic_slices=[k for k in traffic_slices if k != "overall"],
-                            slice_owners=slice_owners(spec, data, slices))
+                            slice_owners=slice_owners(spec, data, slices),
+                            pockets=spec.discovery.enabled,
+                            slice_support=slice_supports(spec, data, slices))
     prep = PreparedSuite(spec=spec, data=data, slices=slices, plan=plan, distill_data=distill,
                          traffic_data=traffic, traffic_slices=traffic_slices,
                          notes=list(spec.rubric.notes))
