@@ -62,6 +62,23 @@ NOTES = {
     "suite:discovery.features": "Features searched; default `data.features`.",
     "suite:discovery.max_predicates": "Longest conjunction of predicates in a pocket.",
     "suite:discovery.min_support": "Fewest examples a pocket may have.",
+    "suite:discovery.enabled": "`false`: no pocket search (a `scope: discovered` criterion is "
+                               "then an error at load; `traffic` criteria check no pockets).",
+    "suite:discovery.n_bins": "Quantile bins a numeric feature is cut into (default 4); a "
+                              "pocket's range is a run of adjacent bins.",
+    "suite:discovery.include_length": "Also search the input's length in words "
+                                      "(`input_words`).",
+    "suite:coverage": "Distillation coverage: what the eval set has and `distillation_data` "
+                      "lacks.",
+    "suite:coverage.enabled": "`false`: no coverage analysis (the report's coverage says "
+                              "`enabled: false`; a criterion on `uncovered_fraction` errors).",
+    "suite:coverage.embeddings": "Vectors compared: `tfidf` (default) or the teacher's "
+                                 "embeddings.",
+    "suite:coverage.quantile": "An eval example is uncovered when its nearest distillation "
+                               "example is farther than this quantile of the distillation "
+                               "examples' own nearest-neighbour distances (default 0.95).",
+    "suite:coverage.rare_share": "A value or slice is a gap when its distillation share is "
+                                 "below this times its eval share (default 0.2).",
     "suite:economics": "Serving prices and how latency is measured.",
     "suite:traffic_data": "A sample of production inputs (no label): drift and label-free "
                           "checks; same keys as `data`.",
@@ -122,7 +139,9 @@ NOTES = {
     "suite:$defs.condition.gt": "Greater than.",
     "suite:$defs.condition.gte": "At least.",
     "suite:$defs.condition.regex": "A regular expression searched in the value's text.",
-    "suite:$defs.slice.min_support": "`by:` values with fewer examples make no slice.",
+    "suite:$defs.slice.min_support": "`by:` values with fewer examples make no slice; the "
+                                     "checks of its slices use it as their minimum support "
+                                     "(instead of their criterion's).",
     "suite:economics.batch_sizes": "Batch sizes at which latency and throughput are measured.",
     "suite:economics.sample": "Examples timed per batch size.",
     "suite:economics.warmup": "Untimed warm-up batches.",
