@@ -2,10 +2,12 @@
 
 Naming a suite's items needs its ``by:`` slices, so a first collection loads the data. What it
 planned is recorded here under everything that decides it: the typed suite (its rubric
-included), the bytes of the suite and rubric files, of the data and of the traffic sample
-(hashed, not parsed), the harness version and the code of the modules that plan. Collecting again
-loads the suite and rubric files, hashes the data files and reads the record; the data are
-loaded (and checked) when the suite's first item runs, which plans again from them.
+included), the bytes of the suite and rubric files, of the data, traffic and distillation files
+and of the models' local files (hashed, not parsed), the harness version and the code of the
+modules that plan: a record stands for exactly the bytes a collection loaded and checked.
+Collecting again loads the suite and rubric files, hashes those files and reads the record; the
+data are loaded (and checked) when the suite's first item runs, which plans again from them.
+A first collection (an empty cache, or ``--distill-no-cache``) still loads the data.
 
 This module stays light (no numpy, no statistics): a collection that finds its record imports
 nothing the run needs.
@@ -52,15 +54,24 @@ def plan_key(spec: SuiteSpec) -> str | None:
     load then says which)."""
     from harness import __version__
 
-    files = [spec.path, spec.rubric.path, spec.data.path]
-    if spec.traffic_data is not None:
-        files.append(spec.traffic_data.path)
+    files = [spec.path, spec.rubric.path, spec.data.path,
+             *(d.path for d in (spec.traffic_data, spec.distillation_data) if d is not None)]
     if not all(f.is_file() for f in files):
         return None
+    # The models' local files: a predictions file is checked at collection, so a record stands
+    # only for the bytes a collection checked; a folder (weights) by its entries' sizes and times.
+    folders: list[list[Any]] = []
+    for model in (spec.teacher, *spec.students.values()):
+        local = model.local_path
+        if local is not None and local.is_file():
+            files.append(local)
+        elif local is not None and local.is_dir():
+            folders.append([str(local), sorted([e.name, e.stat().st_size, e.stat().st_mtime_ns]
+                                               for e in local.iterdir())])
     package = Path(__file__).resolve().parent
     code = [file_sha256(package / name) for name in PLANNERS if (package / name).is_file()]
     key = json.dumps(["planned-items", PLAN_FORMAT, __version__, code, repr(spec),
-                      [str(f) for f in files], [file_sha256(f) for f in files]])
+                      [str(f) for f in files], [file_sha256(f) for f in files], folders])
     return hashlib.sha256(key.encode()).hexdigest()
 
 

@@ -123,3 +123,17 @@ def test_a_collection_that_finds_its_record_imports_no_statistics(tiny_repo: Tin
     assert modules_a_fresh_collection_imports(tiny_repo, heavy) == []
     shutil.rmtree(tiny_repo / ".distill-cache")
     assert modules_a_fresh_collection_imports(tiny_repo, heavy) == list(heavy)  # plans from data
+
+
+def test_a_predictions_file_broken_after_a_collection_is_reported_at_the_next(
+        tiny_repo: TinyRepo, pytester: pytest.Pytester):
+    """A record stands for the bytes a collection checked: an edited predictions file is
+    checked again at collection, with the message a first collection gives."""
+    assert collect(pytester).ret == 0
+    tiny_repo.edit_jsonl("data/student.jsonl", 3, label="maybe")
+    again = collect(pytester)
+    shutil.rmtree(tiny_repo / ".distill-cache")
+    first = collect(pytester)
+    assert again.ret == first.ret != 0
+    assert [ln for ln in again.stdout.lines if "maybe" in ln] == \
+        [ln for ln in first.stdout.lines if "maybe" in ln] != []
