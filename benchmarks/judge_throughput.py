@@ -1,9 +1,10 @@
 """Judge throughput: judged examples per second, both orders, against an instant local judge.
 
-The judge is the scripted OpenAI-compatible server of the tests (``tests/judges/judge_server.py``)
-in its own process on 127.0.0.1, answering at once; the client is the harness's judges step
-(``harness.judges.judges_step``: request building, the endpoint adapter, the per-judgment store,
-verdict parsing and the health figures) over a generation suite of prediction files. Every
+The judge is an OpenAI-compatible server on 127.0.0.1 (aiohttp, in its own process) that
+answers at once, reading the tests' prompt format (``tests/judges/judge_server.py``); the client
+is the harness's judges step (``harness.judges.judges_step``: request building, the endpoint
+adapter, the per-judgment store, verdict parsing and the health figures) over a generation suite
+of prediction files. Every
 example is judged in both orders (``swap: true``), so N examples are 2·N requests.
 
 Measured: cold (an empty cache) at 8 and 32 connections, and a fully cached rerun (no request).
@@ -36,16 +37,38 @@ CONNECTIONS = (8, 32)
 
 
 def _serve(port_queue: mp.Queue, stop: mp.Event) -> None:  # type: ignore[type-arg]
-    from judge_server import JudgeServer, shown
+    """An instant OpenAI-compatible judge (aiohttp, its own process and event loop): it reads
+    the two answers a prompt shows and says which has no "WRONG" in it."""
+    from aiohttp import web
+    from judge_server import shown
 
-    def honest(prompt: str) -> str:
+    async def chat(request: web.Request) -> web.Response:
+        body = await request.json()
+        prompt = body["messages"][-1]["content"]
         a, b = shown(prompt)
         bad_a, bad_b = "WRONG" in a, "WRONG" in b
-        return f"[[{'C' if bad_a == bad_b else ('B' if bad_a else 'A')}]]"
+        verdict = "C" if bad_a == bad_b else ("B" if bad_a else "A")
+        return web.json_response({
+            "id": "j", "object": "chat.completion", "created": 0, "model": "judge",
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": f"[[{verdict}]]"}}],
+            "usage": {"prompt_tokens": len(prompt.split()), "completion_tokens": 1,
+                      "total_tokens": len(prompt.split()) + 1}})
 
-    with JudgeServer(honest) as server:
-        port_queue.put(server.base_url)
-        stop.wait()
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", chat)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0, backlog=256)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        port_queue.put(f"http://127.0.0.1:{port}/v1")
+        while not stop.is_set():
+            await asyncio.sleep(0.1)
+        await runner.cleanup()
+
+    asyncio.run(main())
 
 
 def _repo(root: Path, n: int, url: str, connections: int) -> Path:
