@@ -218,32 +218,35 @@ def longer_preferred(j: PairwiseJudgments, student_len: np.ndarray,
     return chose_longer / decisive if decisive else None
 
 
-def _lc_fit(outcome: np.ndarray, x: np.ndarray, iterations: int = 50,
+def _lc_fit(outcome: np.ndarray, x: np.ndarray, counts: np.ndarray, iterations: int = 50,
             start: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """sigmoid(intercept) of a weighted logistic fit of ``outcome`` (in [0, 1]) on ``x``.
 
-    Row-wise over 2-D inputs (one fit per bootstrap replicate, all at once). A fractional
-    outcome y is the weighted pair (1, weight y) and (0, weight 1 − y), whose log-likelihood is
-    y·log p + (1 − y)·log(1 − p): a binomial GLM with a fractional response, fitted by
-    Newton–Raphson on (intercept, slope). Written here rather than with scikit-learn's
-    ``LogisticRegression`` because the paired bootstrap needs hundreds of fits of two
-    parameters, which one vectorized Newton loop does in milliseconds. Returns the fitted
-    rates and the (intercept, slope) of each row.
+    ``outcome`` and ``x`` are the distinct (outcome, x) pairs of the data; ``counts`` says how
+    many examples of each pair a fit sees: one row per fit (the data itself, or one bootstrap
+    replicate each), all fitted at once. A fractional outcome y is the weighted pair (1,
+    weight y) and (0, weight 1 − y), whose log-likelihood is y·log p + (1 − y)·log(1 − p): a
+    binomial GLM with a fractional response, fitted by Newton–Raphson on (intercept, slope).
+    Written here rather than with scikit-learn's ``LogisticRegression`` because the paired
+    bootstrap needs a thousand fits of two parameters, which one vectorized Newton loop over
+    the distinct pairs does in a fraction of a second. Returns the fitted rates and the
+    (intercept, slope) of each row.
     """
-    y, x = np.atleast_2d(outcome).astype(float), np.atleast_2d(x).astype(float)
-    beta = np.zeros((y.shape[0], 2)) if start is None else np.tile(start, (y.shape[0], 1))
-    # Separable data has no finite optimum: a ridge of 1e-6 keeps the Newton steps finite and
-    # moves a finite fit by far less than the bootstrap's own error.
-    ridge = 1e-6 * y.shape[1]
+    y, x = np.asarray(outcome, float)[None, :], np.asarray(x, float)[None, :]
+    n_of = np.atleast_2d(counts).astype(float)
+    beta = np.zeros((n_of.shape[0], 2)) if start is None else np.tile(start, (n_of.shape[0], 1))
+    # Separable data has no finite optimum: a ridge of 1e-6 per example keeps the Newton steps
+    # finite and moves a finite fit by far less than the bootstrap's own error.
+    ridge = 1e-6 * n_of.sum(1)[:, None]
     for _ in range(iterations):
         eta = beta[:, :1] + beta[:, 1:] * x
         p = 1.0 / (1.0 + np.exp(-np.clip(eta, -30, 30)))
-        r = y - p
-        w = p * (1.0 - p)
+        r = n_of * (y - p)
+        w = n_of * p * (1.0 - p)
         g = np.stack([r.sum(1), (r * x).sum(1)], 1) - ridge * beta
-        h00 = w.sum(1) + ridge
+        h00 = w.sum(1) + ridge[:, 0]
         h01 = (w * x).sum(1)
-        h11 = (w * x * x).sum(1) + ridge
+        h11 = (w * x * x).sum(1) + ridge[:, 0]
         det = h00 * h11 - h01 * h01
         step = np.stack([(h11 * g[:, 0] - h01 * g[:, 1]) / det,
                          (h00 * g[:, 1] - h01 * g[:, 0]) / det], 1)
@@ -268,16 +271,19 @@ def length_controlled(outcome: np.ndarray, student_len: np.ndarray, teacher_len:
         return None, None
     sd = float(np.std(diff, ddof=1))
     x = np.tanh(diff / sd) if sd > 0 else np.zeros_like(diff)
-    fitted, beta = _lc_fit(y, x)
+    # The fit sees the data through its distinct (outcome, x) pairs: resampling the examples
+    # is drawing how many of each pair a replicate holds (a multinomial over the pairs, the same
+    # law as resampling positions), so a replicate costs the number of pairs, not of examples.
+    pairs, inverse = np.unique(np.stack([y, x], 1), axis=0, return_inverse=True)
+    size = np.bincount(np.ravel(inverse), minlength=len(pairs)).astype(float)
+    fitted, beta = _lc_fit(pairs[:, 0], pairs[:, 1], size)
     point = float(fitted[0])
-    # Replicates start from the full fit (a few Newton steps each) and go in blocks, so the
-    # bootstrap of a 10^4-example suite takes a second, not a gigabyte.
     rng = np.random.default_rng(seed)
     reps = np.empty(n_boot)
-    block = max(1, min(n_boot, 2_000_000 // len(y)))
+    block = max(1, min(n_boot, 2_000_000 // len(pairs)))
     for lo in range(0, n_boot, block):
-        rows = rng.integers(0, len(y), (min(block, n_boot - lo), len(y)))
-        reps[lo:lo + len(rows)] = _lc_fit(y[rows], x[rows], start=beta[0])[0]
+        counts = rng.multinomial(len(y), size / len(y), size=min(block, n_boot - lo))
+        reps[lo:lo + len(counts)] = _lc_fit(pairs[:, 0], pairs[:, 1], counts, start=beta[0])[0]
     tail = (1.0 - confidence) / 2.0
     return point, (float(np.quantile(reps, tail)), float(np.quantile(reps, 1.0 - tail)))
 
