@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -92,10 +94,12 @@ def repo(tmp_path, monkeypatch):
     return tmp_path
 
 
-def serve(monkeypatch, policy, **kw) -> JudgeServer:
-    server = JudgeServer(policy, api_key=SECRET, **kw).__enter__()
-    monkeypatch.setenv("JUDGE_URL", server.base_url)
-    return server
+@contextmanager
+def serving(monkeypatch, policy, **kw) -> Iterator[JudgeServer]:
+    """The scripted judge on a free port of 127.0.0.1, named by JUDGE_URL while it runs."""
+    with JudgeServer(policy, api_key=SECRET, **kw) as server:
+        monkeypatch.setenv("JUDGE_URL", server.base_url)
+        yield server
 
 
 def checks(doc: dict) -> dict[str, dict]:
@@ -103,11 +107,8 @@ def checks(doc: dict) -> dict[str, dict]:
 
 
 def test_a_planted_pocket_fails_its_check_and_nothing_else_does(repo, monkeypatch, capsys):
-    server = serve(monkeypatch, honest)
-    try:
+    with serving(monkeypatch, honest) as server:
         code, doc = run(repo)
-    finally:
-        server.__exit__()
     out = capsys.readouterr().out
     by_id = checks(doc)
     assert code == 1
@@ -138,8 +139,7 @@ def test_a_planted_pocket_fails_its_check_and_nothing_else_does(repo, monkeypatc
 
 def test_a_rerun_sends_no_request_and_a_student_change_rejudges_only_what_changed(
         repo, monkeypatch, capsys):
-    server = serve(monkeypatch, honest)
-    try:
+    with serving(monkeypatch, honest) as server:
         run(repo)
         before = server.answered
         code, doc = run(repo)
@@ -154,16 +154,13 @@ def test_a_rerun_sends_no_request_and_a_student_change_rejudges_only_what_change
         assert server.answered == before + 4  # two examples, both orders
         judge = doc["suites"][0]["judges"]["helpful"]
         assert judge["requests"] == 4 and judge["cached"] == 236
-    finally:
-        server.__exit__()
     capsys.readouterr()
 
 
 def test_a_killed_run_resumes_where_it_stopped(repo, monkeypatch, capsys):
     from harness import cli
 
-    server = serve(monkeypatch, honest, stop_after=100)
-    try:
+    with serving(monkeypatch, honest, stop_after=100) as server:
         assert cli.main(["run", "suites/chat.yaml", "--quiet"]) == 2, \
             "a judge that stops answering ends the run with exit 2"
         err = capsys.readouterr().err
@@ -174,8 +171,6 @@ def test_a_killed_run_resumes_where_it_stopped(repo, monkeypatch, capsys):
         judge = doc["suites"][0]["judges"]["helpful"]
         assert judge["requests"] == 240 - kept, "the rerun asks only for the missing judgments"
         assert judge["cached"] == kept and judge["n"] == 120
-    finally:
-        server.__exit__()
     capsys.readouterr()
 
 
@@ -185,11 +180,8 @@ def always_first(prompt: str) -> str:
 
 def test_position_bias_cancels_under_swap(repo, monkeypatch, capsys):
     write_repo(repo, student=teacher_answer)
-    server = serve(monkeypatch, always_first)
-    try:
+    with serving(monkeypatch, always_first):
         code, doc = run(repo)
-    finally:
-        server.__exit__()
     capsys.readouterr()
     judge = doc["suites"][0]["judges"]["helpful"]
     assert judge["win_rate"] == 0.5 and judge["first_preferred"] == 1.0
@@ -215,11 +207,8 @@ def test_length_bias_is_found_and_the_length_controlled_win_rate_discounts_it(
          "scope": "overall"},
         {"name": "length_bias", "metric": "judge_longer_preferred:helpful", "compare": "value",
          "max": 0.7, "scope": "overall"}])
-    server = serve(monkeypatch, prefers_longer)
-    try:
+    with serving(monkeypatch, prefers_longer):
         code, doc = run(repo)
-    finally:
-        server.__exit__()
     capsys.readouterr()
     judge = doc["suites"][0]["judges"]["helpful"]
     assert judge["longer_preferred"] == 1.0
@@ -237,11 +226,8 @@ def no_verdict(prompt: str) -> str:
 
 def test_a_judge_that_never_answers_the_format_errors_with_one_clear_message(
         repo, monkeypatch, capsys):
-    server = serve(monkeypatch, no_verdict)
-    try:
+    with serving(monkeypatch, no_verdict):
         code, doc = run(repo)
-    finally:
-        server.__exit__()
     capsys.readouterr()
     assert code == 1
     judge = doc["suites"][0]["judges"]["helpful"]
@@ -274,8 +260,7 @@ def test_dry_run_counts_the_judge_requests_and_their_cost_asking_nothing(
         repo, monkeypatch, capsys):
     from harness import cli
 
-    server = serve(monkeypatch, honest)
-    try:
+    with serving(monkeypatch, honest) as server:
         assert cli.main(["run", "suites/chat.yaml", "--dry-run"]) == 0
         out = capsys.readouterr().out
         assert server.requests == 0
@@ -288,14 +273,11 @@ def test_dry_run_counts_the_judge_requests_and_their_cost_asking_nothing(
         out = capsys.readouterr().out
         assert server.answered == answered
         assert "judge helpful (openai judge-large, chat): 0 requests (240 of 240" in out
-    finally:
-        server.__exit__()
 
 
 def test_collect_only_sends_no_judge_request_and_each_judge_check_is_an_item(
         repo, monkeypatch, pytester):
-    server = serve(monkeypatch, honest)
-    try:
+    with serving(monkeypatch, honest) as server:
         result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--distill-suite",
                                     str(repo / "suites" / "chat.yaml"), "--collect-only", "-q")
         assert server.requests == 0
@@ -305,8 +287,6 @@ def test_collect_only_sends_no_judge_request_and_each_judge_check_is_an_item(
                                     str(repo / "suites" / "chat.yaml"))
         result.assert_outcomes(passed=3, failed=1)
         assert server.answered == 240
-    finally:
-        server.__exit__()
 
 
 def scores_by_care(prompt: str) -> str:
@@ -332,11 +312,8 @@ def test_pointwise_scores_are_paired_and_the_teachers_lowest_join_the_audit(
         json.dumps({"id": r["id"], "output": "Something." if r["id"] == "q001"
                     else teacher_answer(r)}) + "\n" for r in rows()))
     (repo / "suites" / "chat.yaml").write_text(yaml.safe_dump(suite, sort_keys=False), "utf-8")
-    server = serve(monkeypatch, scores_by_care)
-    try:
+    with serving(monkeypatch, scores_by_care):
         code, doc = run(repo)
-    finally:
-        server.__exit__()
     capsys.readouterr()
     by_id = checks(doc)
     math_check = by_id["scored[topic=math]"]
@@ -363,11 +340,8 @@ def test_agreement_with_peoples_labels_is_reported_and_gated(repo, monkeypatch, 
     suite = yaml.safe_load((repo / "suites" / "chat.yaml").read_text("utf-8"))
     suite["judge_labels"] = {"helpful": "human_pref"}
     (repo / "suites" / "chat.yaml").write_text(yaml.safe_dump(suite, sort_keys=False), "utf-8")
-    server = serve(monkeypatch, honest)
-    try:
+    with serving(monkeypatch, honest):
         code, doc = run(repo)
-    finally:
-        server.__exit__()
     capsys.readouterr()
     agreement = doc["suites"][0]["judges"]["helpful"]["agreement"]
     assert agreement["n"] == 40 and agreement["rate"] == pytest.approx(39 / 40)
