@@ -77,13 +77,10 @@ def parse_verdict(text: str | None, pattern: str | re.Pattern[str]) -> str | Non
 
 @functools.lru_cache(maxsize=64)
 def _compiled(pattern: str) -> re.Pattern[str]:
-    """A verdict pattern, compiled once (checked when the suite loaded; Python's FutureWarning
-    about ``[[`` is not the user's concern at run time)."""
-    import warnings
+    """A verdict pattern, compiled once per run (checked when the suite loaded)."""
+    from harness.spec import compile_pattern
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        return re.compile(pattern)
+    return compile_pattern(pattern)
 
 
 def order_of(example_id: str, seed: int) -> str:
@@ -742,10 +739,6 @@ def _same_model(judge_spec: Any, judge_model: Any, teacher_model: Any) -> bool:
 
 # --------------------------------------------------------------------------- the dry run
 
-#: Characters per token of the dry run's estimate (as the endpoint adapter's).
-CHARS_PER_TOKEN = 4
-
-
 def plan_judges(spec: Any, data: Any, teacher: Sequence[str] | None,
                 student: Sequence[str] | None, options: Any) -> list[dict[str, Any]]:
     """What each judge of ``spec`` would be asked by a run: judgments, the ones its store
@@ -756,6 +749,7 @@ def plan_judges(spec: Any, data: Any, teacher: Sequence[str] | None,
     a request and each answer's length is estimated at its model's ``max_new_tokens``.
     """
     from harness.models import load_model
+    from harness.models.openai_compat import CHARS_PER_TOKEN
 
     rows: list[dict[str, Any]] = []
     ids = [str(i) for i in data.ids]
@@ -775,7 +769,7 @@ def plan_judges(spec: Any, data: Any, teacher: Sequence[str] | None,
                 chars = sum(len(r.text) for r in todo)
                 n_todo, known = len(todo), True
             else:
-                answer_chars = 2 * CHARS_PER_TOKEN * max(
+                answer_chars = 2 * int(CHARS_PER_TOKEN) * max(
                     (m.generation.max_new_tokens if m.generation else 0)
                     for m in (spec.teacher, spec.student))
                 chars = per_example * sum(len(judge.prompt) + len(p) + answer_chars

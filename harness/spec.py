@@ -564,7 +564,7 @@ def _judges(doc: Mapping[str, Any], *, source: Path, root: Path, data: DataSpec,
         default = PAIRWISE_VERDICT if mode == "pairwise" else POINTWISE_VERDICT
         verdict = raw.get("verdict", default)
         try:
-            rx = _compile_quietly(verdict)
+            rx = compile_pattern(verdict)
         except re.error as exc:
             raise SpecError(f"invalid verdict pattern {verdict!r}: {exc}", file=shown,
                             field=f"{where}.verdict") from None
@@ -581,7 +581,7 @@ def _judges(doc: Mapping[str, Any], *, source: Path, root: Path, data: DataSpec,
     return out
 
 
-def _compile_quietly(pattern: str) -> re.Pattern[str]:
+def compile_pattern(pattern: str) -> re.Pattern[str]:
     """``re.compile`` without its FutureWarning about ``[[`` (a verdict pattern often holds
     brackets): a bad pattern is a ``re.error``, a dubious one compiles as Python reads it."""
     import warnings
