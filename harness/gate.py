@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.metrics import Metric, get_metric
+from harness.metrics import Metric, get_metric, judge_metric_parts
 from harness.outputs import EvalContext, Outputs
 from harness.report.numbers import adaptive
 from harness.results import Check, Pocket, SliceRow
@@ -323,7 +323,7 @@ def evaluate_check(p: PlannedCheck, inputs: GateInputs) -> Check:
         return _error_check(p, 0, f"none of the {unvalued_n} examples of {p.slice!r} has a value "
                             f"of {c.metric}" + (" (every judgment was invalid: the judge's "
                                                 "answers matched no verdict)"
-                                                if c.metric.startswith("judge") else ""))
+                                                if judge_metric_parts(c.metric) else ""))
     if n == 0:
         return _error_check(p, 0, f"slice {p.slice!r} has no examples")
     point = _point(metric, inputs, index, ref, c.compare)

@@ -24,10 +24,8 @@ def _interactive(stream: TextIO) -> bool:
 _RATE = {"examples": "ex/s", "requests": "requests/s"}
 
 
-class LineProgress:
-    """Redraws ``"<label>: done/total examples, rate ex/s, ETA 1m05s"`` in place; a newline
-    when done (without the ETA). An endpoint model counts the requests of this run only (its
-    cached answers are not work): its ``unit`` is ``requests`` and its rate requests/s."""
+class _Stage:
+    """What every progress line knows: its label, where it writes, its clock and its unit."""
 
     def __init__(
         self,
@@ -40,6 +38,21 @@ class LineProgress:
         self.stream = stream
         self.clock = clock
         self.unit = unit
+
+
+class LineProgress(_Stage):
+    """Redraws ``"<label>: done/total examples, rate ex/s, ETA 1m05s"`` in place; a newline
+    when done (without the ETA). An endpoint model counts the requests of this run only (its
+    cached answers are not work): its ``unit`` is ``requests`` and its rate requests/s."""
+
+    def __init__(
+        self,
+        label: str,
+        stream: TextIO,
+        clock: Callable[[], float] = time.monotonic,
+        unit: str = "examples",
+    ):
+        super().__init__(label, stream, clock, unit)
         self.start = clock()
         self.last_draw: float | None = None
         self.last_done = 0
@@ -67,7 +80,7 @@ class LineProgress:
         self.finished = final
 
 
-class StageProgress:
+class StageProgress(_Stage):
     """Off a terminal: nothing while a stage runs, then one line when it ends,
     ``"<label>: 600/600 requests in 4.9s, 122.4 requests/s"`` — a CI log gets no ``\\r``."""
 
@@ -78,10 +91,7 @@ class StageProgress:
         clock: Callable[[], float] = time.monotonic,
         unit: str = "examples",
     ):
-        self.label = label
-        self.stream = stream
-        self.clock = clock
-        self.unit = unit
+        super().__init__(label, stream, clock, unit)
         self.start: float | None = None
         self.last_done = 0
 
