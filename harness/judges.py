@@ -447,6 +447,38 @@ def ask(model: Any, requests: Sequence[JudgeRequest], store: Any, *,
     return Asked(answers=answers, sent_keys=frozenset(sent), cached=len(unique) - len(sent))
 
 
+def saved_answers(path: Path, requests: Sequence[JudgeRequest]) -> Asked:
+    """A ``type: predictions`` judge: its saved answers, one JSONL line per example and order,
+    ``{"id": …, "order": "student_first"|"teacher_first", "output": …}`` (pointwise
+    ``{"id": …, "answer": "student"|"teacher", "output": …}``). A judgment without a line is
+    an invalid judgment (counted, as a judge's answer without a verdict); nothing is asked."""
+    import json
+
+    from harness.cache import Answer
+    from harness.errors import DataError
+    from harness.paths import display_path
+
+    kinds = (*ORDERS, "student", "teacher")
+    texts: dict[tuple[str, str], str] = {}
+    for lineno, line in enumerate(Path(path).read_text("utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"line {lineno}: not JSON ({exc.msg})", file=display_path(path)) from None
+        which = rec.get("order", rec.get("answer")) if isinstance(rec, dict) else None
+        if (not isinstance(rec, dict) or not isinstance(rec.get("id"), str) or which not in kinds
+                or not isinstance(rec.get("output"), str)):
+            raise DataError(f"line {lineno}: expected {{\"id\", \"order\": student_first | "
+                            "teacher_first (or \"answer\": student | teacher), \"output\"}}",
+                            file=display_path(path))
+        texts[(rec["id"], which)] = rec["output"]
+    answers = {r.key: Answer(text=texts[(r.example, r.order)]) for r in requests
+               if (r.example, r.order) in texts}
+    return Asked(answers=answers, sent_keys=frozenset(), cached=0)
+
+
 def _token(counts: Any, i: int) -> int | None:
     if counts is None:
         return None
@@ -708,8 +740,9 @@ def judges_step(spec: Any, data: Any, teacher: Any, student: Any, options: Any, 
                                       fingerprint=fp, seed=options.seed)
             progress = make_progress(f"judge {name}",
                                      enabled=None if options.progress else False)
-            asked = ask(model, requests, store_for(judge, fp, options.cache_dir),
-                        progress=progress)
+            asked = (saved_answers(judge.model.local_path, requests) if model.precomputed
+                     else ask(model, requests, store_for(judge, fp, options.cache_dir),
+                              progress=progress))
             human = None
             if judge.labels_field is not None:
                 column = data.column(judge.labels_field)

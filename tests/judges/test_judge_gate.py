@@ -347,3 +347,26 @@ def test_agreement_with_peoples_labels_is_reported_and_gated(repo, monkeypatch, 
     assert agreement["n"] == 40 and agreement["rate"] == pytest.approx(39 / 40)
     assert 0.9 < agreement["kappa"] < 1.0
     assert checks(doc)["agrees[overall]"]["verdict"] == "pass"
+
+
+def test_a_judge_of_saved_answers_reads_one_line_per_example_and_order(repo, capsys):
+    # the honest judge's answers, saved by a batch job; q005's teacher-first judgment is missing
+    lines = []
+    for r in rows():
+        s, t = student_answer(r), teacher_answer(r)
+        for order, (a, b) in (("student_first", (s, t)), ("teacher_first", (t, s))):
+            if (r["id"], order) != ("q005", "teacher_first"):
+                lines.append({"id": r["id"], "order": order, "output": honest(
+                    PAIRWISE_PROMPT.format(prompt="", answer_a=a, answer_b=b))})
+    (repo / "preds" / "judge.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    suite = yaml.safe_load((repo / "suites" / "chat.yaml").read_text("utf-8"))
+    suite["judges"]["helpful"]["model"] = {"type": "predictions", "path": "../preds/judge.jsonl"}
+    (repo / "suites" / "chat.yaml").write_text(yaml.safe_dump(suite, sort_keys=False), "utf-8")
+    code, doc = run(repo)
+    capsys.readouterr()
+    judge = doc["suites"][0]["judges"]["helpful"]
+    assert judge["n"] == 119 and judge["invalid_rate"] == pytest.approx(1 / 240)
+    assert judge["requests"] == 0
+    assert checks(doc)["judged[topic=math]"]["verdict"] == "fail"
+    assert checks(doc)["judged[topic=code]"]["verdict"] == "pass"
+    assert code == 1
