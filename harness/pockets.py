@@ -318,11 +318,8 @@ def _encode(name: str, col: np.ndarray, min_support: int, n_bins: int) -> _Featu
         if kind in "US":
             present = np.ones(col.shape[0], dtype=bool)
         else:
-            present = np.fromiter(
-                (not (v is None or (isinstance(v, float) and v != v)) for v in col),
-                dtype=bool,
-                count=col.shape[0],
-            )
+            # None and NaN are absent; elementwise in C (NaN is the one value unequal to itself)
+            present = (col != None) & (col == col)  # noqa: E711
         values, inv = _factorize(col[present])
         inverse = np.zeros(col.shape[0], dtype=np.intp)
         inverse[present] = inv
@@ -344,8 +341,12 @@ def _encode(name: str, col: np.ndarray, min_support: int, n_bins: int) -> _Featu
 
 def _factorize(col: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sorted distinct values of ``col`` and each element's index into them."""
-    if col.dtype.kind == "O" and all(isinstance(v, str) for v in col):
-        col = col.astype(str)
+    if col.dtype.kind == "O" and col.size:
+        if all(issubclass(t, str) for t in set(map(type, col))):
+            found = _factorize_strings(col)
+            if found is not None:
+                return found
+            col = col.astype(str)
     if col.dtype.kind == "U" and col.size:
         # hash the code points, then check the hash against the strings: sorting a million
         # strings is far slower than sorting a million integers
@@ -375,6 +376,24 @@ def _factorize(col: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         out = np.empty(len(by_text), dtype=object)
         out[:] = by_text
         return out, rank[np.asarray(raw, dtype=np.intp)]
+
+
+def _factorize_strings(col: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """:func:`_factorize` of an object array of strings by their hashes (None: a collision).
+
+    Python caches a string's hash, and a category column shares one string object per value,
+    so this costs one pass over the pointers, not a copy of every string's characters.
+    """
+    h = np.fromiter(map(hash, col), dtype=np.int64, count=col.size)
+    _, first, inv = np.unique(h, return_index=True, return_inverse=True)
+    inv = inv.ravel()
+    reps = col[first]
+    if not bool(np.all(reps[inv] == col)):
+        return None
+    order = np.argsort(reps.astype(str), kind="stable")
+    rank = np.empty(order.size, dtype=np.intp)
+    rank[order] = np.arange(order.size)
+    return reps[order], rank[inv]
 
 
 def _encode_numeric(name: str, col: np.ndarray, min_support: int, n_bins: int) -> _Feature | None:
