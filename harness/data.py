@@ -40,6 +40,8 @@ class Dataset:
     references: tuple[tuple[str, ...], ...] | None = None
     #: The file's columns (a ``pyarrow.Table``) when it was read column-wise.
     table: Any = field(default=None, repr=False, compare=False)
+    #: The ids as a pyarrow ``large_string`` array when the file's id column was one already.
+    id_column: Any = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.table is not None and not self.records:
@@ -47,7 +49,7 @@ class Dataset:
 
     def id_array(self) -> Any:
         """The ids as a pyarrow ``large_string`` array, built once per data set."""
-        cached = self.__dict__.get("_id_array")
+        cached = self.__dict__.get("_id_array", self.id_column)
         if cached is None:
             cached = string_array(self.ids)
             object.__setattr__(self, "_id_array", cached)
@@ -207,6 +209,9 @@ def distinct(chunked: Any) -> list[Any]:
     return list(chunked.unique().to_pylist())
 
 
+_SAMPLE = 4096
+
+
 def object_column(chunked: Any) -> np.ndarray:
     """A pyarrow column as a numpy object array of Python values (None for null).
 
@@ -217,7 +222,9 @@ def object_column(chunked: Any) -> np.ndarray:
 
     col = np.empty(len(chunked), dtype=object)
     t = chunked.type
-    if (pa.types.is_string(t) or pa.types.is_large_string(t)) and len(chunked) > 1000:
+    # a few thousand rows tell a category from ids or free text, which are not worth encoding
+    if ((pa.types.is_string(t) or pa.types.is_large_string(t)) and len(chunked) > 1000
+            and len(chunked.slice(0, _SAMPLE).unique()) * 4 < min(len(chunked), _SAMPLE)):
         enc = chunked.combine_chunks().dictionary_encode()
         if len(enc.dictionary) * 4 < len(chunked):
             values = np.empty(len(enc.dictionary) + 1, dtype=object)
@@ -573,7 +580,15 @@ def _from_table(table: Any, spec: Any, labels: Sequence[str] | None, references:
         return None  # a float column may hold what JSON wrote as an int: the row loader decides
 
     ids = strings(spec.id)
-    if ids is None or len(set(ids)) != len(ids):
+    if ids is None:
+        return None
+    id_column = None
+    if pa.types.is_string(table.column(spec.id).type) or pa.types.is_large_string(
+            table.column(spec.id).type):
+        id_column = table.column(spec.id).combine_chunks().cast(pa.large_string())
+        if pc.count_distinct(id_column).as_py() != len(ids):
+            return None
+    elif len(set(ids)) != len(ids):
         return None
     inputs: list[Any]
     if len(spec.input) == 1:
@@ -621,6 +636,7 @@ def _from_table(table: Any, spec: Any, labels: Sequence[str] | None, references:
         path=spec.path, sha256=digest, ids=tuple(ids), inputs=tuple(inputs),
         labels=tuple(gold) if gold is not None else None, features=features,
         references=tuple(refs) if refs is not None else None, table=table,
+        id_column=id_column,
     )
 
 

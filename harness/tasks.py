@@ -116,7 +116,7 @@ class ClassificationTask(Task):
         index = {lab: i for i, lab in enumerate(suite.labels)}
         index[INVALID_LABEL] = INVALID
         try:
-            return np.fromiter((index[lab] for lab in labels), dtype=int, count=len(labels))
+            return np.fromiter(map(index.__getitem__, labels), dtype=int, count=len(labels))
         except KeyError as exc:
             raise DataError(f"label {exc.args[0]!r} is not one of {', '.join(suite.labels)}",
                             file=where) from None

@@ -240,15 +240,20 @@ def _read_columns(path: Path, data: Dataset, labels: Sequence[str]) -> Predictio
     if not (pa.types.is_integer(ids_col.type) or pa.types.is_string(ids_col.type)
             or pa.types.is_large_string(ids_col.type)):
         return None
-    # Where each line's id sits in the data set: every id known, each exactly once.
-    position = pc.index_in(ids_col.cast(pa.large_string()), value_set=data.id_array())
-    if position.null_count:
-        return None
-    rows = numbers(position, np.int64, -1)
-    if np.bincount(rows, minlength=len(data)).max(initial=0) != 1:
-        return None  # an id given twice (so another missing): the line reader names it
-    order = np.empty(len(data), dtype=np.int64)
-    order[rows] = np.arange(len(rows))  # file line of each example, in the data's order
+    file_ids = ids_col.cast(pa.large_string())
+    if file_ids.equals(pa.chunked_array([data.id_array()])):
+        # the batch job kept the data's order (the usual case): no id to look up
+        order = np.arange(len(data), dtype=np.int64)
+    else:
+        # Where each line's id sits in the data set: every id known, each exactly once.
+        position = pc.index_in(file_ids, value_set=data.id_array())
+        if position.null_count:
+            return None
+        rows = numbers(position, np.int64, -1)
+        if np.bincount(rows, minlength=len(data)).max(initial=0) != 1:
+            return None  # an id given twice (so another missing): the line reader names it
+        order = np.empty(len(data), dtype=np.int64)
+        order[rows] = np.arange(len(rows))  # file line of each example, in the data's order
 
     def strings(name: str) -> np.ndarray | None:
         if name not in names:
