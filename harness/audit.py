@@ -34,6 +34,8 @@ def _index(selection: np.ndarray | Sequence[int] | Sequence[bool], n: int, name:
     idx = arr.astype(int).ravel()
     if idx.min() < -n or idx.max() >= n:
         raise ValueError(f"slice {name!r}: index out of range for {n} examples")
+    if idx[0] >= 0 and bool((idx[1:] > idx[:-1]).all()):
+        return idx  # already sorted and distinct, as the data's slices are: nothing to sort
     return np.unique(idx % n)
 
 

@@ -10,6 +10,7 @@ rubric gates (DESIGN "HTML report": the report's per-suite ``examples``).
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -103,13 +104,19 @@ class _Picker:
         self.picked: dict[str, tuple[ExampleSource, int]] = {}
         self.cited: dict[str, dict[str, list[str]]] = {}
         self._values: dict[tuple[str, str, str], np.ndarray | None] = {}
-        self._rows: dict[str, dict[str, int]] = {}
 
-    def rows_of(self, source: ExampleSource) -> dict[str, int]:
-        """Row of each example id of ``source`` (built once per source)."""
-        if source.name not in self._rows:
-            self._rows[source.name] = {i: r for r, i in enumerate(source.data.ids)}
-        return self._rows[source.name]
+    @staticmethod
+    def rows_of(source: ExampleSource, ids: Sequence[str]) -> dict[str, int]:
+        """Row of each of ``ids`` that ``source`` has (one scan of its id column, in C)."""
+        if not ids:
+            return {}
+        import pyarrow.compute as pc
+
+        from harness.data import numbers, string_array
+
+        found = pc.is_in(source.data.id_array(), value_set=string_array([str(i) for i in ids]))
+        rows = np.flatnonzero(numbers(found, np.int8, 0))
+        return {source.data.ids[r]: int(r) for r in rows}
 
     def values(self, source: ExampleSource, metric: Metric, who: str) -> np.ndarray | None:
         """``metric`` per row of ``source`` for the teacher or the student (None if it cannot)."""
@@ -125,7 +132,7 @@ class _Picker:
     def order(self, source: ExampleSource, rows: np.ndarray, metric: Metric | None,
               first: Sequence[str], reference: str | None) -> list[int]:
         """``rows`` to show: the gate's own ids, then worse than the reference, then differing."""
-        index = self.rows_of(source)
+        index = self.rows_of(source, first)
         chosen = [index[i] for i in first if i in index]
         s = self.values(source, metric, "student") if metric is not None else None
         if metric is not None and s is not None:
@@ -154,7 +161,7 @@ class _Picker:
         mask = np.ones(len(source.data), dtype=bool)
         for p in pocket.predicates:
             if p.feature not in feats:
-                index = self.rows_of(source)
+                index = self.rows_of(source, pocket.ids)
                 return np.array([index[i] for i in pocket.ids if i in index], dtype=int)
             mask &= _holds(np.asarray(feats[p.feature]), p.op, p.value)
         return np.flatnonzero(mask)
@@ -242,5 +249,8 @@ def _holds(col: np.ndarray, op: str, value: Any) -> np.ndarray:
     if op in ("in", "not_in"):
         inside = np.array([v in value for v in col], dtype=bool)
         return inside if op == "in" else ~inside
-    equal = np.array([v == value for v in col], dtype=bool)
+    if isinstance(value, (list, tuple, dict)):  # numpy would compare element by element
+        equal = np.array([v == value for v in col], dtype=bool)
+    else:  # Python's == on every row, looped in C
+        equal = np.frompyfunc(operator.eq, 2, 1)(col, value).astype(bool)
     return ~equal if op == "ne" else equal
