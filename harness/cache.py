@@ -81,30 +81,45 @@ def key_digest(key: dict[str, Any]) -> str:
 def encode_entry(key: dict[str, Any], predictions: Predictions) -> bytes:
     """The bytes of a cache file holding ``predictions`` under ``key``."""
     scores = predictions.scores
-    payload = {
+    payload: dict[str, Any] = {
         "key": key,
-        "ids": list(predictions.ids),
-        "labels": list(predictions.labels) if predictions.labels is not None else None,
         "scores": np.asarray(scores, dtype=np.float64).tolist() if scores is not None else None,
         "scores_dtype": str(np.asarray(scores).dtype) if scores is not None else None,
-        "outputs": list(predictions.outputs) if predictions.outputs is not None else None,
     }
+    # the long string columns are written apart (the same bytes json.dumps would write)
+    texts = {"ids": predictions.ids, "labels": predictions.labels, "outputs": predictions.outputs}
     # Usage, finish reasons and request latency travel with the outputs: a cache hit keeps them.
     for name in ("input_tokens", "output_tokens", "latency_s"):
         arr = getattr(predictions, name)
         if arr is not None:
             payload[name] = np.asarray(arr).tolist()
     if predictions.finish_reasons is not None:
-        payload["finish_reasons"] = list(predictions.finish_reasons)
+        texts["finish_reasons"] = predictions.finish_reasons
     if predictions.served is not None:
         payload["served"] = dict(predictions.served)
-    body = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    fields = {k: json.dumps(v, sort_keys=True, separators=(",", ":")) for k, v in payload.items()}
+    fields.update({k: "null" if v is None else _json_strings(v) for k, v in texts.items()})
+    body = ("{" + ",".join(f"{json.dumps(k)}:{fields[k]}" for k in sorted(fields)) + "}").encode()
     header = {
         "format": FILE_FORMAT,
         "version": FILE_VERSION,
         "checksum": hashlib.sha256(body).hexdigest(),
     }
     return json.dumps(header, sort_keys=True).encode() + b"\n" + body
+
+
+def _json_strings(values: Sequence[Any]) -> str:
+    """``json.dumps(list(values))`` (compact) of strings, without a call per string when none
+    needs escaping: a million ids or labels in milliseconds."""
+    try:
+        flat = "".join(values)
+    except TypeError:  # not all strings
+        flat = None
+    # JSON (``ensure_ascii``) writes printable ASCII as itself, but for the quote and backslash
+    if (flat is not None and flat.isascii() and flat.isprintable() and '"' not in flat
+            and "\\" not in flat):
+        return '["' + '","'.join(values) + '"]' if len(values) else "[]"
+    return json.dumps(list(values), separators=(",", ":"))
 
 
 def decode_entry(raw: bytes, key: dict[str, Any], data: Dataset) -> Predictions:
