@@ -342,10 +342,10 @@ def _encode(name: str, col: np.ndarray, min_support: int, n_bins: int) -> _Featu
 def _factorize(col: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sorted distinct values of ``col`` and each element's index into them."""
     if col.dtype.kind == "O" and col.size:
-        if all(issubclass(t, str) for t in set(map(type, col))):
-            found = _factorize_strings(col)
-            if found is not None:
-                return found
+        found = _factorize_strings(col)
+        if found is not None:
+            return found
+        if all(isinstance(v, str) for v in col):  # strings whose hashes collide
             col = col.astype(str)
     if col.dtype.kind == "U" and col.size:
         # hash the code points, then check the hash against the strings: sorting a million
@@ -379,16 +379,21 @@ def _factorize(col: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _factorize_strings(col: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """:func:`_factorize` of an object array of strings by their hashes (None: a collision).
+    """:func:`_factorize` of an object array of strings by their hashes (None: not all
+    strings, or a collision).
 
     Python caches a string's hash, and a category column shares one string object per value,
     so this costs one pass over the pointers, not a copy of every string's characters.
     """
-    h = np.fromiter(map(hash, col), dtype=np.int64, count=col.size)
+    try:
+        h = np.fromiter(map(hash, col), dtype=np.int64, count=col.size)
+    except TypeError:  # a list or a dict among the values
+        return None
     _, first, inv = np.unique(h, return_index=True, return_inverse=True)
     inv = inv.ravel()
     reps = col[first]
-    if not bool(np.all(reps[inv] == col)):
+    # every value equals its representative, so all are strings when the representatives are
+    if not all(isinstance(v, str) for v in reps) or not bool(np.all(reps[inv] == col)):
         return None
     order = np.argsort(reps.astype(str), kind="stable")
     rank = np.empty(order.size, dtype=np.intp)
