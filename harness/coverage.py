@@ -22,15 +22,18 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
+from harness.memo import memoized
 from harness.naming import format_value, predicate_name
 from harness.paths import display_path
 from harness.report.numbers import general, percent
 from harness.results import Check, CoverageGap, Predicate
+from harness.stats import LazyModule
 
 if TYPE_CHECKING:
+    import scipy.sparse as sp
+
     from harness.models import Model
     from harness.outputs import EvalContext, Outputs
     from harness.prepared import PreparedSuite
@@ -41,6 +44,9 @@ __all__ = [
     "embedding_coverage",
     "support_gaps",
 ]
+
+if not TYPE_CHECKING:  # scipy.sparse is needed only when coverage is computed, not read back
+    sp = LazyModule("scipy.sparse")
 
 # --------------------------------------------------------------------------- support gaps
 
@@ -549,6 +555,47 @@ def _mean(values: np.ndarray) -> float | None:
     return float(values.mean()) if len(values) else None
 
 
+#: Bump with a change of how embedding coverage is kept that the code hash does not show.
+_MEMO_VERSION = 1
+
+
+def _coverage_to_json(result: tuple[EmbeddingCoverage, list[CoverageGap]]) -> dict[str, Any]:
+    coverage, gaps = result
+    return {"summary": coverage.to_dict(), "n_eval": int(len(coverage.uncovered_mask)),
+            "uncovered": np.flatnonzero(coverage.uncovered_mask).tolist(),
+            "gaps": [{"kind": g.kind, "slice": g.slice, "n": g.n, "detail": g.detail,
+                      "needed": g.needed, "extra": g.extra} for g in gaps]}
+
+
+def _coverage_from_json(doc: Mapping[str, Any]) -> tuple[EmbeddingCoverage, list[CoverageGap]]:
+    summary = doc["summary"]
+    mask = np.zeros(int(doc["n_eval"]), dtype=bool)
+    mask[np.asarray(doc["uncovered"], dtype=np.intp)] = True
+    coverage = EmbeddingCoverage(
+        uncovered_fraction=float(summary["uncovered_fraction"]),
+        threshold=float(summary["threshold"]), method=str(summary["method"]),
+        n_uncovered=int(summary["n_uncovered"]), gap_uncovered=summary["gap_uncovered"],
+        gap_covered=summary["gap_covered"], clusters=list(summary["clusters"]),
+        uncovered_mask=mask)
+    gaps = [CoverageGap(kind=g["kind"], slice=g["slice"], n=int(g["n"]), detail=g["detail"],
+                        needed=g["needed"], extra=dict(g["extra"])) for g in doc["gaps"]]
+    return coverage, gaps
+
+
+def _coverage_parts(a: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The memo key of :func:`embedding_coverage`: texts (or vectors), gain, ids, settings."""
+    ev, dv, gain = a["eval_vectors"], a["distill_vectors"], a["gain"]
+    return (None if ev is not None else list(a["eval_texts"]),
+            None if dv is not None else list(a["distill_texts"]),
+            None if gain is None else np.asarray(gain, dtype=np.float64), list(a["ids"]),
+            None if ev is None else np.asarray(ev), None if dv is None else np.asarray(dv),
+            float(a["quantile"]), int(a["max_clusters"]), int(a["seed"]))
+
+
+@memoized("coverage.embedding_coverage", _MEMO_VERSION, folder="coverage",
+          modules=("harness.coverage", "harness.results", "harness.report.numbers"),
+          dists=("numpy", "scipy", "scikit-learn", "threadpoolctl"), parts=_coverage_parts,
+          encode=_coverage_to_json, decode=_coverage_from_json)
 def embedding_coverage(
     eval_texts: Sequence[str],
     distill_texts: Sequence[str],
@@ -562,6 +609,9 @@ def embedding_coverage(
     seed: int = 0,
 ) -> tuple[EmbeddingCoverage, list[CoverageGap]]:
     """Which eval examples lie far from all distillation examples, and how they group.
+
+    Inside a run's memo (:mod:`harness.memo`) the result for the same texts (or vectors),
+    gain, ids and settings is read back: it is a pure, seeded function of them.
 
     Vectors are TF-IDF (sublinear tf, English stop words dropped; vocabulary and idf fit on
     the distillation and eval texts together, so that words the distillation data never saw

@@ -8,10 +8,11 @@ from typing import Any
 
 import numpy as np
 
+from harness.memo import memoized
 from harness.metrics import Metric, get_metric, judge_metric_parts
 from harness.outputs import EvalContext, Outputs
 from harness.report.numbers import adaptive
-from harness.results import Check, Pocket, SliceRow
+from harness.results import Check, Pocket, Predicate, SliceRow
 from harness.spec_types import Criterion, RubricSpec
 from harness.stats import breaches
 
@@ -397,8 +398,6 @@ def _suite_check(p: PlannedCheck, inputs: GateInputs) -> Check:
 
 def discovered_check(p: PlannedCheck, inputs: GateInputs) -> tuple[Check, list[Pocket]]:
     """Search pockets for a ``discovered`` criterion; the check fails on a confirmed breach."""
-    from harness import pockets as pockets_mod
-
     c = p.criterion
     metric = get_metric(c.metric)
     ref, err = _reference(p, inputs)
@@ -433,7 +432,7 @@ def discovered_check(p: PlannedCheck, inputs: GateInputs) -> tuple[Check, list[P
         s, r, ids = s[keep], r[keep], [ids[i] for i in keep]
         feats = {k: np.asarray(v)[keep] for k, v in feats.items()}
     left = {"excluded": excluded} if excluded is not None else {}
-    found = pockets_mod.find_pockets(
+    found = find_pockets(
         feats, s, r, threshold=threshold, bound=bound, compare=compare,
         max_predicates=disc.max_predicates if disc else 2,
         min_support=disc.min_support if disc else c.min_support,
@@ -469,6 +468,61 @@ def discovered_check(p: PlannedCheck, inputs: GateInputs) -> tuple[Check, list[P
             test="pocket search (each half searched, the other confirms; BH at alpha/2 each)",
             criterion_index=c.index, kind=p.kind, extra={"pockets": [], **left})
     return check, found
+
+
+#: Bump with a change of how a pocket search is kept that the code hash does not show.
+_POCKETS_MEMO = 1
+
+
+def _pocket_to_json(pk: Pocket) -> dict[str, Any]:
+    return {"slice": pk.slice, "predicates": [[p.feature, p.op, p.value] for p in pk.predicates],
+            "n": pk.n, "teacher": pk.teacher, "student": pk.student, "delta": pk.delta,
+            "p_value": pk.p_value, "q_value": pk.q_value, "confirmed": pk.confirmed,
+            "ids": list(pk.ids), "criterion": pk.criterion, "metric": pk.metric}
+
+
+def _pocket_from_json(d: Mapping[str, Any]) -> Pocket:
+    return Pocket(slice=str(d["slice"]),
+                  predicates=tuple(Predicate(str(f), str(op), v) for f, op, v in d["predicates"]),
+                  n=int(d["n"]), teacher=float(d["teacher"]), student=float(d["student"]),
+                  delta=float(d["delta"]),
+                  p_value=None if d["p_value"] is None else float(d["p_value"]),
+                  q_value=None if d["q_value"] is None else float(d["q_value"]),
+                  confirmed=bool(d["confirmed"]), ids=tuple(str(i) for i in d["ids"]),
+                  criterion=d["criterion"], metric=d["metric"])
+
+
+def _plain(value: Any) -> bool:
+    return value is None or isinstance(value, (bool, int, float, str))
+
+
+def _pockets_to_json(found: list[Pocket]) -> list[dict[str, Any]]:
+    if not all(_plain(p.value) for pk in found for p in pk.predicates):
+        raise TypeError("a predicate value that JSON does not keep as it is")
+    return [_pocket_to_json(pk) for pk in found]
+
+
+def _pocket_parts(a: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The memo key of a pocket search: features, per-example values, ids and parameters."""
+    params = {k: (list(v) if k == "ids" and v is not None else v)
+              for k, v in a["params"].items()}
+    return ({k: np.asarray(v) for k, v in a["features"].items()},
+            np.asarray(a["student"], dtype=np.float64),
+            np.asarray(a["teacher"], dtype=np.float64), params)
+
+
+@memoized("gate.find_pockets", _POCKETS_MEMO, folder="pockets",
+          modules=("harness.pockets", "harness.stats", "harness.naming", "harness.results"),
+          dists=("numpy", "scipy"), parts=_pocket_parts, encode=_pockets_to_json,
+          decode=lambda v: [_pocket_from_json(d) for d in v])
+def find_pockets(features: Mapping[str, np.ndarray], student: np.ndarray, teacher: np.ndarray,
+                 **params: Any) -> list[Pocket]:
+    """:func:`harness.pockets.find_pockets`, read from the run's memo (harness.memo) when the
+    same features, per-example values, ids and parameters were searched before: the search
+    is a pure, seeded function of them (its code and scipy's version are in the key)."""
+    from harness import pockets
+
+    return pockets.find_pockets(features, student, teacher, **params)
 
 
 @dataclass(frozen=True)

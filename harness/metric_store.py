@@ -16,7 +16,6 @@ folder); outside it, values are simply computed.
 from __future__ import annotations
 
 import hashlib
-import io
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -25,23 +24,50 @@ from typing import Any
 
 import numpy as np
 
+from harness.memo import memo_array, memo_root
+
 #: Bump when a stored metric's computation changes: older values are no longer read.
 VALUES_VERSION = 1
 
-_ROOT: ContextVar[Path | None] = ContextVar("distill_metric_store", default=None)
+
+class _Digests:
+    """The sha256 of each input object seen in one store, computed once per object.
+
+    A run asks for the values of many metrics over the same few outputs (every check, every
+    candidate student): hashing every text again for each metric cost more than reading the
+    values back. An object is held while its digest is kept, so its ``id`` is not reused.
+    """
+
+    def __init__(self) -> None:
+        self._by_id: dict[int, tuple[Any, bytes]] = {}
+
+    def of(self, obj: Any, digest: Callable[[Any, Any], None]) -> bytes:
+        hit = self._by_id.get(id(obj))
+        if hit is not None and hit[0] is obj:
+            return hit[1]
+        h = hashlib.sha256()
+        digest(h, obj)
+        value = h.digest()
+        self._by_id[id(obj)] = (obj, value)
+        return value
+
+
+_STORE: ContextVar[_Digests | None] = ContextVar("distill_metric_store", default=None)
 
 
 @contextmanager
 def metric_store(root: Path | None) -> Iterator[None]:
-    """Within the block, per-example text metric values are read from / written to ``root``.
+    """Within the block, per-example text metric values (and the other memoized results of a
+    run, :mod:`harness.memo`) are read from / written to ``root``.
 
     ``root`` None (the cache is off) computes every value.
     """
-    token = _ROOT.set(Path(root) if root is not None else None)
+    token = _STORE.set(_Digests() if root is not None else None)
     try:
-        yield
+        with memo_root(root):
+            yield
     finally:
-        _ROOT.reset(token)
+        _STORE.reset(token)
 
 
 def _texts_digest(h: Any, texts: Any) -> None:
@@ -65,44 +91,33 @@ def _outputs_digest(h: Any, out: Any) -> None:
             _texts_digest(h, value)
 
 
+def _references_digest(h: Any, references: Any) -> None:
+    for refs in references or ():
+        h.update(len(refs).to_bytes(4, "little"))
+        _texts_digest(h, refs)
+
+
 def values_key(metric: Any, ctx: Any, out: Any) -> str:
     """The sha256 of everything ``metric``'s per-example values over ``out`` depend on."""
+    digests = _STORE.get() or _Digests()
     h = hashlib.sha256(f"distill-metric-values\0{VALUES_VERSION}\0{metric.name}\0".encode())
-    _outputs_digest(h, out)
+    h.update(digests.of(out, _outputs_digest))
     h.update(b"|teacher")
-    _outputs_digest(h, ctx.teacher)
+    h.update(digests.of(ctx.teacher, _outputs_digest))
     h.update(b"|labels:" + "\0".join(ctx.labels).encode())
     h.update(b"|gold:")
     if ctx.gold is not None:
         h.update(np.ascontiguousarray(ctx.gold).tobytes())
     h.update(b"|references:")
-    for refs in ctx.references or ():
-        h.update(len(refs).to_bytes(4, "little"))
-        _texts_digest(h, refs)
+    if ctx.references is not None:
+        h.update(digests.of(ctx.references, _references_digest))
     return h.hexdigest()
 
 
 def stored_values(metric: Any, ctx: Any, out: Any,
                   compute: Callable[[], np.ndarray]) -> np.ndarray:
     """``compute()``, or the values stored for the same inputs (and stored when computed)."""
-    root = _ROOT.get()
-    if root is None or not getattr(metric, "stored", False):
+    if _STORE.get() is None or not getattr(metric, "stored", False):
         return compute()
-    path = root / "metrics" / f"{values_key(metric, ctx, out)}.npy"
-    try:
-        values = np.load(path, allow_pickle=False)
-        if values.shape == (len(out),) and values.dtype == np.float64:
-            return values
-    except (OSError, ValueError, EOFError):
-        pass  # absent or unreadable: recompute (and overwrite)
-    values = np.asarray(compute(), dtype=np.float64)
-    buf = io.BytesIO()
-    np.save(buf, values, allow_pickle=False)
-    try:
-        from harness.fileio import atomic_write
-
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, buf.getvalue())
-    except OSError:
-        pass  # a read-only cache: compute again next time
-    return values
+    return memo_array("metrics", values_key(metric, ctx, out), compute,
+                      shape=(len(out),), dtype=np.float64)

@@ -126,13 +126,15 @@ class DistillSession:
         economics = dict(result.economics)
         candidates = result.candidates
         if candidates is not None and self.options.report_path is not None:
+            from harness.memo import memo_root
             from harness.report.frontier_plot import frontier_plot, quality_threshold, teacher_latency
 
-            png = frontier_plot(list(candidates.valid), list(candidates.frontier),
-                                candidates.recommended,
-                                self.options.report_path.parent / f"{result.name}-frontier.png",
-                                teacher_latency=teacher_latency(candidates.rows),
-                                threshold=quality_threshold([c.to_dict() for c in result.checks]))
+            with memo_root(self.options.cache_dir):  # the same plotted data: the same PNG
+                png = frontier_plot(list(candidates.valid), list(candidates.frontier),
+                                    candidates.recommended,
+                                    self.options.report_path.parent / f"{result.name}-frontier.png",
+                                    teacher_latency=teacher_latency(candidates.rows),
+                                    threshold=quality_threshold([c.to_dict() for c in result.checks]))
             if png is not None:
                 economics["frontier_plot"] = png.name
         return dataclasses.replace(result, baseline=baseline, economics=economics)

@@ -56,13 +56,31 @@ Pure numpy/scipy; deterministic for a given ``seed``.
 
 from __future__ import annotations
 
+import importlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import optimize, stats
+
+from harness.memo import memoized
+
+
+class LazyModule:
+    """A module imported at its first attribute access: ``scipy.stats`` costs about a second
+    of start-up, and a run whose results all come from the memo (harness.memo) needs none."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(importlib.import_module(self._name), attr)
+
+
+stats: Any = LazyModule("scipy.stats")
+optimize: Any = LazyModule("scipy.optimize")
 
 COMPARES = ("value", "teacher_delta", "teacher_ratio", "baseline_delta", "baseline_ratio")
 BOUNDS = ("min", "max")
@@ -113,9 +131,50 @@ class TestResult:
 
 
 # --------------------------------------------------------------------------------------
-# public API
+# public API: each a pure function of its arguments, kept in the run's memo (harness.memo)
+
+#: Bump with a change of what a memoized result is that the code hash does not show.
+_MEMO_VERSION = 1
+_MEMO: dict[str, Any] = {"folder": "stats", "modules": ("harness.stats",),
+                         "dists": ("numpy", "scipy")}
 
 
+def _array(values: object) -> NDArray[np.float64] | None:
+    """``values`` as the float array a memo key holds (None: not an array of numbers, which
+    the function itself rejects with its own error)."""
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+
+
+def _paired_parts(a: Mapping[str, Any], *names: str) -> tuple[Any, ...] | None:
+    """The memo key of a paired computation: the two arrays and the named parameters (None
+    with a custom ``statistic``, a function, which is always computed)."""
+    s = _array(a["student"])
+    r = None if a["reference"] is None else _array(a["reference"])
+    if a["statistic"] is not None or s is None or (a["reference"] is not None and r is None):
+        return None
+    return (s, r, *(a[n] for n in names))
+
+
+def _test_to_json(t: TestResult) -> dict[str, object]:
+    return {"value": t.value, "ci": list(t.ci), "p_value": t.p_value, "method": t.method,
+            "n": t.n, "testable": t.testable}
+
+
+def _test_from_json(d: Mapping[str, Any]) -> TestResult:
+    low, high = d["ci"]
+    p = d["p_value"]
+    return TestResult(value=float(d["value"]), ci=(float(low), float(high)),
+                      p_value=None if p is None else float(p), method=str(d["method"]),
+                      n=int(d["n"]), testable=bool(d["testable"]))
+
+
+@memoized("stats.compare_test", _MEMO_VERSION, **_MEMO,
+          parts=lambda a: _paired_parts(a, "compare", "bound", "threshold", "binary",
+                                        "confidence", "seed", "n_resamples"),
+          encode=_test_to_json, decode=_test_from_json)
 def compare_test(
     *,
     student: NDArray[np.floating] | Sequence[float],
@@ -192,6 +251,9 @@ def compare_test(
     )
 
 
+@memoized("stats.bh_adjust", _MEMO_VERSION, **_MEMO,
+          parts=lambda a: ([None if p is None else float(p) for p in a["p_values"]],),
+          decode=lambda v: [None if q is None else float(q) for q in v])
 def bh_adjust(p_values: Sequence[float | None]) -> list[float | None]:
     """Benjamini–Hochberg q-values, in the input order.
 
@@ -226,6 +288,9 @@ def breaches(value: float, *, min: float | None = None, max: float | None = None
     return max is not None and value > max
 
 
+@memoized("stats.wilson_interval", _MEMO_VERSION, **_MEMO,
+          parts=lambda a: (a["successes"], a["n"], a["confidence"]),
+          encode=list, decode=lambda v: (float(v[0]), float(v[1])))
 def wilson_interval(successes: int, n: int, confidence: float) -> tuple[float, float]:
     """Wilson score interval for a proportion ``successes / n`` at two-sided ``confidence``.
 
@@ -246,6 +311,10 @@ def wilson_interval(successes: int, n: int, confidence: float) -> tuple[float, f
     return (float(ci.low), float(ci.high))
 
 
+@memoized("stats.needed_examples", _MEMO_VERSION, **_MEMO,
+          parts=lambda a: _paired_parts(a, "compare", "bound", "threshold", "binary", "alpha",
+                                        "power", "seed", "n_resamples"),
+          decode=lambda v: None if v is None else int(v))
 def needed_examples(
     *,
     student: NDArray[np.floating] | Sequence[float],

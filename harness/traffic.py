@@ -27,14 +27,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import stats
 
 from harness.coverage import EmbeddingCoverage, embedding_coverage
 from harness.errors import DataError
 from harness.naming import format_value, predicate_name
 from harness.report.numbers import general, share
 from harness.results import CoverageGap, Pocket, Predicate
-from harness.stats import bh_adjust
+from harness.stats import LazyModule, bh_adjust
+
+stats: Any = LazyModule("scipy.stats")  # imported when a drift test runs
 
 if TYPE_CHECKING:
     from harness.gate import GateInputs

@@ -5,6 +5,7 @@ matplotlib is an optional extra, imported only when a plot is drawn.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 from collections.abc import Mapping, Sequence
@@ -13,6 +14,9 @@ from typing import Any
 
 from harness.economics.frontier import Candidate
 from harness.fileio import atomic_write
+
+#: Bump with a change of the drawing that the code hash does not show.
+_MEMO_VERSION = 1
 
 
 def frontier_plot(
@@ -49,14 +53,29 @@ def frontier_png(
     teacher_latency: float | None = None,
     threshold: float | None = None,
 ) -> bytes | None:
-    """The bytes of :func:`frontier_plot`'s PNG (None without matplotlib)."""
-    fig = frontier_figure(candidates, frontier, recommended, teacher_latency=teacher_latency,
-                          threshold=threshold)
-    if fig is None:
-        return None
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", metadata={"Software": None})
-    return buffer.getvalue()
+    """The bytes of :func:`frontier_plot`'s PNG (None without matplotlib).
+
+    Within a run's memo (:mod:`harness.memo`) the PNG of the same plotted data (every field
+    of every candidate, the frontier, the recommendation, the teacher's latency, the
+    threshold), drawn by the same code and matplotlib, is read back instead of drawn again.
+    """
+    from harness.memo import code_version, memo_bytes, memo_key
+
+    def draw() -> bytes | None:
+        fig = frontier_figure(candidates, frontier, recommended,
+                              teacher_latency=teacher_latency, threshold=threshold)
+        if fig is None:
+            return None
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", metadata={"Software": None})
+        return buffer.getvalue()
+
+    key = memo_key("frontier_plot.png", _MEMO_VERSION,
+                   code_version(("harness.report.frontier_plot",), ("matplotlib", "numpy")),
+                   [dataclasses.astuple(c) for c in candidates], list(frontier), recommended,
+                   None if teacher_latency is None else float(teacher_latency),
+                   None if threshold is None else float(threshold))
+    return memo_bytes("frontier", key, draw)
 
 
 def frontier_figure(

@@ -27,7 +27,7 @@ def test_values_are_computed_once_and_read_back(tmp_path):
         first = stored_values(chrf, _ctx(), out, compute)
         again = stored_values(chrf, _ctx(), TextOutputs(texts=("a b", "c x")), compute)
     assert calls == [1] and list(first) == list(again) == [1.0, 0.25]
-    assert len(list((tmp_path / "metrics").glob("*.npy"))) == 1
+    assert len(list((tmp_path / "memo" / "metrics").glob("*.npy"))) == 1
 
 
 def test_another_input_is_another_entry(tmp_path):
@@ -40,7 +40,7 @@ def test_another_input_is_another_entry(tmp_path):
         one = teacher_chrf.per_example(_ctx(), out)
         two = teacher_chrf.per_example(_ctx(teacher=("a b", "c x")), out)
     assert one[1] < two[1] == 1.0
-    assert len(list((tmp_path / "metrics").glob("*.npy"))) == 4
+    assert len(list((tmp_path / "memo" / "metrics").glob("*.npy"))) == 4
 
 
 def test_nothing_is_stored_outside_a_store_or_for_undeclared_metrics(tmp_path):
@@ -52,7 +52,7 @@ def test_nothing_is_stored_outside_a_store_or_for_undeclared_metrics(tmp_path):
         assert not get_metric("mean_output_tokens").stored and get_metric("chrf").stored
     with metric_store(None):
         get_metric("chrf").per_example(_ctx(), out)
-    assert not (tmp_path / "metrics").exists()
+    assert not (tmp_path / "memo" / "metrics").exists()
 
 
 def test_a_corrupt_entry_is_recomputed(tmp_path):
@@ -60,6 +60,6 @@ def test_a_corrupt_entry_is_recomputed(tmp_path):
     out = TextOutputs(texts=("a b", "c x"))
     with metric_store(tmp_path):
         expected = chrf.per_example(_ctx(), out)
-        (entry,) = (tmp_path / "metrics").glob("*.npy")
+        (entry,) = (tmp_path / "memo" / "metrics").glob("*.npy")
         entry.write_bytes(b"not numpy")
         assert list(chrf.per_example(_ctx(), out)) == list(expected)
