@@ -14,8 +14,15 @@ from typing import Any
 
 import numpy as np
 
+from harness.memo import memoized, plain_parts
 from harness.outputs import INVALID_LABEL
 from harness.stats import wilson_interval
+
+# The audit is a pure function of its arguments: a warm run reads it back (harness.memo).
+_MEMO: dict[str, Any] = {"folder": "audit", "modules": ("harness.audit", "harness.stats",
+                                                       "harness.textmetrics", "harness.outputs"),
+                         "dists": ("numpy", "scipy", "sacrebleu", "rapidfuzz"),
+                         "parts": plain_parts}
 
 __all__ = ["audit_teacher", "audit_generation"]
 
@@ -43,6 +50,7 @@ def _rate(count: int, n: int) -> float | None:
     return float(count / n) if n else None
 
 
+@memoized("audit.audit_teacher", 1, **_MEMO)
 def audit_teacher(
     *,
     ids: Sequence[str],
@@ -141,6 +149,7 @@ def _suspects(ids: Sequence[str], gold_a: np.ndarray, teacher_a: np.ndarray,
                          "student": student_a[i], "score": float(top[i])})
     return suspects, n_suspect
 
+@memoized("audit.audit_generation", 1, **_MEMO)
 def audit_generation(
     *,
     ids: Sequence[str],

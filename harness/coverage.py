@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from harness.memo import memoized
+from harness.memo import memoized, plain_parts
 from harness.naming import format_value, predicate_name
 from harness.paths import display_path
 from harness.report.numbers import general, percent
@@ -306,6 +306,49 @@ def _numeric_gaps(
     return gaps
 
 
+#: Bump with a change of how coverage results are kept that the code hash does not show.
+_MEMO_VERSION = 1
+
+
+def _coverage_to_json(result: tuple[EmbeddingCoverage, list[CoverageGap]]) -> dict[str, Any]:
+    coverage, gaps = result
+    return {"summary": coverage.to_dict(), "n_eval": int(len(coverage.uncovered_mask)),
+            "uncovered": np.flatnonzero(coverage.uncovered_mask).tolist(),
+            "gaps": _gaps_to_json(gaps)}
+
+
+def _gaps_to_json(gaps: Sequence[CoverageGap]) -> list[dict[str, Any]]:
+    return [{"kind": g.kind, "slice": g.slice, "n": g.n, "detail": g.detail, "needed": g.needed,
+             "extra": g.extra} for g in gaps]
+
+
+def _gaps_from_json(docs: Sequence[Mapping[str, Any]]) -> list[CoverageGap]:
+    return [CoverageGap(kind=g["kind"], slice=g["slice"], n=int(g["n"]), detail=g["detail"],
+                        needed=g["needed"], extra=dict(g["extra"])) for g in docs]
+
+
+def _coverage_from_json(doc: Mapping[str, Any]) -> tuple[EmbeddingCoverage, list[CoverageGap]]:
+    summary = doc["summary"]
+    mask = np.zeros(int(doc["n_eval"]), dtype=bool)
+    mask[np.asarray(doc["uncovered"], dtype=np.intp)] = True
+    coverage = EmbeddingCoverage(
+        uncovered_fraction=float(summary["uncovered_fraction"]),
+        threshold=float(summary["threshold"]), method=str(summary["method"]),
+        n_uncovered=int(summary["n_uncovered"]), gap_uncovered=summary["gap_uncovered"],
+        gap_covered=summary["gap_covered"], clusters=list(summary["clusters"]),
+        uncovered_mask=mask)
+    return coverage, _gaps_from_json(doc["gaps"])
+
+
+#: What a coverage result depends on besides its arguments (the key's code and libraries).
+_MEMO: dict[str, Any] = {"folder": "coverage",
+                         "modules": ("harness.coverage", "harness.results", "harness.naming",
+                                     "harness.report.numbers"),
+                         "dists": ("numpy", "scipy", "scikit-learn", "threadpoolctl")}
+
+
+@memoized("coverage.distillation_gaps", _MEMO_VERSION, **_MEMO, parts=plain_parts,
+          encode=_gaps_to_json, decode=_gaps_from_json)
 def distillation_gaps(
     eval_features: Mapping[str, np.ndarray],
     distill_features: Mapping[str, np.ndarray],
@@ -555,33 +598,6 @@ def _mean(values: np.ndarray) -> float | None:
     return float(values.mean()) if len(values) else None
 
 
-#: Bump with a change of how embedding coverage is kept that the code hash does not show.
-_MEMO_VERSION = 1
-
-
-def _coverage_to_json(result: tuple[EmbeddingCoverage, list[CoverageGap]]) -> dict[str, Any]:
-    coverage, gaps = result
-    return {"summary": coverage.to_dict(), "n_eval": int(len(coverage.uncovered_mask)),
-            "uncovered": np.flatnonzero(coverage.uncovered_mask).tolist(),
-            "gaps": [{"kind": g.kind, "slice": g.slice, "n": g.n, "detail": g.detail,
-                      "needed": g.needed, "extra": g.extra} for g in gaps]}
-
-
-def _coverage_from_json(doc: Mapping[str, Any]) -> tuple[EmbeddingCoverage, list[CoverageGap]]:
-    summary = doc["summary"]
-    mask = np.zeros(int(doc["n_eval"]), dtype=bool)
-    mask[np.asarray(doc["uncovered"], dtype=np.intp)] = True
-    coverage = EmbeddingCoverage(
-        uncovered_fraction=float(summary["uncovered_fraction"]),
-        threshold=float(summary["threshold"]), method=str(summary["method"]),
-        n_uncovered=int(summary["n_uncovered"]), gap_uncovered=summary["gap_uncovered"],
-        gap_covered=summary["gap_covered"], clusters=list(summary["clusters"]),
-        uncovered_mask=mask)
-    gaps = [CoverageGap(kind=g["kind"], slice=g["slice"], n=int(g["n"]), detail=g["detail"],
-                        needed=g["needed"], extra=dict(g["extra"])) for g in doc["gaps"]]
-    return coverage, gaps
-
-
 def _coverage_parts(a: Mapping[str, Any]) -> tuple[Any, ...]:
     """The memo key of :func:`embedding_coverage`: texts (or vectors), gain, ids, settings."""
     ev, dv, gain = a["eval_vectors"], a["distill_vectors"], a["gain"]
@@ -592,9 +608,7 @@ def _coverage_parts(a: Mapping[str, Any]) -> tuple[Any, ...]:
             float(a["quantile"]), int(a["max_clusters"]), int(a["seed"]))
 
 
-@memoized("coverage.embedding_coverage", _MEMO_VERSION, folder="coverage",
-          modules=("harness.coverage", "harness.results", "harness.report.numbers"),
-          dists=("numpy", "scipy", "scikit-learn", "threadpoolctl"), parts=_coverage_parts,
+@memoized("coverage.embedding_coverage", _MEMO_VERSION, **_MEMO, parts=_coverage_parts,
           encode=_coverage_to_json, decode=_coverage_from_json)
 def embedding_coverage(
     eval_texts: Sequence[str],

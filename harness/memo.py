@@ -26,7 +26,7 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -154,6 +154,22 @@ def code_version(modules: tuple[str, ...], dists: tuple[str, ...] = ()) -> str:
         _feed(h, f"{dist}=={version}")
     _VERSIONS[(modules, dists)] = value = h.hexdigest()
     return value
+
+
+def _keyable(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str, bytes, np.ndarray, np.generic)):
+        return value
+    if isinstance(value, Mapping):
+        return {k: _keyable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, Sequence)):
+        return [_keyable(v) for v in value]
+    raise TypeError(f"memo key: cannot hash a {type(value).__name__}")
+
+
+def plain_parts(arguments: Mapping[str, Any]) -> tuple[Any, ...]:
+    """Every argument of a call, by name, as key data (sequences as lists, mappings as dicts,
+    arrays as they are): the ``parts`` of :func:`memoized` for a function of data only."""
+    return tuple((name, _keyable(value)) for name, value in arguments.items())
 
 
 # --------------------------------------------------------------------------- entries

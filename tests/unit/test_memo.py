@@ -147,3 +147,26 @@ def test_a_memoized_test_is_the_test(tmp_path):
     assert needed == needed_again == stats.needed_examples(
         **{k: v for k, v in args.items() if k != "confidence"})
     assert q == q_again == stats.bh_adjust([0.01, None, 0.04])
+
+
+def test_a_memoized_function_keys_on_its_arguments_by_name(tmp_path):
+    from harness.memo import memoized, plain_parts
+
+    calls = []
+
+    @memoized("test.share", 1, folder="share", modules=("harness.memo",), parts=plain_parts)
+    def share(values, *, of="x", slices=None):
+        calls.append(1)
+        return {"share": sum(v == of for v in values) / len(values)}
+
+    with memo_root(tmp_path):
+        assert share(["x", "y"]) == share(["x", "y"], of="x") == {"share": 0.5}  # defaults bound
+        assert share(("x", "y")) == {"share": 0.5}  # a tuple is the same data as a list
+        assert len(calls) == 1
+        assert share(["x", "y"], of="y", slices={"a": np.array([0])}) == {"share": 0.5}
+        assert len(calls) == 2
+        with pytest.raises(TypeError):  # arguments that do not bind: the function's own error
+            share()
+        assert share([object()], of=object()) == {"share": 0.0}  # not data: computed, not kept
+    assert len(calls) == 3
+    assert len(list((tmp_path / "memo" / "share").glob("*.json"))) == 2
