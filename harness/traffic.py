@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -30,12 +30,16 @@ from numpy.typing import ArrayLike
 
 from harness.coverage import EmbeddingCoverage, embedding_coverage
 from harness.errors import DataError
+from harness.memo import memoized, plain_parts
 from harness.naming import format_value, predicate_name
 from harness.report.numbers import general, share
 from harness.results import CoverageGap, Pocket, Predicate
 from harness.stats import LazyModule, bh_adjust
 
 stats: Any = LazyModule("scipy.stats")  # imported when a drift test runs
+# Drift tests are pure functions of their arguments: a warm run reads them back (harness.memo).
+_MEMO: dict[str, Any] = {"folder": "traffic", "modules": ("harness.traffic", "harness.stats"),
+                         "dists": ("numpy", "scipy"), "parts": plain_parts}
 
 if TYPE_CHECKING:
     from harness.gate import GateInputs
@@ -392,6 +396,12 @@ def _numeric(feature: str, ecol: np.ndarray, tcol: np.ndarray, *, bins: int, flo
 # ----------------------------------------------------------------------------- drift
 
 
+def _drifts_to_json(drifts: list[Drift]) -> list[dict[str, Any]]:
+    return [asdict(d) for d in drifts]
+
+
+@memoized("traffic.feature_drift", 1, **_MEMO, encode=_drifts_to_json,
+          decode=lambda docs: [Drift(**d) for d in docs])
 def feature_drift(
     eval_features: Mapping[str, np.ndarray],
     traffic_features: Mapping[str, np.ndarray],
@@ -512,6 +522,12 @@ def _shift(t: _Tested, q: float | None, *, alpha: float, min_psi: float) -> Drif
 # --------------------------------------------------------------------------- uncovered
 
 
+@memoized("traffic.fisher_greater", 1, **_MEMO)
+def _fisher_greater(table: list[list[int]]) -> float:
+    """The one-sided (greater) Fisher exact p-value of a 2 x 2 table."""
+    return float(stats.fisher_exact(table, alternative="greater").pvalue)
+
+
 def uncovered_traffic(
     eval_texts: Sequence[str],
     traffic_texts: Sequence[str],
@@ -574,7 +590,7 @@ def uncovered_traffic(
     m = min(n_e, 5000)
     e_beyond = round(expected * m)
     k = summary.n_uncovered
-    p = float(stats.fisher_exact([[k, n_t - k], [e_beyond, m - e_beyond]], alternative="greater").pvalue)
+    p = _fisher_greater([[k, n_t - k], [e_beyond, m - e_beyond]])
     if not (fraction - expected >= min_excess - 1e-12 and p < alpha):  # 1 - 0.95 is not 0.05
         return summary, None
     drift = Drift(

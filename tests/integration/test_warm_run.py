@@ -1,12 +1,12 @@
 """A warm run reads back what its unchanged inputs gave, and recomputes what a change touches.
 
 The suite: a generation suite on fixed prediction files (a teacher, the gated student and a
-second candidate), with distillation data (coverage: TF-IDF and KMeans), declared and
-discovered slices, text metrics and a frontier plot. A second ``distill run`` on the same cache
-must give the same report and plot without importing scipy, scikit-learn or matplotlib (every
-test, pocket search, coverage and plot comes from the memo); after a change of one student's
-outputs or of the rubric, a cached run must give exactly the report of a run without any
-cache (nothing stale reused).
+second candidate), with distillation data (coverage: TF-IDF and KMeans), traffic data (drift
+tests), declared and discovered slices, text metrics and a frontier plot. A second
+``distill run`` on the same cache must give the same report and plot without importing scipy,
+scikit-learn or matplotlib (every test, pocket search, coverage and plot comes from the memo);
+after a change of one student's outputs or of the rubric, a cached run must give exactly the
+report of a run without any cache (nothing stale reused).
 """
 
 from __future__ import annotations
@@ -52,6 +52,8 @@ SUITE: dict[str, object] = {
                 "metadata": {"params": 300_000}},
     "students": {"tiny": {"type": "predictions", "path": "../data/tiny.jsonl",
                           "metadata": {"params": 100_000}}},
+    "traffic_data": {"path": "../data/traffic.jsonl", "prompt": "Q: {question}\nA:",
+                     "features": ["lang", "topic"]},
     "rubric": "../rubrics/qa.yaml",
     "slices": [{"by": "lang"}, {"by": "topic"}],
     "discovery": {"features": ["lang", "topic"], "max_predicates": 2, "min_support": 30},
@@ -85,10 +87,16 @@ def repo(tmp_path: Path) -> Path:
     _jsonl(tmp_path / "data" / "eval.jsonl", rows)
     _jsonl(tmp_path / "data" / "distill.jsonl",
            [r for r in _rows(200, offset=1000) if r["topic"] != "numbers"])
-    _jsonl(tmp_path / "data" / "teacher.jsonl", _outputs(rows, {i for i in range(480)
-                                                                 if i % 16 == 5}))
-    _jsonl(tmp_path / "data" / "small.jsonl", _outputs(rows, pocket | {7, 9}))
-    _jsonl(tmp_path / "data" / "tiny.jsonl", _outputs(rows, pocket | {i for i in range(0, 480, 6)}))
+    # traffic: recent questions, more of them on dates (drift), answered by every model too
+    traffic = [r for r in _rows(160, offset=2000) if r["topic"] != "people"]
+    _jsonl(tmp_path / "data" / "traffic.jsonl", [{k: v for k, v in r.items() if k != "answer"}
+                                                 for r in traffic])
+    answered = rows + traffic
+    _jsonl(tmp_path / "data" / "teacher.jsonl", _outputs(answered, {i for i in range(480)
+                                                                     if i % 16 == 5}))
+    _jsonl(tmp_path / "data" / "small.jsonl", _outputs(answered, pocket | {7, 9, 481}))
+    _jsonl(tmp_path / "data" / "tiny.jsonl",
+           _outputs(answered, pocket | {i for i in range(0, 600, 6)}))
     (tmp_path / "suites" / "qa.yaml").write_text(json.dumps(SUITE, indent=1), "utf-8")
     (tmp_path / "rubrics" / "qa.yaml").write_text(json.dumps(RUBRIC, indent=1), "utf-8")
     return tmp_path
@@ -126,9 +134,10 @@ def test_a_warm_run_imports_no_scipy_and_gives_the_same_report(repo: Path):
     png = (repo / "out" / "qa-frontier.png").read_bytes()
     memo = repo / "cache" / "memo"
     assert {p.name for p in memo.iterdir()} >= {"stats", "pockets", "coverage", "frontier",
-                                               "metrics"}
+                                               "metrics", "audit", "traffic"}
     suite = cold["suites"][0]  # type: ignore[index]
     assert suite["coverage"]["clusters"] and suite["pockets"]  # type: ignore[index]
+    assert suite["traffic"]["drift"]  # type: ignore[index]
 
     warm, heavy_warm = _run(repo, "warm", "--cache", "cache")
     assert heavy_warm == set()
