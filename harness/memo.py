@@ -99,14 +99,36 @@ def _feed(h: Any, value: Any) -> None:
         raise TypeError(f"memo key: cannot hash a {type(value).__name__}")
 
 
+def _scalar(value: Any) -> bytes | None:
+    """The bytes :func:`_feed` gives a scalar (None: not a scalar, fed recursively)."""
+    kind = type(value)
+    if kind is str:
+        raw = value.encode("utf-8", "surrogatepass")
+        return b"S" + len(raw).to_bytes(8, "little") + raw
+    if value is None:
+        return b"N"
+    if kind is bool:
+        return b"B1" if value else b"B0"
+    if kind is int:
+        return b"I" + str(value).encode() + b";"
+    if kind is float:
+        return b"F" + value.hex().encode() + b";"
+    return None
+
+
 def _feed_items(h: Any, items: Any) -> None:
-    """Each item in order; a run of strings (ids, category values) hashed in one go."""
-    if items and all(type(x) is str for x in items):
-        raw = [x.encode("utf-8", "surrogatepass") for x in items]
-        h.update(b"s" + b"".join(b"S" + len(r).to_bytes(8, "little") + r for r in raw))
-        return
+    """Each item in order, as :func:`_feed` would; runs of scalars (ids, texts, category
+    values) hashed in one update instead of one call per item."""
+    run: list[bytes] = []
     for item in items:
-        _feed(h, item)
+        raw = _scalar(item)
+        if raw is None:
+            h.update(b"".join(run))
+            run = []
+            _feed(h, item)
+        else:
+            run.append(raw)
+    h.update(b"".join(run))
 
 
 def memo_key(namespace: str, version: int, *parts: Any) -> str:
