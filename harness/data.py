@@ -25,6 +25,8 @@ class Dataset:
     """Examples in file order.
 
     ``inputs`` holds one string per example, or a dict of fields when the spec names several
+    (a sequence that compares equal to the tuple; a file's text column becomes Python strings
+    only when something reads them all).
     input fields. ``features`` maps each feature name to a column (``numpy`` object array for
     categorical values, float array for numeric ones). ``records`` are the raw rows.
     """
@@ -32,7 +34,7 @@ class Dataset:
     path: Path
     sha256: str
     ids: tuple[str, ...]
-    inputs: tuple[Any, ...]
+    inputs: Sequence[Any]
     labels: tuple[str, ...] | None
     features: dict[str, np.ndarray] = field(default_factory=dict)
     records: Sequence[dict[str, Any]] = ()
@@ -105,7 +107,7 @@ class Dataset:
                 table = None
         return Dataset(
             path=self.path, sha256=digest, ids=self.ids + other.ids,
-            inputs=self.inputs + other.inputs,
+            inputs=tuple(self.inputs) + tuple(other.inputs),
             labels=(self.labels or ()) + (other.labels or ()) if both else None,
             features=feats,
             records=() if table is not None else tuple(self.records) + tuple(other.records),
@@ -127,7 +129,8 @@ class Dataset:
             path=self.path,
             sha256=self.sha256,
             ids=tuple(self.ids[i] for i in idx),
-            inputs=tuple(self.inputs[i] for i in idx),
+            inputs=(self.inputs.take(idx) if isinstance(self.inputs, Texts)
+                    else tuple(self.inputs[i] for i in idx)),
             labels=tuple(self.labels[i] for i in idx) if self.labels is not None else None,
             features={k: v[idx] for k, v in self.features.items()},
             records=(tuple(self.records[i] for i in idx) if self.records and table is None
@@ -136,6 +139,70 @@ class Dataset:
                         if self.references is not None else None),
             table=table,
         )
+
+
+def _is_text(t: Any) -> bool:
+    import pyarrow as pa
+
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t))
+
+
+class Texts(Sequence[str]):
+    """A file's string column (no nulls) as a sequence of Python strings, made when asked.
+
+    One value reads one cell; iterating (or comparing) makes the tuple once. Equal to the
+    tuple of its values, and ``+`` gives a tuple, so it stands where a tuple of inputs did.
+    """
+
+    def __init__(self, column: Any):
+        self.column = column
+        self._values: tuple[str, ...] | None = None
+
+    def values(self) -> tuple[str, ...]:
+        """Every value, as a tuple (built once)."""
+        if self._values is None:
+            self._values = tuple(self.column.to_pylist())
+        return self._values
+
+    def take(self, index: Sequence[int]) -> Texts:
+        """The values at ``index``, in that order."""
+        import pyarrow as pa
+
+        positions = np.asarray(index, dtype=np.int64)  # as a buffer: pa.array imports pandas
+        return Texts(self.column.take(pa.Array.from_buffers(
+            pa.int64(), len(positions), [None, pa.py_buffer(positions)])))
+
+    def __len__(self) -> int:
+        return len(self.column)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice) or self._values is not None:
+            return self.values()[i]
+        n = len(self)
+        i = int(i)
+        if not -n <= i < n:
+            raise IndexError("index out of range")
+        return self.column[i % n].as_py()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.values())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (tuple, Texts)):
+            return self.values() == tuple(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.values())
+
+    def __add__(self, other: Any) -> tuple[Any, ...]:
+        return self.values() + tuple(other)
+
+    def __radd__(self, other: Any) -> tuple[Any, ...]:
+        return tuple(other) + self.values()
+
+    def __repr__(self) -> str:
+        return f"Texts({len(self)} values)"
 
 
 class _Rows(Sequence[dict[str, Any]]):
@@ -357,6 +424,15 @@ def read_parquet(path: Path, columns: Sequence[str] | None = None) -> Any:
         raise DataError(f"not a readable Parquet file: {exc}", file=display_path(path)) from None
 
 
+def release_parse_buffers() -> None:
+    """Give the parser's freed buffers back to the system: pyarrow's allocator keeps them (the
+    JSON reader of a 150 MB file leaves ~130 MB that no table uses), and every later step's
+    memory would come on top of them."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+
+
 #: Column types the columnar reader hands on as is; anything else (timestamps pyarrow inferred
 #: from strings, nested objects) goes through the row-by-row reader, which keeps JSON's types.
 def _plain_type(t: Any) -> bool:
@@ -391,6 +467,7 @@ def read_table(path: Path) -> Any | None:
         table = pj.read_json(path)
     except (pa.ArrowException, UnicodeDecodeError, OSError):
         return None
+    release_parse_buffers()
     if not all(_plain_type(f.type) for f in table.schema):
         return None
     return table
@@ -586,12 +663,17 @@ def _from_table(table: Any, spec: Any, labels: Sequence[str] | None, references:
     if pa.types.is_string(table.column(spec.id).type) or pa.types.is_large_string(
             table.column(spec.id).type):
         id_column = table.column(spec.id).combine_chunks().cast(pa.large_string())
-        if pc.count_distinct(id_column).as_py() != len(ids):
+        distinct_ids = pc.count_distinct(id_column).as_py()
+        release_parse_buffers()  # the hash table of a million ids
+        if distinct_ids != len(ids):
             return None
     elif len(set(ids)) != len(ids):
         return None
-    inputs: list[Any]
-    if len(spec.input) == 1:
+    inputs: Sequence[Any]
+    if len(spec.input) == 1 and spec.input[0] in names and not table.column(spec.input[0]).null_count \
+            and _is_text(table.column(spec.input[0]).type):
+        inputs = Texts(table.column(spec.input[0]))
+    elif len(spec.input) == 1:
         one = strings(spec.input[0])
         if one is None:
             return None
@@ -633,7 +715,8 @@ def _from_table(table: Any, spec: Any, labels: Sequence[str] | None, references:
             return None
         features[f] = _feature_column(table.column(f))
     return Dataset(
-        path=spec.path, sha256=digest, ids=tuple(ids), inputs=tuple(inputs),
+        path=spec.path, sha256=digest, ids=tuple(ids),
+        inputs=inputs if isinstance(inputs, Texts) else tuple(inputs),
         labels=tuple(gold) if gold is not None else None, features=features,
         references=tuple(refs) if refs is not None else None, table=table,
         id_column=id_column,

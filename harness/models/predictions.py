@@ -24,6 +24,7 @@ from harness.data import (
     numbers,
     object_column,
     read_rows,
+    release_parse_buffers,
     row_word,
 )
 from harness.errors import DataError
@@ -122,6 +123,7 @@ class PredictionsModel(Model):
         pred = _PARSED.get(key)
         if pred is None:
             pred = _read_columns(self.path, data, labels)
+            release_parse_buffers()  # the file's table is gone; its buffers go back too
             if pred is None:
                 pred = self._read_lines(data, labels)
             while len(_PARSED) >= _PARSED_MAX:
@@ -231,6 +233,7 @@ def _read_columns(path: Path, data: Dataset, labels: Sequence[str]) -> Predictio
             return None
     except (pa.ArrowException, UnicodeDecodeError, OSError):
         return None
+    release_parse_buffers()
     names = set(table.column_names)
     if "id" not in names or table.num_rows != len(data):
         return None
