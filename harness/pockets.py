@@ -378,6 +378,9 @@ def _factorize(col: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return out, rank[np.asarray(raw, dtype=np.intp)]
 
 
+_HEAD_ROWS = 4096
+
+
 def _factorize_strings(col: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """:func:`_factorize` of an object array of strings by their hashes (None: not all
     strings, or a collision).
@@ -389,8 +392,13 @@ def _factorize_strings(col: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         h = np.fromiter(map(hash, col), dtype=np.int64, count=col.size)
     except TypeError:  # a list or a dict among the values
         return None
-    _, first, inv = np.unique(h, return_index=True, return_inverse=True)
-    inv = inv.ravel()
+    # the distinct values of a category all show up in its first rows: look every row up
+    # among those (no sort of a million hashes); a value seen later takes the full np.unique
+    cand, first = np.unique(h[:_HEAD_ROWS], return_index=True)
+    inv = np.minimum(np.searchsorted(cand, h), cand.size - 1)
+    if not bool((cand[inv] == h).all()):
+        _, first, inv = np.unique(h, return_index=True, return_inverse=True)
+        inv = inv.ravel()
     reps = col[first]
     # every value equals its representative, so all are strings when the representatives are
     if not all(isinstance(v, str) for v in reps) or not bool(np.all(reps[inv] == col)):
