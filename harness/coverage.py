@@ -792,18 +792,71 @@ def coverage_step(prep: PreparedSuite, teacher: Model, ctx: EvalContext, s_out: 
 
     The per-example gain ``student - teacher`` (1 where the student alone is right, -1 where
     it alone is wrong) tells which uncovered clusters cost the student.
-    """
-    from harness.data import build_slices
 
-    settings = prep.spec.coverage
+    Inside a run's memo (:mod:`harness.memo`) the outcome is kept under everything it depends
+    on: the distillation file's sha256 and how the suite reads it (its data settings, slices,
+    labels, coverage settings), the eval side (features, declared slices, texts, ids, gain)
+    and the seed. A warm run that finds it neither loads nor parses the distillation data.
+    TF-IDF coverage only: teacher embeddings are computed every run.
+    """
+    from harness.memo import active_root, code_version, memo_json, memo_key
+    from harness.paths import file_sha256
+
+    spec = prep.spec
+    settings = spec.coverage
     if not settings.enabled:
         return CoverageOutcome(summary={"enabled": False}, errors={
             "uncovered_fraction": f"coverage is switched off (coverage.enabled: false in "
-                                  f"{display_path(prep.spec.path)})"})
-    if prep.distill_data is None:
+                                  f"{display_path(spec.path)})"})
+    if spec.distillation_data is None:
         return CoverageOutcome(errors={"uncovered_fraction": "the suite declares no "
                                        "distillation_data"})
-    spec, data, distill = prep.spec, prep.data, prep.distill_data
+    gain = None
+    t_right = prep.task.correct(ctx, ctx.teacher)
+    if t_right is not None:
+        s_right = prep.task.correct(ctx, s_out)
+        assert s_right is not None
+        gain = s_right - t_right
+    try:
+        distill_sha256 = file_sha256(spec.distillation_data.path)
+    except OSError:  # loading it says what is wrong, with the file's name
+        distill_sha256 = None
+    if active_root() is None or settings.embeddings == "teacher" or distill_sha256 is None:
+        return _coverage(prep, teacher, gain, seed)
+    data = prep.data
+    key = memo_key(
+        "coverage.coverage_step", _MEMO_VERSION,
+        code_version(("harness.coverage", "harness.data", "harness.tasks", "harness.spec_types",
+                      "harness.results", "harness.naming", "harness.report.numbers"),
+                     _MEMO["dists"]),
+        distill_sha256,
+        repr((spec.task, spec.labels, spec.data, spec.distillation_data, spec.slices, settings)),
+        {f: data.features[f] for f in spec.data.features if f in data.features},
+        prep.declared_slices, list(data.texts()), list(data.ids),
+        None if gain is None else np.asarray(gain, dtype=np.float64), int(seed))
+    return memo_json("coverage", key, lambda: _coverage(prep, teacher, gain, seed),
+                     encode=_outcome_to_json, decode=_outcome_from_json)
+
+
+def _outcome_to_json(outcome: CoverageOutcome) -> dict[str, Any]:
+    return {"summary": outcome.summary, "gaps": _gaps_to_json(outcome.gaps),
+            "figures": outcome.figures, "errors": outcome.errors}
+
+
+def _outcome_from_json(doc: Mapping[str, Any]) -> CoverageOutcome:
+    return CoverageOutcome(summary=dict(doc["summary"]), gaps=tuple(_gaps_from_json(doc["gaps"])),
+                           figures={k: float(v) for k, v in doc["figures"].items()},
+                           errors=dict(doc["errors"]))
+
+
+def _coverage(prep: PreparedSuite, teacher: Model, gain: np.ndarray | None,
+              seed: int) -> CoverageOutcome:
+    """:func:`coverage_step`'s outcome, computed (the distillation data loaded if need be)."""
+    from harness.data import build_slices
+
+    spec, data, distill = prep.spec, prep.data, prep.distillation()
+    assert distill is not None
+    settings = spec.coverage
     eval_slices = prep.declared_slices
     distill_slices = {k: v for k, v in build_slices(spec, distill, allow_empty=True,
                                                     drop_small=False).items()
@@ -815,12 +868,6 @@ def coverage_step(prep: PreparedSuite, teacher: Model, ctx: EvalContext, s_out: 
         {f: data.features[f] for f in shared}, {f: distill.features[f] for f in shared},
         eval_slices=eval_slices, distill_slices=distill_slices, n_eval=len(data),
         n_distill=len(distill), rare_share=settings.rare_share)
-    gain = None
-    t_right = prep.task.correct(ctx, ctx.teacher)
-    if t_right is not None:
-        s_right = prep.task.correct(ctx, s_out)
-        assert s_right is not None
-        gain = s_right - t_right
     eval_vectors = distill_vectors = None
     if settings.embeddings == "teacher":
         eval_vectors = teacher.embed(data.texts())

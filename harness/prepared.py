@@ -54,6 +54,13 @@ class PreparedSuite:
             self._model_data = self.data.concat(self.traffic_data)
         return self._model_data
 
+    def distillation(self) -> Dataset | None:
+        """The distillation data (None without ``distillation_data:``), loaded and checked at
+        the first call: a run whose coverage comes from the memo never parses it."""
+        if self.distill_data is None and self.spec.distillation_data is not None:
+            self.distill_data = self.task.load_data(self.spec.distillation_data, self.spec)
+        return self.distill_data
+
     @property
     def declared_slices(self) -> dict[str, np.ndarray]:
         """The declared slices of the eval data (``overall`` left out)."""

@@ -54,7 +54,6 @@ def prepare_suite(path: Path, options: Options | None = None, *,
     task = get_task(spec.task)
     data = task.load_data(spec.data, spec)
     slices = build_slices(spec, data)
-    distill = task.load_data(spec.distillation_data, spec) if spec.distillation_data else None
     traffic, traffic_slices = None, {}
     if spec.traffic_data is not None:
         traffic = task.load_data(spec.traffic_data, spec)
@@ -70,7 +69,8 @@ def prepare_suite(path: Path, options: Options | None = None, *,
                             slice_owners=slice_owners(spec, data, slices),
                             pockets=spec.discovery.enabled,
                             slice_support=slice_supports(spec, data, slices))
-    prep = PreparedSuite(spec=spec, data=data, slices=slices, plan=plan, distill_data=distill,
+    # The distillation data are loaded when coverage needs them (prep.distillation()).
+    prep = PreparedSuite(spec=spec, data=data, slices=slices, plan=plan,
                          traffic_data=traffic, traffic_slices=traffic_slices,
                          notes=list(spec.rubric.notes))
     models = load_models(spec, options or Options())
