@@ -27,6 +27,12 @@ What it prints:
   the pocket's rows) meets the threshold, i.e. the null hypothesis was true. Pooled over
   seeds and gaps and the null runs below (where every confirmed pocket is false), as a share
   of all confirmed pockets. Target <= 5%.
+* data carving, side by side on the same draws (``carving``): the selection-adjusted test on
+  the full data that cross-fitting is compared with -- every slice of one or two predicates
+  selected by its own shortfall z on half A, tested on all its rows conditional on that
+  selection, BH (no proof under this dependence) and Benjamini-Yekutieli (valid) over the
+  selected slices. Recall on the two-predicate planted pockets next to cross-fitting's,
+  and its false rejections over the planted and null runs.
 * null data (nothing planted, ``--null-seeds`` seeds): target no confirmed pocket in >= 95%
   of the seeds (19 of 20).
 * time and peak memory (``ru_maxrss`` of a fresh subprocess per measurement, so one
@@ -76,6 +82,9 @@ WIN = LOSE * TEACHER_ACC / (1 - TEACHER_ACC)  # P(student right | teacher wrong)
 # use ("n" is a numeric feature cut at its first quartile); the product sets the size
 RECALL_POCKETS = [(32, 32), (16, 32), (4, 8, 8), ("n", 64), (2, 64), (2, 4, 8)]
 SLICELINE_POCKETS = [(4, 8)]
+# data carving (``carving``): selection z on half A, and the rows a slice needs in each half
+CARVE_Z = 1.0
+CARVE_MIN_HALF = 100
 
 
 def cardinalities(n_features: int) -> list[int | str]:
@@ -149,6 +158,85 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
+def carving(data: dict, s: np.ndarray, true_delta: np.ndarray, margin: float, seed: int,
+            min_support: int, select_z: float = CARVE_Z, min_half: int = CARVE_MIN_HALF) -> dict:
+    """Data carving on the full data, the comparison ``find_pockets``' cross-fitting must beat.
+
+    Every slice of one or two predicates (exhaustive, so that a slice is selected by its own
+    statistic alone) with at least ``min_half`` rows in each half is selected when its
+    shortfall z on half A (the same seeded halves as ``find_pockets``) is at least
+    ``select_z``, and tested on ALL its rows conditional on that selection: with
+    ``Z_full = (sqrt(n_A) Z_A + sqrt(n_B) Z_B) / sqrt(n)`` and ``Z_A, Z_B`` independent
+    standard normal at the null's boundary, ``p = P(Z_full >= z | Z_A >= select_z)``, a 1-D
+    integral. BH over the selected slices (no proof of FDR control: the slices share rows
+    and the selected set is random) and Benjamini-Yekutieli (valid under any dependence).
+    No ranking, parent or redundancy rule may come before the test (the conditional law
+    would then be wrong), and three-predicate slices are left out (the level-3 beam is a
+    ranking). Counted per planted two-predicate pocket: its own slice rejected, before any
+    merging for a report (so an upper bound on what carving would report).
+    """
+    sys.path.insert(0, str(ROOT))
+    from scipy import stats
+
+    from harness.pockets import _encode, _gap, _mask, _Search
+
+    g, m = _gap(s, data["teacher"], threshold=-margin, bound="min", compare="teacher_delta")
+    feats = [f for name, col in data["features"].items()
+             if (f := _encode(name, np.asarray(col), min_support, 4)) is not None]
+    order = np.random.default_rng(seed).permutation(g.shape[0])
+    halves = (np.sort(order[: g.shape[0] // 2]), np.sort(order[g.shape[0] // 2:]))
+    searches = []
+    for rows in halves:
+        search = _Search(feats, g[rows], rows, m, 1)
+        search.run(2, examine=1)
+        searches.append(search)
+    keys, st_a, st_b = [], [], []
+    for f, level in enumerate(searches[0].level1):
+        for p in range(level.shape[0]):
+            keys.append(((f, p),))
+            st_a.append(level[p])
+            st_b.append(searches[1].level1[f][p])
+    for (f, h), level in searches[0].level2.items():
+        other = searches[1].level2[(f, h)]
+        for pf in range(level.shape[0]):
+            for ph in range(level.shape[1]):
+                keys.append(((f, pf), (h, ph)))
+                st_a.append(level[pf, ph])
+                st_b.append(other[pf, ph])
+    a, b = np.array(st_a), np.array(st_b)
+    full = a + b
+    n_a, n_b, n = a[:, 0], b[:, 0], full[:, 0]
+    usable = (n >= min_support) & (n_a >= min_half) & (n_b >= min_half)
+    mean = full[:, 1] / np.maximum(n, 1)
+    sd = np.sqrt(np.maximum(full[:, 2] / np.maximum(n, 1) - mean**2, 1e-3))
+    z_a = (m * n_a - a[:, 1]) / (sd * np.sqrt(np.maximum(n_a, 1)))
+    z_full = (m * n - full[:, 1]) / (sd * np.sqrt(np.maximum(n, 1)))
+    selected = np.flatnonzero(usable & (z_a >= select_z))
+    grid = select_z + np.linspace(0.0, 10.0, 801)[None, :]
+    za, zf = np.sqrt(n_a[selected])[:, None], z_full[selected][:, None]
+    inner = stats.norm.sf((zf * np.sqrt(n[selected])[:, None] - za * grid)
+                          / np.sqrt(n_b[selected])[:, None])
+    p_values = np.clip(np.trapezoid(stats.norm.pdf(grid) * inner, grid, axis=1)
+                       / stats.norm.sf(select_z), 0.0, 1.0)
+    names = [f.name for f in feats]
+    out: dict = {"selected": int(selected.size)}
+    for method in ("bh", "by"):
+        q = (stats.false_discovery_control(p_values, method=method) if selected.size
+             else np.zeros(0))
+        rejected = selected[q < ALPHA]
+        masks = {int(i): _mask(feats, keys[i]) for i in rejected}
+        out[f"{method}_rejected"] = len(masks)
+        out[f"{method}_false"] = int(sum(true_delta[mk].mean() >= -margin for mk in masks.values()))
+        hits = []
+        for planted in data["planted"]:
+            pm = planted["mask"]
+            hits.append(len(planted["predicates"]) == 2 and any(
+                sorted(names[fi] for fi, _ in keys[i]) == planted["features"]
+                and (pm & mk).sum() / max((pm | mk).sum(), 1) >= 0.8 for i, mk in masks.items()))
+        out[f"{method}_found"] = hits
+    return out
+
+
 # --- workers (run in a fresh subprocess each) --------------------------------------------------
 def worker_ours(args: argparse.Namespace) -> dict:
     sys.path.insert(0, str(ROOT))
@@ -191,7 +279,12 @@ def worker_ours(args: argparse.Namespace) -> dict:
         # the oracle on this very draw: one test of the known pocket on all its rows
         oracle = paired_p_value(s[pm] - data["teacher"][pm], -args.margin, discrete=True)
         hits.append({"n": int(pm.sum()), "found": ok, "oracle": bool(oracle < ALPHA),
-                     "name": str(planted["predicates"])})
+                     "name": str(planted["predicates"]), "two": len(planted["predicates"]) == 2})
+    carved: dict = {}
+    if args.which in ("recall", "null"):  # the side-by-side comparison, not the scale runs
+        carved = carving(data, s, true_delta, args.margin, args.seed, args.min_support)
+        for k, h in enumerate(hits):
+            h["carved_bh"], h["carved_by"] = carved["bh_found"][k], carved["by_found"][k]
     return {
         "seconds": elapsed,
         "peak_mb": peak,
@@ -199,6 +292,7 @@ def worker_ours(args: argparse.Namespace) -> dict:
         "confirmed": len(confirmed),
         "false": false,
         "planted": hits,
+        "carving": {k: v for k, v in carved.items() if not k.endswith("found")},
         "pockets": [f"{p.slice} n={p.n} delta={p.delta:.3f} q={p.q_value:.2g}" for p in confirmed],
     }
 
@@ -358,6 +452,7 @@ def power_section(args: argparse.Namespace, py: str) -> tuple[bool, int, int]:
         cross: dict[str, list[float]] = {}
         free: dict[str, list[float]] = {}
         sizes: dict[str, list[int]] = {}
+        two: dict[str, list[tuple[bool, bool, bool]]] = {}  # cross-fit, carving BH, BY
         for seed in range(args.seeds):
             r = run_worker(py, "ours", args, args.recall_rows, args.recall_features,
                            args.predicates, seed)
@@ -367,6 +462,8 @@ def power_section(args: argparse.Namespace, py: str) -> tuple[bool, int, int]:
                 continue
             confirmed += r["confirmed"]
             false += r["false"]
+            for key, value in r["carving"].items():
+                args.carving_totals[key] = args.carving_totals.get(key, 0) + value
             hit = sum(h["found"] for h in r["planted"])
             print(f"seed {seed}: {hit}/{len(r['planted'])} planted found (oracle on this draw "
                   f"{sum(h['oracle'] for h in r['planted'])}), {r['confirmed']} confirmed, "
@@ -383,6 +480,8 @@ def power_section(args: argparse.Namespace, py: str) -> tuple[bool, int, int]:
                 cross.setdefault(bucket, []).append(1 - (1 - each) ** 2)
                 free.setdefault(bucket, []).append(power_of(h["n"], gap, free_alpha))
                 sizes.setdefault(bucket, []).append(h["n"])
+                if h["two"]:
+                    two.setdefault(bucket, []).append((h["found"], h["carved_bh"], h["carved_by"]))
         print(f"  {'planted n':>9}  {'pockets':>7}  {'mean n':>6}  {'recall':>6}  "
               f"{'oracle power':>12}  {'oracle, same draws':>18}  ratio   "
               f"{'[half rows]':>11}  {'[cross-fit cap]':>15}  {'[holdout-free]':>14}")
@@ -404,6 +503,17 @@ def power_section(args: argparse.Namespace, py: str) -> tuple[bool, int, int]:
                   f"{sum(free[name]) / len(free[name]) / best:>14.2f}  {mark}")
             if target is not None:
                 ok_all &= met
+        print(f"  data carving (benchmarks' carving(): two-predicate pockets only, selection z >= "
+              f"{CARVE_Z:g} on half A, >= {CARVE_MIN_HALF} rows per half, test on all rows given "
+              "the selection):")
+        print(f"  {'planted n':>9}  {'pockets':>7}  {'cross-fit recall':>16}  {'carving BH':>10}  "
+              f"{'carving BY':>10}")
+        for name, _, _ in BUCKETS:
+            if name in two:
+                rows = two[name]
+                print(f"  {name:>9}  {len(rows):>7}  "
+                      + "  ".join(f"{sum(r[k] for r in rows) / len(rows):>{w}.0%}"
+                                  for k, w in ((0, 16), (1, 10), (2, 10))))
     print("  [half rows]: the oracle's test on half the pocket's rows, over its power on all "
           "of them: the most any search that confirms on a held-out half can reach")
     print("  [cross-fit cap]: each half confirming at alpha/2 what a perfect search of the other "
@@ -454,6 +564,7 @@ def main() -> int:
         print(json.dumps(result))
         return 0
     args.gap_list = [float(g) for g in args.gaps.split(",")]
+    args.carving_totals = {}
     if args.quick:
         args.recall_rows, args.recall_features, args.predicates = 60_000, 12, 2
         args.seeds, args.null_seeds, args.oracle_draws = 1, 2, 500
@@ -476,6 +587,8 @@ def main() -> int:
             r = run_worker(py, "ours", args, args.recall_rows, args.recall_features,
                            args.predicates, 100 + seed)
             null_confirmed.append(r.get("confirmed", -1))
+            for key, value in r.get("carving", {}).items():
+                args.carving_totals[key] = args.carving_totals.get(key, 0) + value
         clean = sum(c == 0 for c in null_confirmed)
         print(f"\nnull data (nothing planted), {args.null_seeds} seeds: confirmed pockets per seed "
               f"{null_confirmed}; {clean}/{args.null_seeds} without any  target no pocket in "
@@ -488,6 +601,11 @@ def main() -> int:
               f"runs: {false_all}/{confirmed_all}) = {fdp:.1%}  target <= 5%: "
               f"{verdict(fdp <= 0.05)}")
         ok_all &= fdp <= 0.05
+        tot = args.carving_totals
+        print(f"data carving, planted and null runs: BH {tot.get('bh_false', 0)} false of "
+              f"{tot.get('bh_rejected', 0)} rejected, BY {tot.get('by_false', 0)} of "
+              f"{tot.get('by_rejected', 0)} (slices before merging; "
+              f"{tot.get('selected', 0)} selected in all)")
 
     ours_small = None
     if not args.skip_scale:
