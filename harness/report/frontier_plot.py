@@ -41,7 +41,8 @@ def frontier_plot(
     if png is None:
         return None
     path = Path(path)
-    atomic_write(path, png)
+    if not (path.is_file() and path.stat().st_size == len(png) and path.read_bytes() == png):
+        atomic_write(path, png)  # an unchanged plot is not written again
     return path
 
 
