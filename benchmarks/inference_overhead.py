@@ -475,6 +475,25 @@ def profile_harness(runner: Runner, top: int) -> None:
     stats.sort_stats("cumulative").print_stats(top)
 
 
+def same_reports(cold: Path, warm: Path) -> str:
+    """Whether the warm report is the cold one apart from timing fields (scripts/report_diff)
+    and the models' ``cached`` flags, in one line (the differences when not)."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from report_diff import differences, strip_timing
+
+    docs = []
+    for path in (cold, warm):
+        doc = strip_timing(json.loads(path.read_text("utf-8")))
+        for suite_doc in doc["suites"]:
+            for role in ("teacher", "student"):
+                (suite_doc.get(role) or {}).pop("cached", None)
+        docs.append(doc)
+    found = differences(*docs)
+    if not found:
+        return "reports cold vs warm: identical apart from timing fields and the cached flags"
+    return f"reports cold vs warm: {len(found)} differences: " + "; ".join(found[:5])
+
+
 def warm_gate(suite: Path, workdir: Path) -> bool:
     """``distill run SUITE`` twice on one fresh cache (cold, then warm); print warm / cold.
 
@@ -524,6 +543,7 @@ def warm_gate(suite: Path, workdir: Path) -> bool:
             kept = {p.name: sum(1 for _ in p.iterdir())
                     for p in (sorted(memo.iterdir()) if memo.is_dir() else []) if p.is_dir()}
             print("  memo entries: " + (", ".join(f"{k} {v}" for k, v in kept.items()) or "none"))
+    print(same_reports(workdir / "gate-cold.json", workdir / "gate-warm.json"))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run([sys.executable, "-c", "import " + ", ".join(WARM_FLOOR_IMPORTS)], check=True)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
