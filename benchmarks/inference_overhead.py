@@ -475,22 +475,32 @@ def profile_harness(runner: Runner, top: int) -> None:
     stats.sort_stats("cumulative").print_stats(top)
 
 
+def _without_cache_counts(doc: Any) -> Any:
+    """``doc`` without what says how a run got its answers: a model's ``cached`` flag and, in
+    every ``usage`` block, ``requests`` (sent by this run) and ``cached`` (read back)."""
+    if isinstance(doc, dict):
+        out = {k: _without_cache_counts(v) for k, v in doc.items() if k != "cached"}
+        if isinstance(doc.get("usage"), dict):
+            out["usage"] = {k: v for k, v in out["usage"].items() if k != "requests"}
+        return out
+    if isinstance(doc, list):
+        return [_without_cache_counts(v) for v in doc]
+    return doc
+
+
 def same_reports(cold: Path, warm: Path) -> str:
     """Whether the warm report is the cold one apart from timing fields (scripts/report_diff)
-    and the models' ``cached`` flags, in one line (the differences when not)."""
+    and the cache counts (:func:`_without_cache_counts`), in one line (the differences when
+    not)."""
     sys.path.insert(0, str(ROOT / "scripts"))
     from report_diff import differences, strip_timing
 
-    docs = []
-    for path in (cold, warm):
-        doc = strip_timing(json.loads(path.read_text("utf-8")))
-        for suite_doc in doc["suites"]:
-            for role in ("teacher", "student"):
-                (suite_doc.get(role) or {}).pop("cached", None)
-        docs.append(doc)
-    found = differences(*docs)
+    before, after = (_without_cache_counts(strip_timing(json.loads(p.read_text("utf-8"))))
+                     for p in (cold, warm))
+    found = differences(before, after)
     if not found:
-        return "reports cold vs warm: identical apart from timing fields and the cached flags"
+        return ("reports cold vs warm: identical apart from timing fields and cache counts "
+                "(cached, usage.requests)")
     return f"reports cold vs warm: {len(found)} differences: " + "; ".join(found[:5])
 
 
