@@ -877,7 +877,7 @@ def build_slices(suite: Any, data: Dataset, *, allow_empty: bool = False,
         combined = np.zeros(len(rows), dtype=np.int64)
         for codes, uniques in factors:
             combined = combined * max(len(uniques), 1) + codes[rows]
-        group_codes, inverse = np.unique(combined, return_inverse=True)
+        group_codes, inverse = _groups(combined)
         order = np.argsort(inverse, kind="stable")
         bounds = np.searchsorted(inverse[order], np.arange(len(group_codes) + 1))
         groups: dict[tuple[Any, ...], np.ndarray] = {}
@@ -902,6 +902,20 @@ def build_slices(suite: Any, data: Dataset, *, allow_empty: bool = False,
                 continue
             out[name] = np.asarray(groups[key], dtype=int)
     return out
+
+
+def _groups(combined: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(combined, return_inverse=True)`` of small non-negative codes by counting
+    (no sort of a million rows); the inverse in the smallest integer type that holds it, so
+    that a stable argsort of it is a radix sort."""
+    if not len(combined) or combined.max() >= 4 * len(combined) + 1024:
+        return np.unique(combined, return_inverse=True)
+    present = np.bincount(combined) > 0
+    group_codes = np.flatnonzero(present)
+    rank = np.cumsum(present) - 1
+    inverse = rank[combined]
+    small = np.uint16 if len(group_codes) <= 1 << 16 else np.intp
+    return group_codes, inverse.astype(small)
 
 
 def _min_support(entry: Any) -> int:
