@@ -24,9 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from harness.memo import memo_array, memo_root
+from harness.memo import code_version, memo_array, memo_root
 
-#: Bump when a stored metric's computation changes: older values are no longer read.
+#: Bump when a stored metric's computation changes in a way the code hash of the metric
+#: modules does not show: older values are no longer read.
 VALUES_VERSION = 1
 
 
@@ -101,6 +102,9 @@ def values_key(metric: Any, ctx: Any, out: Any) -> str:
     """The sha256 of everything ``metric``'s per-example values over ``out`` depend on."""
     digests = _STORE.get() or _Digests()
     h = hashlib.sha256(f"distill-metric-values\0{VALUES_VERSION}\0{metric.name}\0".encode())
+    # the code that computes them: values of an edited metric are never read back
+    h.update(code_version(("harness.metrics", "harness.textmetrics", "harness.outputs"),
+                          ("numpy", "sacrebleu", "rouge-score", "rapidfuzz")).encode())
     h.update(digests.of(out, _outputs_digest))
     h.update(b"|teacher")
     h.update(digests.of(ctx.teacher, _outputs_digest))

@@ -38,7 +38,9 @@ from harness.stats import LazyModule, bh_adjust
 
 stats: Any = LazyModule("scipy.stats")  # imported when a drift test runs
 # Drift tests are pure functions of their arguments: a warm run reads them back (harness.memo).
-_MEMO: dict[str, Any] = {"folder": "traffic", "modules": ("harness.traffic", "harness.stats"),
+_MEMO: dict[str, Any] = {"folder": "traffic",
+                         "modules": ("harness.traffic", "harness.stats", "harness.naming",
+                                     "harness.report.numbers"),
                          "dists": ("numpy", "scipy"), "parts": plain_parts}
 
 if TYPE_CHECKING:
