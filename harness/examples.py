@@ -104,6 +104,7 @@ class _Picker:
         self.picked: dict[str, tuple[ExampleSource, int]] = {}
         self.cited: dict[str, dict[str, list[str]]] = {}
         self._values: dict[tuple[str, str, str], np.ndarray | None] = {}
+        self._differ: dict[str, np.ndarray] = {}
 
     @staticmethod
     def rows_of(source: ExampleSource, ids: Sequence[str]) -> dict[str, int]:
@@ -132,6 +133,7 @@ class _Picker:
     def order(self, source: ExampleSource, rows: np.ndarray, metric: Metric | None,
               first: Sequence[str], reference: str | None) -> list[int]:
         """``rows`` to show: the gate's own ids, then worse than the reference, then differing."""
+        rows = np.asarray(rows, dtype=np.intp)
         index = self.rows_of(source, first)
         chosen = [index[i] for i in first if i in index]
         s = self.values(source, metric, "student") if metric is not None else None
@@ -143,10 +145,20 @@ class _Picker:
             else:  # a value check: the student's own worst rows, best possible value left out
                 gap = sign * s[rows] - (sign * s[rows]).max() if len(rows) else sign * s[rows]
             bad = np.argsort(gap, kind="stable")
-            chosen.extend(int(rows[k]) for k in bad if gap[k] < 0)
-        t_ans, s_ans = _answers(source.teacher), _answers(source.student)
-        chosen.extend(int(r) for r in rows if t_ans[int(r)] != s_ans[int(r)])
+            # the first ``limit`` new rows are among the first len(chosen) + limit
+            chosen.extend(rows[bad[gap[bad] < 0][: len(chosen) + self.limit]].tolist())
+        differ = rows[self.differs(source)[rows]]
+        chosen.extend(differ[: len(chosen) + self.limit].tolist())
         return list(dict.fromkeys(chosen))[: self.limit]
+
+    def differs(self, source: ExampleSource) -> np.ndarray:
+        """Per row of ``source``: whether the teacher's and the student's answers differ."""
+        if source.name not in self._differ:
+            t_ans, s_ans = _answers(source.teacher), _answers(source.student)
+            t, s = np.empty(len(t_ans), dtype=object), np.empty(len(s_ans), dtype=object)
+            t[:], s[:] = t_ans, s_ans
+            self._differ[source.name] = np.asarray(t != s, dtype=bool)
+        return self._differ[source.name]
 
     def check(self, source: ExampleSource, check: Check, rows: np.ndarray,
               metric: str | None = None) -> None:
