@@ -8,7 +8,16 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from harness.pockets import _encode, _Finding, _mask, _merge, find_pockets, paired_p_value
+from harness.pockets import (
+    _encode,
+    _Finding,
+    _mask,
+    _merge,
+    _score,
+    _Search,
+    find_pockets,
+    paired_p_value,
+)
 from harness.results import Predicate
 
 SOURCES = ("plot", "review", "news", "blog")
@@ -259,3 +268,14 @@ def test_findings_of_one_pocket_from_both_directions_merge_nested_ones_too():
     # the parent that is left; a finding is merged once at most
     assert merged == [same_a, narrow, other]
     assert _merge(feats, [same_a, parent]) == [same_a, parent]  # one direction: never merged
+
+
+def test_the_search_ranks_a_few_hundred_bad_rows_above_a_few_dozen_worse_ones():
+    # stats are [n, sum g, sum g^2, rows below the margin]: 20 rows all lost (how a chance
+    # cluster looks) and 300 rows with 40 lost (a real pocket of the size the other half can
+    # confirm); the raw score puts the 20 first, the rank shrunk toward the half's mean the 300
+    search = _Search([], np.zeros(2000), np.arange(2000), -0.05, 1)
+    few = np.array([20.0, -20.0, 20.0, 20.0])
+    many = np.array([300.0, -40.0, 40.0, 40.0])
+    assert _score(few, -0.05) > _score(many, -0.05)
+    assert search._rank(many) > 2.0 > 1.0 > search._rank(few)
