@@ -19,7 +19,6 @@ from typing import Any
 
 import yaml
 
-from harness.data import prompt_fields
 from harness.errors import SpecError
 from harness.paths import display_path, find_root, resolve_path
 from harness.spec_types import (
@@ -185,6 +184,8 @@ def _data_spec(raw: Mapping[str, Any], *, source: Path, root: Path, field: str) 
     inp = raw.get("input", "text")
     prompt = raw.get("prompt")
     if prompt is not None:
+        from harness.data import prompt_fields  # numpy: not at import (a cached collection)
+
         prompt_fields(prompt, file=display_path(source), field=f"{field}.prompt")
     return DataSpec(
         path=resolve_path(raw["path"], source=source, root=root, field=f"{field}.path"),
@@ -545,6 +546,8 @@ def _judges(doc: Mapping[str, Any], *, source: Path, root: Path, data: DataSpec,
                             f"(resolved to {display_path(prompt_path)})", file=shown,
                             field=f"{where}.prompt")
         text = prompt_path.read_text("utf-8")
+        from harness.data import prompt_fields
+
         names = prompt_fields(text, file=display_path(prompt_path), field=f"{where}.prompt")
         own = JUDGE_PLACEHOLDERS[mode]
         unknown = [n for n in names if n not in own and n not in fields]

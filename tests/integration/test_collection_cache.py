@@ -117,12 +117,14 @@ def modules_a_fresh_collection_imports(repo: TinyRepo, names: tuple[str, ...]) -
 
 def test_a_collection_that_finds_its_record_imports_no_statistics(tiny_repo: TinyRepo,
                                                                   pytester: pytest.Pytester):
-    """What makes a cached collection instant: neither the data nor the gate's scipy is loaded."""
-    heavy = ("scipy", "harness.gate", "harness.runner")
+    """What makes a cached collection instant: neither the data (nor pyarrow, which reads it)
+    nor the gate's scipy is loaded."""
+    heavy = ("scipy", "harness.gate", "harness.runner", "pyarrow")
     assert collect(pytester).ret == 0
     assert modules_a_fresh_collection_imports(tiny_repo, heavy) == []
     shutil.rmtree(tiny_repo / ".distill-cache")
-    # plans from data: the gate and the runner (scipy only where a statistic is computed)
+    # plans from data: the gate, the runner and pyarrow (scipy only where a statistic is
+    # computed)
     assert modules_a_fresh_collection_imports(tiny_repo, heavy) == list(heavy[1:])
 
 
