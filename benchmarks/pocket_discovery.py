@@ -242,7 +242,8 @@ def worker_ours(args: argparse.Namespace) -> dict:
     sys.path.insert(0, str(ROOT))
     from harness.pockets import find_pockets, paired_p_value
 
-    pockets = {"recall": RECALL_POCKETS, "sliceline": SLICELINE_POCKETS, "null": []}[args.which]
+    pockets = {"recall": RECALL_POCKETS, "scale": RECALL_POCKETS, "sliceline": SLICELINE_POCKETS,
+               "null": []}[args.which]
     data = make_data(args.rows, args.features, args.seed, pockets)
     s, true_delta = outcomes(data, args.margin, args.gap_multiple)
     before = rss_mb()
@@ -611,7 +612,7 @@ def main() -> int:
     if not args.skip_scale:
         print(f"\n== scale: {args.rows} rows x {args.features} features, {args.predicates} "
               "predicates (fresh subprocess)")
-        args.which_setting = "recall"
+        args.which_setting = "scale"  # the recall pockets, without the carving comparison
         r = run_worker(py, "ours", args, args.rows, args.features, args.predicates, 0)
         if "error" in r:
             print(r["error"])
