@@ -38,6 +38,10 @@ class _Stage:
         self.stream = stream
         self.clock = clock
         self.unit = unit
+        self._begin()
+
+    def _begin(self) -> None:
+        """The state of a progress line before its first update."""
 
 
 class LineProgress(_Stage):
@@ -45,19 +49,15 @@ class LineProgress(_Stage):
     when done (without the ETA). An endpoint model counts the requests of this run only (its
     cached answers are not work): its ``unit`` is ``requests`` and its rate requests/s."""
 
-    def __init__(
-        self,
-        label: str,
-        stream: TextIO,
-        clock: Callable[[], float] = time.monotonic,
-        unit: str = "examples",
-    ):
-        super().__init__(label, stream, clock, unit)
-        self.start = clock()
-        self.last_draw: float | None = None
-        self.last_done = 0
-        self.width = 0
-        self.finished = False
+    start: float
+    last_draw: float | None
+    last_done: int
+    width: int
+    finished: bool
+
+    def _begin(self) -> None:
+        self.start = self.clock()
+        self.last_draw, self.last_done, self.width, self.finished = None, 0, 0, False
 
     def __call__(self, done: int, total: int) -> None:
         now = self.clock()
@@ -84,16 +84,11 @@ class StageProgress(_Stage):
     """Off a terminal: nothing while a stage runs, then one line when it ends,
     ``"<label>: 600/600 requests in 4.9s, 122.4 requests/s"`` — a CI log gets no ``\\r``."""
 
-    def __init__(
-        self,
-        label: str,
-        stream: TextIO,
-        clock: Callable[[], float] = time.monotonic,
-        unit: str = "examples",
-    ):
-        super().__init__(label, stream, clock, unit)
-        self.start: float | None = None
-        self.last_done = 0
+    start: float | None
+    last_done: int
+
+    def _begin(self) -> None:
+        self.start, self.last_done = None, 0
 
     def __call__(self, done: int, total: int) -> None:
         now = self.clock()
