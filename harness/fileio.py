@@ -8,11 +8,14 @@ import tempfile
 from pathlib import Path
 
 
-def atomic_write(path: Path, payload: bytes, *, mode: int | None = None) -> None:
+def atomic_write(path: Path, payload: bytes, *, mode: int | None = None,
+                 durable: bool = True) -> None:
     """Write ``payload`` to ``path`` through a temporary file in the same folder, fsync, rename.
 
     The file keeps its permission bits (new files get ``mode`` or 0644, not mkstemp's 0600);
     on any error the temporary file is removed and the old file is left as it was.
+    ``durable=False`` skips both fsyncs, for files a crash may lose (a cache entry that is
+    recomputed when absent): a reader still sees the whole file or none.
     """
     path = Path(path)
     folder = path.parent
@@ -23,15 +26,16 @@ def atomic_write(path: Path, payload: bytes, *, mode: int | None = None) -> None
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    if os.name == "posix":  # make the rename itself durable
+    if durable and os.name == "posix":  # make the rename itself durable
         with contextlib.suppress(OSError):
             dir_fd = os.open(folder, os.O_RDONLY)
             try:

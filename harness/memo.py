@@ -18,14 +18,11 @@ computed.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import inspect
 import io
 import json
-import os
-import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -33,6 +30,8 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
+
+from harness.fileio import atomic_write
 
 #: Bump when the memo's own layout (the key's encoding, the file format) changes.
 MEMO_VERSION = 1
@@ -152,6 +151,15 @@ def memo_key(namespace: str, version: int, *parts: Any) -> str:
     return h.hexdigest()
 
 
+def digest(*parts: Any) -> bytes:
+    """The raw sha256 of ``parts``, encoded as :func:`memo_key` encodes them (for a caller that
+    keeps the digest of a large input to build several keys from it)."""
+    h = hashlib.sha256()
+    for part in parts:
+        _feed(h, part)
+    return h.digest()
+
+
 _VERSIONS: dict[tuple[tuple[str, ...], tuple[str, ...]], str] = {}
 _DISTS: dict[str, str] = {}
 
@@ -214,20 +222,10 @@ def _entry(namespace: str, key: str, suffix: str) -> Path | None:
 
 
 def _write(path: Path, payload: bytes) -> None:
-    """Temporary file then rename: a reader sees the whole entry or none. No fsync: an entry
-    lost in a crash is recomputed, and a torn one fails to parse and is recomputed."""
+    """Atomic, without fsync: an entry lost in a crash is recomputed, and a torn one fails to
+    parse and is recomputed."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(payload)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        atomic_write(path, payload, mode=0o644, durable=False)
     except OSError:
         pass  # a read-only cache: computed again next time
 
