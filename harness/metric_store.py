@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.memo import code_version, memo_array, memo_root
+from harness.memo import code_version, digest, memo_array, memo_root
 
 #: Bump when a stored metric's computation changes in a way the code hash of the metric
 #: modules does not show: older values are no longer read.
@@ -42,13 +42,11 @@ class _Digests:
     def __init__(self) -> None:
         self._by_id: dict[int, tuple[Any, bytes]] = {}
 
-    def of(self, obj: Any, digest: Callable[[Any, Any], None]) -> bytes:
+    def of(self, obj: Any, digest_of: Callable[[Any], bytes]) -> bytes:
         hit = self._by_id.get(id(obj))
         if hit is not None and hit[0] is obj:
             return hit[1]
-        h = hashlib.sha256()
-        digest(h, obj)
-        value = h.digest()
+        value = digest_of(obj)
         self._by_id[id(obj)] = (obj, value)
         return value
 
@@ -71,31 +69,16 @@ def metric_store(root: Path | None) -> Iterator[None]:
         _STORE.reset(token)
 
 
-def _texts_digest(h: Any, texts: Any) -> None:
-    for t in texts:
-        raw = t.encode("utf-8") if isinstance(t, str) else repr(t).encode("utf-8")
-        h.update(len(raw).to_bytes(8, "little"))
-        h.update(raw)
+_OUTPUT_FIELDS = ("labels", "scores", "texts", "input_tokens", "output_tokens", "finish_reasons")
 
 
-def _outputs_digest(h: Any, out: Any) -> None:
-    for name in ("labels", "scores", "texts", "input_tokens", "output_tokens", "finish_reasons"):
-        value = getattr(out, name, None)
-        h.update(f"|{name}:".encode())
-        if value is None:
-            h.update(b"-")
-        elif isinstance(value, np.ndarray):
-            h.update(str(value.dtype).encode() + str(value.shape).encode())
-            h.update(np.ascontiguousarray(value).tobytes())
-        else:
-            h.update(str(len(value)).encode())
-            _texts_digest(h, value)
+def _outputs_digest(out: Any) -> bytes:
+    fields = [getattr(out, name, None) for name in _OUTPUT_FIELDS]
+    return digest(*[v if v is None or isinstance(v, np.ndarray) else list(v) for v in fields])
 
 
-def _references_digest(h: Any, references: Any) -> None:
-    for refs in references or ():
-        h.update(len(refs).to_bytes(4, "little"))
-        _texts_digest(h, refs)
+def _references_digest(references: Any) -> bytes:
+    return digest([list(refs) for refs in references])
 
 
 def values_key(metric: Any, ctx: Any, out: Any) -> str:
@@ -123,5 +106,8 @@ def stored_values(metric: Any, ctx: Any, out: Any,
     """``compute()``, or the values stored for the same inputs (and stored when computed)."""
     if _STORE.get() is None or not getattr(metric, "stored", False):
         return compute()
-    return memo_array("metrics", values_key(metric, ctx, out), compute,
-                      shape=(len(out),), dtype=np.float64)
+    try:
+        key = values_key(metric, ctx, out)
+    except TypeError:  # an output that is not plain data (memo.memo_key): computed, not kept
+        return compute()
+    return memo_array("metrics", key, compute, shape=(len(out),), dtype=np.float64)
