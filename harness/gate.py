@@ -12,7 +12,7 @@ from harness.memo import memoized
 from harness.metrics import Metric, get_metric, judge_metric_parts
 from harness.outputs import EvalContext, Outputs
 from harness.report.numbers import adaptive
-from harness.results import Check, Pocket, Predicate, SliceRow
+from harness.results import Check, Pocket, SliceRow
 from harness.spec_types import Criterion, RubricSpec
 from harness.stats import breaches
 
@@ -471,25 +471,7 @@ def discovered_check(p: PlannedCheck, inputs: GateInputs) -> tuple[Check, list[P
 
 
 #: Bump with a change of how a pocket search is kept that the code hash does not show.
-_POCKETS_MEMO = 1
-
-
-def _pocket_to_json(pk: Pocket) -> dict[str, Any]:
-    return {"slice": pk.slice, "predicates": [[p.feature, p.op, p.value] for p in pk.predicates],
-            "n": pk.n, "teacher": pk.teacher, "student": pk.student, "delta": pk.delta,
-            "p_value": pk.p_value, "q_value": pk.q_value, "confirmed": pk.confirmed,
-            "ids": list(pk.ids), "criterion": pk.criterion, "metric": pk.metric}
-
-
-def _pocket_from_json(d: Mapping[str, Any]) -> Pocket:
-    return Pocket(slice=str(d["slice"]),
-                  predicates=tuple(Predicate(str(f), str(op), v) for f, op, v in d["predicates"]),
-                  n=int(d["n"]), teacher=float(d["teacher"]), student=float(d["student"]),
-                  delta=float(d["delta"]),
-                  p_value=None if d["p_value"] is None else float(d["p_value"]),
-                  q_value=None if d["q_value"] is None else float(d["q_value"]),
-                  confirmed=bool(d["confirmed"]), ids=tuple(str(i) for i in d["ids"]),
-                  criterion=d["criterion"], metric=d["metric"])
+_POCKETS_MEMO = 2  # 2: entries are Pocket.to_dict()
 
 
 def _plain(value: Any) -> bool:
@@ -499,7 +481,7 @@ def _plain(value: Any) -> bool:
 def _pockets_to_json(found: list[Pocket]) -> list[dict[str, Any]]:
     if not all(_plain(p.value) for pk in found for p in pk.predicates):
         raise TypeError("a predicate value that JSON does not keep as it is")
-    return [_pocket_to_json(pk) for pk in found]
+    return [pk.to_dict() for pk in found]
 
 
 def _pocket_parts(a: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -514,7 +496,7 @@ def _pocket_parts(a: Mapping[str, Any]) -> tuple[Any, ...]:
 @memoized("gate.find_pockets", _POCKETS_MEMO, folder="pockets",
           modules=("harness.pockets", "harness.stats", "harness.naming", "harness.results"),
           dists=("numpy", "scipy"), parts=_pocket_parts, encode=_pockets_to_json,
-          decode=lambda v: [_pocket_from_json(d) for d in v])
+          decode=lambda v: [Pocket.from_dict(d) for d in v])
 def find_pockets(features: Mapping[str, np.ndarray], student: np.ndarray, teacher: np.ndarray,
                  **params: Any) -> list[Pocket]:
     """:func:`harness.pockets.find_pockets`, read from the run's memo (harness.memo) when the

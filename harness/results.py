@@ -5,6 +5,7 @@ Field names follow the report JSON of DESIGN.md; ``to_dict`` gives exactly that 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -161,6 +162,21 @@ class Pocket:
             "criterion": self.criterion,
             "metric": self.metric,
         }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Pocket:
+        """The pocket :meth:`to_dict` gave (a kept pocket search read back)."""
+        def number(v: Any) -> float | None:
+            return None if v is None else float(v)
+
+        return cls(slice=str(d["slice"]),
+                   predicates=tuple(Predicate(str(p["feature"]), str(p["op"]), p["value"])
+                                    for p in d["predicates"]),
+                   n=int(d["n"]), teacher=float(d["teacher"]), student=float(d["student"]),
+                   delta=float(d["delta"]), p_value=number(d["p_value"]),
+                   q_value=number(d["q_value"]), confirmed=bool(d["confirmed"]),
+                   ids=tuple(str(i) for i in d["examples"]), criterion=d["criterion"],
+                   metric=d["metric"])
 
 
 @dataclass(frozen=True)
