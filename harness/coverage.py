@@ -24,12 +24,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from harness.lazy import LazyModule
 from harness.memo import memoized, plain_parts
 from harness.naming import format_value, predicate_name
 from harness.paths import display_path
 from harness.report.numbers import general, percent
 from harness.results import Check, CoverageGap, Predicate
-from harness.stats import LazyModule
 
 if TYPE_CHECKING:
     import scipy.sparse as sp

@@ -56,7 +56,6 @@ Pure numpy/scipy; deterministic for a given ``seed``.
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -65,19 +64,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from harness.lazy import LazyModule
 from harness.memo import memoized
-
-
-class LazyModule:
-    """A module imported at its first attribute access: ``scipy.stats`` costs about a second
-    of start-up, and a run whose results all come from the memo (harness.memo) needs none."""
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-
-    def __getattr__(self, attr: str) -> Any:
-        return getattr(importlib.import_module(self._name), attr)
-
 
 stats: Any = LazyModule("scipy.stats")
 optimize: Any = LazyModule("scipy.optimize")

@@ -30,11 +30,12 @@ from numpy.typing import ArrayLike
 
 from harness.coverage import EmbeddingCoverage, embedding_coverage
 from harness.errors import DataError
+from harness.lazy import LazyModule
 from harness.memo import memoized, plain_parts
 from harness.naming import format_value, predicate_name
 from harness.report.numbers import general, share
 from harness.results import CoverageGap, Pocket, Predicate
-from harness.stats import LazyModule, bh_adjust
+from harness.stats import bh_adjust
 
 stats: Any = LazyModule("scipy.stats")  # imported when a drift test runs
 # Drift tests are pure functions of their arguments: a warm run reads them back (harness.memo).
