@@ -154,3 +154,25 @@ def test_discovery_switched_off_searches_no_traffic_pockets(tiny_copy: Path,
     drift = {c.slice for c in result.checks if c.criterion == "drift"}
     assert {"traffic", "traffic:lang=de", "traffic:lang=en"} <= drift
     assert ("traffic:discovered" in drift) is enabled
+
+
+def test_a_broken_distillation_file_fails_the_run_even_after_a_warm_one(
+        tiny_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The coverage step is memoized under the distillation file's sha256: a run that finds it
+    # never parses the file, so an edit that breaks the file must miss the memo and be reported.
+    from harness.cli import main
+
+    _distill(tiny_copy, n_de=18, n_en=2)
+    args = ["run", SUITE, "--cache", str(tiny_copy / ".cache"), "--quiet",
+            "--report", "out.json"]
+    assert main(args) in (0, 1)
+    assert "lang=en" in {g["slice"] for g in json.loads((tiny_copy / "out.json").read_text())
+                         ["suites"][0]["coverage_gaps"] if g["kind"] == "distillation"}
+    path = tiny_copy / "data" / "distill.jsonl"
+    lines = path.read_text("utf-8").splitlines(keepends=True)
+    lines[2] = '{"id": "d2", "text": \n'
+    path.write_text("".join(lines), "utf-8")
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "data/distill.jsonl" in err and "line 3" in err and "invalid JSON" in err
