@@ -9,6 +9,7 @@ import pytest
 from scipy import stats
 
 from harness.pockets import (
+    _FOLDS,
     _encode,
     _Finding,
     _mask,
@@ -221,24 +222,24 @@ def test_bad_arguments():
         find_pockets(features, s, t, threshold=0.0, max_predicates=4)
 
 
-def test_each_direction_confirms_at_half_alpha_and_one_pocket_is_reported_once():
-    # both halves find the pocket; the report has it once, its q at least twice its p (BH at
-    # alpha / 2 in the direction whose finding is kept)
+def test_each_direction_confirms_at_alpha_over_folds_and_one_pocket_is_reported_once():
+    # every direction finds the pocket; the report has it once, its q at least _FOLDS times its
+    # p (BH at alpha / _FOLDS in the direction whose finding is kept)
     features, s, t, _ = grid(short_plots)
     pockets = find_pockets(features, s, t, threshold=-0.05, max_predicates=3)
     assert [p.slice for p in pockets] == ["source=plot & n_words<10"]
-    assert pockets[0].q_value >= 2 * pockets[0].p_value
+    assert pockets[0].q_value >= _FOLDS * pockets[0].p_value
 
 
-def test_a_pocket_visible_in_one_half_only_is_not_confirmed():
-    # the search's own half never confirms what it found: with every extra flip of the pocket
-    # in one half of the seeded split, the other half has nothing to confirm it with
+def test_a_pocket_visible_in_one_fold_only_is_not_confirmed():
+    # no fold confirms what it helped find: with every extra flip of the pocket in the first
+    # fold of the seeded split, the searches that see it confirm on folds with nothing to show
     features, s, t, _ = grid(short_plots)
     clean_features, clean_s, clean_t, _ = grid()
-    half = np.random.default_rng(3).permutation(len(s))[: len(s) // 2]
-    one_half = clean_s.copy()
-    one_half[half] = s[half]
-    pockets = find_pockets(features, one_half, clean_t, threshold=-0.05, seed=3)
+    fold = np.random.default_rng(3).permutation(len(s))[: len(s) // _FOLDS]
+    one_fold = clean_s.copy()
+    one_fold[fold] = s[fold]
+    pockets = find_pockets(features, one_fold, clean_t, threshold=-0.05, seed=3)
     assert not [p for p in pockets if p.confirmed]
     both = find_pockets(features, s, t, threshold=-0.05, seed=3)
     assert [p.slice for p in both if p.confirmed] == ["source=plot & n_words<10"]
@@ -268,6 +269,14 @@ def test_findings_of_one_pocket_from_both_directions_merge_nested_ones_too():
     # the parent that is left; a finding is merged once at most
     assert merged == [same_a, narrow, other]
     assert _merge(feats, [same_a, parent]) == [same_a, parent]  # one direction: never merged
+    # a third direction: its finding of the same pocket joins the group of the other two
+    same_c = finding([plot, short], 0.005, 2)
+    assert _merge(feats, [same_a, same_b, same_c]) == [same_c]
+    # a finding of the third direction that contains both members of a group joins it (the
+    # smallest q stays); one nested in neither stays apart
+    wide_c, other_c = finding([plot], 0.003, 2), finding([review], 0.004, 2)
+    narrow_b = finding([plot, short, de], 0.002, 1)
+    assert _merge(feats, [same_a, narrow_b, other_c, wide_c]) == [narrow_b, other_c]
 
 
 def test_the_search_ranks_a_few_hundred_bad_rows_above_a_few_dozen_worse_ones():
