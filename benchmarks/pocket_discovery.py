@@ -184,13 +184,13 @@ def carving(data: dict, s: np.ndarray, true_delta: np.ndarray, margin: float, se
     sys.path.insert(0, str(ROOT))
     from scipy import stats
 
-    from harness.pockets import _encode, _gap, _mask, _Search
+    from harness.pockets import _encode, _gap, _mask, _Search, folds
 
     g, m = _gap(s, data["teacher"], threshold=-margin, bound="min", compare="teacher_delta")
     feats = [f for name, col in data["features"].items()
              if (f := _encode(name, np.asarray(col), min_support, 4)) is not None]
-    order = np.random.default_rng(seed).permutation(g.shape[0])
-    halves = (np.sort(order[: g.shape[0] // 2]), np.sort(order[g.shape[0] // 2:]))
+    fold_of = folds(g.shape[0], seed, 2)
+    halves = (np.flatnonzero(fold_of == 0), np.flatnonzero(fold_of == 1))
     searches = []
     for rows in halves:
         search = _Search(feats, g[rows], rows, m, 1)

@@ -268,12 +268,7 @@ def find_pockets(
     if not feats:
         return []
 
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(n_all)
-    bounds = [k * n_all // _FOLDS for k in range(_FOLDS + 1)]
-    fold_of = np.empty(n_all, dtype=np.intp)
-    for k in range(_FOLDS):
-        fold_of[order[bounds[k] : bounds[k + 1]]] = k
+    fold_of = folds(n_all, seed)
     discrete = binary and compare == "teacher_delta"
 
     findings: list[_Finding] = []
@@ -331,6 +326,16 @@ def find_pockets(
         pockets.append((not confirmed, worst_first, q, pocket))
     pockets.sort(key=lambda item: (item[0], item[1], item[2], item[3].slice))
     return [item[3] for item in pockets[:max_report]]
+
+
+def folds(n: int, seed: int, k: int = _FOLDS) -> np.ndarray:
+    """Per row, its fold of the seeded cross-fitting split (``k`` folds of n // k rows or one
+    more): row positions taken in a seeded permutation, cut into consecutive runs."""
+    order = np.random.default_rng(seed).permutation(n)
+    fold_of = np.empty(n, dtype=np.intp)
+    for j in range(k):
+        fold_of[order[j * n // k : (j + 1) * n // k]] = j
+    return fold_of
 
 
 def paired_p_value(g: np.ndarray, margin: float, *, discrete: bool) -> float:
@@ -642,13 +647,19 @@ def _score(st: np.ndarray, m: float) -> np.ndarray:
     return np.asarray((m * n - s1) / np.sqrt(spread))
 
 
-def _two_sample_z(n_a: float, s1_a: float, s2_a: float, n_b: float, s1_b: float, s2_b: float) -> float:
-    """How much lower mean(a) is than mean(b), in standard errors (Welch, from sums)."""
-    mean_a, mean_b = s1_a / n_a, s1_b / n_b
-    var = max(s2_a / n_a - mean_a**2, 0.0) / n_a + max(s2_b / n_b - mean_b**2, 0.0) / n_b
-    if var == 0.0:
-        return math.inf if mean_a < mean_b else -math.inf if mean_a > mean_b else 0.0
-    return (mean_b - mean_a) / math.sqrt(var)
+def _two_sample_z(n_a: Any, s1_a: Any, s2_a: Any, n_b: Any, s1_b: Any, s2_b: Any) -> Any:
+    """How much lower mean(a) is than mean(b), in standard errors (Welch, from sums).
+
+    Elementwise over arrays of sums; with no spread in either group the answer is +-inf (or 0
+    for equal means). Empty groups give NaN: callers leave them out.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean_a, mean_b = np.divide(s1_a, n_a), np.divide(s1_b, n_b)
+        var = (np.maximum(s2_a / n_a - mean_a**2, 0.0) / n_a
+               + np.maximum(s2_b / n_b - mean_b**2, 0.0) / n_b)
+        z = (mean_b - mean_a) / np.sqrt(var)
+    flat = np.where(mean_a < mean_b, np.inf, np.where(mean_a > mean_b, -np.inf, 0.0))
+    return np.where(var == 0.0, flat, z)
 
 
 class _Search:
@@ -754,18 +765,14 @@ class _Search:
 
     def _interaction(self, f: int, h: int, st: np.ndarray) -> np.ndarray:
         """Per level-2 conjunction of ``f`` and ``h``, how much lower its mean is than the rest
-        of each of its two predicates alone (the smaller two-sample z; -inf with < 2 rows)."""
+        of each of its two predicates alone (the smaller two-sample z; -inf with < 2 rows, and
+        with no spread in either -inf or, for equal means, 0: both below the beam's bar)."""
         out = np.full(st.shape[:2], np.inf)
         n_c, s1_c, s2_c = st[..., 0], st[..., 1], st[..., 2]
         for parent in (self.level1[f][:, None, :], self.level1[h][None, :, :]):
             n_r, s1_r, s2_r = parent[..., 0] - n_c, parent[..., 1] - s1_c, parent[..., 2] - s2_c
-            ok = (n_c >= 2) & (n_r >= 2)
-            n_c1, n_r1 = np.where(ok, n_c, 1.0), np.where(ok, n_r, 1.0)
-            m_c, m_r = s1_c / n_c1, s1_r / n_r1
-            var = (np.maximum(s2_c / n_c1 - m_c**2, 0.0) / n_c1
-                   + np.maximum(s2_r / n_r1 - m_r**2, 0.0) / n_r1)
-            z = np.where(ok & (var > 0), (m_r - m_c) / np.sqrt(np.where(var > 0, var, 1.0)), -np.inf)
-            out = np.minimum(out, z)
+            z = _two_sample_z(n_c, s1_c, s2_c, n_r, s1_r, s2_r)
+            out = np.minimum(out, np.where((n_c >= 2) & (n_r >= 2) & np.isfinite(z), z, -np.inf))
         return out
 
     def _hist_all(self, rows: np.ndarray) -> list[np.ndarray]:
@@ -893,7 +900,7 @@ class _Search:
         if a.size < 2 or b.size < 2:
             return False  # (nearly) the same rows: the one kept first has the shorter name
         z = _two_sample_z(a.size, a.sum(), (a * a).sum(), b.size, b.sum(), (b * b).sum())
-        return z >= _CHILD_Z
+        return bool(z >= _CHILD_Z)
 
     def _evident(self, mask: np.ndarray) -> bool:
         """Whether the rows of ``mask`` show a shortfall of their own (score above 1)."""
